@@ -1,0 +1,73 @@
+"""Shared pieces of every quantizer: the result dataclass, channel-first flattening, usage metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+
+@dataclass
+class QuantizerOutput:
+    """What every quantizer returns.
+
+    Attributes:
+        quantized: (B, C, *spatial) latents to feed the decoder (straight-through / rotated in training).
+        indices: (B, *spatial) int64 codes; (B, n_q, *spatial) for residual quantizers.
+        loss: scalar auxiliary loss (commitment + codebook / entropy terms), already weighted.
+        metrics: detached per-batch scalars (perplexity, usage fraction, ...), for logging.
+    """
+
+    quantized: Tensor
+    indices: Tensor
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+def to_vectors(x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """(B, C, *spatial) -> (B * prod(spatial), C), and the function that undoes it for any last dim."""
+    if x.dim() < 3:
+        raise ValueError(f"expected channel-first latents (B, C, *spatial) with 1-3 spatial dims, got {tuple(x.shape)}")
+    batch, spatial = x.shape[0], x.shape[2:]
+    flat = rearrange(x, "b c ... -> b ... c").reshape(-1, x.shape[1])
+
+    def restore(v: Tensor) -> Tensor:
+        # (N, D) -> (B, D, *spatial)   or   (N,) -> (B, *spatial)
+        if v.dim() == 1:
+            return v.reshape(batch, *spatial)
+        return rearrange(v.reshape(batch, *spatial, v.shape[-1]), "b ... d -> b d ...")
+
+    return flat, restore
+
+
+@torch.no_grad()
+def usage_metrics(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
+    """Perplexity and fraction of codes used by one batch of indices (any shape)."""
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
+    probs = counts / counts.sum().clamp_min(1.0)
+    entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum()
+    return {
+        "perplexity": entropy.exp(),
+        "usage": (counts > 0).float().mean(),
+    }
+
+
+class Quantizer(nn.Module):
+    """Base class: channel-first latents in, `QuantizerOutput` out; indices <-> latents both ways."""
+
+    codebook_size: int
+
+    def forward(self, x: Tensor) -> QuantizerOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """(B, C, *spatial) -> integer indices, without autograd and without training side effects."""
+        raise NotImplementedError
+
+    def decode(self, indices: Tensor) -> Tensor:
+        """Indices (as returned by `encode`) -> (B, C, *spatial) latents."""
+        raise NotImplementedError
