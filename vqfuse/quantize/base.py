@@ -44,15 +44,18 @@ def to_vectors(x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
 
 
 @torch.no_grad()
-def usage_metrics(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
-    """Perplexity and fraction of codes used by one batch of indices (any shape)."""
-    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
+def count_metrics(counts: Tensor) -> dict[str, Tensor]:
+    """Perplexity (exp of the entropy of code usage) and fraction of codes used, from (K,) counts."""
+    counts = counts.float()
     probs = counts / counts.sum().clamp_min(1.0)
     entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum()
-    return {
-        "perplexity": entropy.exp(),
-        "usage": (counts > 0).float().mean(),
-    }
+    return {"perplexity": entropy.exp(), "usage": (counts > 0).float().mean()}
+
+
+@torch.no_grad()
+def usage_metrics(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
+    """`count_metrics` of one batch of indices (any shape)."""
+    return count_metrics(torch.bincount(indices.reshape(-1), minlength=codebook_size))
 
 
 class Quantizer(nn.Module):

@@ -1,0 +1,340 @@
+"""Versioned, self-describing token files (``.vqf``).
+
+Layout (all integers little-endian)::
+
+    b"VQFT" | version: uint8 (=1) | header_len: uint32 | header: UTF-8 JSON (header_len bytes)
+          | payload: indices bit-packed at ``bits`` bits each, C order, LSB-first
+          | crc32: uint32 of every byte before it
+
+Header keys: ``model_id`` (str), ``modality`` (str), ``shape`` (indices shape, e.g. ``[n_q, T]`` or
+``[H, W]``), ``codebook_size`` (int, or one int per stage along dim 0), ``bits``
+(``ceil(log2(max codebook_size))``, at least 1) and ``meta`` (free JSON object).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vqfuse.errors import ModelMismatchError, PathLike, TokenFileError
+from vqfuse.io.atomic import atomic_write_bytes, read_input_bytes
+
+MAGIC = b"VQFT"
+FORMAT_VERSION = 1
+MAX_BITS = 63
+_PREFIX = struct.Struct("<4sBI")  # magic, version, header length
+_CRC = struct.Struct("<I")
+
+CodebookSize = Union[int, list[int]]
+
+
+# ----------------------------------------------------------------------------- bit packing
+
+
+def _unsigned_dtype(bits: int) -> np.dtype:
+    """Smallest little-endian unsigned dtype holding ``bits`` bits."""
+    for nbytes in (1, 2, 4, 8):
+        if bits <= 8 * nbytes:
+            return np.dtype(f"<u{nbytes}")
+    raise ValueError(f"bits must be at most 64, got {bits}")
+
+
+def _check_bits(bits: int) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be an int in [1, {MAX_BITS}], got {bits!r}")
+
+
+def packed_size(count: int, bits: int) -> int:
+    """Bytes needed for ``count`` values at ``bits`` bits each: ``ceil(count * bits / 8)``."""
+    return (count * bits + 7) // 8
+
+
+def pack_bits(values: np.ndarray, bits: int) -> bytes:
+    """Pack non-negative integers (flattened in C order) into ``bits`` bits each, LSB-first.
+
+    Value ``i`` occupies stream bits ``[i*bits, (i+1)*bits)``, least significant bit first; stream
+    bit ``j`` is bit ``j % 8`` of byte ``j // 8``. Padding bits in the last byte are zero.
+    """
+    _check_bits(bits)
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iub":
+        raise ValueError(f"can only pack integer values, got dtype {arr.dtype}")
+    flat = arr.reshape(-1).astype(np.int64, copy=False)
+    if flat.size and (flat.min() < 0 or flat.max() >= (1 << bits)):
+        raise ValueError(f"values must lie in [0, {1 << bits}) to pack at {bits} bits, "
+                         f"got min {flat.min()} max {flat.max()}")
+    dtype = _unsigned_dtype(bits)
+    as_bytes = flat.astype(dtype).view(np.uint8).reshape(flat.size, dtype.itemsize)
+    bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
+    return np.packbits(bit_matrix.reshape(-1), bitorder="little").tobytes()
+
+
+def unpack_bits(data: bytes | bytearray | memoryview | np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Inverse of :func:`pack_bits`: read ``count`` values of ``bits`` bits; returns int64 of shape (count,)."""
+    _check_bits(bits)
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if isinstance(data, np.ndarray):
+        buf = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    else:
+        buf = np.frombuffer(data, dtype=np.uint8)
+    need = packed_size(count, bits)
+    if buf.size < need:
+        raise ValueError(f"need {need} bytes for {count} values at {bits} bits, got {buf.size}")
+    dtype = _unsigned_dtype(bits)
+    bit_matrix = np.zeros((count, 8 * dtype.itemsize), dtype=np.uint8)
+    bit_matrix[:, :bits] = np.unpackbits(buf[:need], count=count * bits, bitorder="little").reshape(count, bits)
+    as_bytes = np.packbits(bit_matrix, axis=1, bitorder="little")
+    return as_bytes.view(dtype).reshape(count).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- token file
+
+
+@dataclass
+class TokenFile:
+    """Token indices plus what is needed to decode them.
+
+    Attributes:
+        indices: int64 codes, e.g. (H, W) for an image or (n_q, T) for residual audio tokens.
+            ``read_tokens`` returns a CPU ``torch.Tensor``; writing accepts a tensor or ndarray.
+        model_id: which tokenizer produced them (see :func:`check_model`).
+        modality: "image", "audio", "video", ...
+        codebook_size: K, or one K per stage (along dim 0 of ``indices``).
+        meta: free JSON-serialisable details (sample_rate, original length, image size, ...).
+    """
+
+    indices: Tensor | np.ndarray
+    model_id: str
+    modality: str
+    codebook_size: CodebookSize
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bits(self) -> int:
+        """Bits per index in the packed payload."""
+        return bits_for(self.codebook_size)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.indices.shape)
+
+
+def bits_for(codebook_size: CodebookSize) -> int:
+    """``ceil(log2(K))`` for the largest K, and at least 1."""
+    sizes = codebook_size if isinstance(codebook_size, (list, tuple)) else [codebook_size]
+    return max(1, (max(int(k) for k in sizes) - 1).bit_length())
+
+
+def _as_numpy(indices: Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(indices, Tensor):
+        return indices.detach().cpu().numpy()
+    return np.asarray(indices)
+
+
+def _check_codebook_size(codebook_size: Any, shape: tuple[int, ...]) -> list[int]:
+    """Validate K (int or per-stage list) and return it as one K per stage-row (or a single K)."""
+    if isinstance(codebook_size, (list, tuple)):
+        sizes = list(codebook_size)
+        if not shape or len(sizes) != shape[0]:
+            raise ValueError(f"a per-stage codebook_size needs one entry per row of dim 0; "
+                             f"got {len(sizes)} entries for indices of shape {list(shape)}")
+    else:
+        sizes = [codebook_size]
+    for k in sizes:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"codebook_size must be a positive int (or a list of them), got {codebook_size!r}")
+        if k > 1 << MAX_BITS:
+            raise ValueError(f"codebook_size {k} exceeds 2**{MAX_BITS}")
+    return [int(k) for k in sizes]
+
+
+def _out_of_range(codes: np.ndarray, sizes: list[int]) -> str | None:
+    """Describe the first index outside [0, K) (per stage when ``sizes`` has several), or None."""
+    if codes.size == 0:
+        return None
+    limits = np.asarray(sizes, dtype=np.int64).reshape((-1,) + (1,) * (codes.ndim - 1))
+    bad = (codes < 0) | (codes >= limits)
+    if not bad.any():
+        return None
+    pos = tuple(int(i) for i in np.argwhere(bad)[0])
+    k = sizes[pos[0]] if len(sizes) > 1 else sizes[0]
+    return f"index {int(codes[pos])} at position {list(pos)} is outside [0, {k})"
+
+
+def _encode_header(tf: TokenFile, shape: tuple[int, ...], sizes: list[int]) -> bytes:
+    for name in ("model_id", "modality"):
+        if not isinstance(getattr(tf, name), str):
+            raise ValueError(f"{name} must be a str, got {getattr(tf, name)!r}")
+    if not isinstance(tf.meta, dict):
+        raise ValueError(f"meta must be a dict, got {type(tf.meta).__name__}")
+    header = {
+        "model_id": tf.model_id,
+        "modality": tf.modality,
+        "shape": list(shape),
+        "codebook_size": sizes if isinstance(tf.codebook_size, (list, tuple)) else sizes[0],
+        "bits": bits_for(sizes),
+        "meta": tf.meta,
+    }
+    try:
+        text = json.dumps(header, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"token file meta must be plain JSON (no NaN/Infinity): {exc}") from None
+    return text.encode("utf-8")
+
+
+def encode_tokens(tf: TokenFile) -> bytes:
+    """Serialise a :class:`TokenFile` to ``.vqf`` bytes; ValueError on invalid content."""
+    codes = _as_numpy(tf.indices)
+    if codes.dtype.kind not in "iu":
+        raise ValueError(f"indices must be integers, got dtype {codes.dtype}")
+    codes = codes.astype(np.int64, copy=False)
+    shape = tuple(int(d) for d in codes.shape)
+    sizes = _check_codebook_size(tf.codebook_size, shape)
+    problem = _out_of_range(codes, sizes)
+    if problem:
+        raise ValueError(f"cannot write tokens: {problem}")
+    header = _encode_header(tf, shape, sizes)
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + pack_bits(codes, bits_for(sizes))
+    return body + _CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def write_tokens(path: PathLike, tf: TokenFile) -> None:
+    """Atomically write ``tf`` to ``path`` (``.vqf``); ValueError on invalid content, file untouched."""
+    atomic_write_bytes(path, encode_tokens(tf))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _crc_ok(data: bytes) -> bool:
+    return (zlib.crc32(data[:-4]) & 0xFFFFFFFF) == _CRC.unpack_from(data, len(data) - 4)[0]
+
+
+def _check_prefix(path: PathLike, data: bytes) -> int:
+    """Validate magic and version; return the header length."""
+    if not data:
+        raise TokenFileError(path, "empty file, not a vqfuse token file")
+    if not data.startswith(MAGIC[: len(data)]) or (len(data) >= 4 and data[:4] != MAGIC):
+        raise TokenFileError(path, "not a vqfuse token file (bad magic bytes)")
+    if len(data) < _PREFIX.size:
+        raise TokenFileError(path, f"truncated ({len(data)} bytes, shorter than the fixed header)")
+    _, version, header_len = _PREFIX.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise TokenFileError(path, f"unsupported token file version {version} (this vqfuse reads version {FORMAT_VERSION})")
+    if len(data) < _PREFIX.size + header_len + _CRC.size:
+        raise TokenFileError(path, f"truncated ({len(data)} bytes, header alone needs {_PREFIX.size + header_len + _CRC.size})")
+    return header_len
+
+
+def _is_int(x: Any, minimum: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= minimum
+
+
+def _header_problem(header: Any) -> str | None:
+    """Why a parsed header is unusable, or None."""
+    if not isinstance(header, dict):
+        return "header is not a JSON object"
+    for key, kind in (("model_id", str), ("modality", str), ("meta", dict)):
+        if not isinstance(header.get(key), kind):
+            return f"header field {key!r} missing or not a {kind.__name__}"
+    shape = header.get("shape")
+    if not isinstance(shape, list) or not all(_is_int(d, 0) for d in shape):
+        return "header field 'shape' missing or not a list of non-negative ints"
+    try:
+        sizes = _check_codebook_size(header.get("codebook_size"), tuple(shape))
+    except ValueError as exc:
+        return f"bad header field 'codebook_size': {exc}"
+    bits = header.get("bits")
+    if not _is_int(bits, bits_for(sizes)) or bits > MAX_BITS:
+        return f"header field 'bits' is {bits!r}, expected an int in [{bits_for(sizes)}, {MAX_BITS}] for codebook_size"
+    return None
+
+
+def _parse_header(path: PathLike, data: bytes, header_len: int) -> dict[str, Any]:
+    raw = data[_PREFIX.size : _PREFIX.size + header_len]
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        problem = "bad header: not UTF-8"
+    except json.JSONDecodeError as exc:
+        problem = f"bad JSON header at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    except RecursionError:
+        problem = "bad JSON header: nested too deeply"
+    else:
+        problem = _header_problem(header)
+    if problem is None:
+        return header
+    if not _crc_ok(data):
+        raise TokenFileError(path, "corrupt (CRC mismatch)")
+    raise TokenFileError(path, problem)
+
+
+def _check_payload(path: PathLike, data: bytes, header_len: int, header: dict[str, Any]) -> bytes:
+    count = math.prod(header["shape"])
+    expected = packed_size(count, header["bits"])
+    payload = data[_PREFIX.size + header_len : -_CRC.size]
+    crc_ok = _crc_ok(data)
+    if len(payload) < expected and not crc_ok:
+        raise TokenFileError(path, f"truncated (payload has {len(payload)} of {expected} bytes)")
+    if not crc_ok:
+        raise TokenFileError(path, "corrupt (CRC mismatch)")
+    if len(payload) != expected:
+        raise TokenFileError(path, f"payload is {len(payload)} bytes but shape {header['shape']} at "
+                                   f"{header['bits']} bits needs {expected}")
+    return payload
+
+
+def decode_tokens(data: bytes, path: PathLike = "<bytes>") -> TokenFile:
+    """Parse ``.vqf`` bytes; every problem is a TokenFileError naming ``path``."""
+    header_len = _check_prefix(path, data)
+    header = _parse_header(path, data, header_len)
+    payload = _check_payload(path, data, header_len, header)
+    shape = tuple(header["shape"])
+    codes = unpack_bits(payload, header["bits"], math.prod(shape)).reshape(shape)
+    sizes = _check_codebook_size(header["codebook_size"], shape)
+    problem = _out_of_range(codes, sizes)
+    if problem:
+        raise TokenFileError(path, problem)
+    return TokenFile(
+        indices=torch.from_numpy(codes),
+        model_id=header["model_id"],
+        modality=header["modality"],
+        codebook_size=header["codebook_size"],
+        meta=header["meta"],
+    )
+
+
+def read_tokens(path: PathLike) -> TokenFile:
+    """Read a ``.vqf`` file; indices come back as a CPU int64 tensor."""
+    return decode_tokens(read_input_bytes(path, TokenFileError), path)
+
+
+def check_model(tf: TokenFile, model_id: str, path: PathLike) -> None:
+    """Raise ModelMismatchError unless ``tf`` was encoded by ``model_id``."""
+    if tf.model_id != model_id:
+        raise ModelMismatchError(f"{path} was encoded by model {tf.model_id}, not {model_id}")
+
+
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "TokenFile",
+    "bits_for",
+    "packed_size",
+    "pack_bits",
+    "unpack_bits",
+    "encode_tokens",
+    "decode_tokens",
+    "write_tokens",
+    "read_tokens",
+    "check_model",
+]
