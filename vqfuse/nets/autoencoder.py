@@ -1,0 +1,224 @@
+"""One convolutional encoder/decoder pair for 1D, 2D and 3D signals (VQ-GAN layout).
+
+Encoder: conv_in -> per level [ResBlock x blocks_per_level, Downsample] -> mid [Res, (Attn), Res]
+         -> Norm, SiLU, conv_out(latent_dim).
+Decoder: the mirror image, ending in `conv_out`, whose weight (`last_layer_weight`) the VQ-GAN adaptive
+         loss weight differentiates against.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .blocks import PAD_MODES, UPSAMPLE_MODES, AttnBlock, Downsample, Norm, PaddedConv, ResBlock, Upsample, to_tuple
+
+Stride = int | tuple[int, ...]
+
+
+def _tupled(value: Any) -> Any:
+    """JSON lists -> tuples, recursively (config fields are tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tupled(v) for v in value)
+    return value
+
+
+@dataclass
+class AutoencoderConfig:
+    """Shape of an Encoder/Decoder pair.
+
+    Args:
+        dims: spatial axes: 1 audio (B, C, T), 2 images (B, C, H, W), 3 video (B, C, T, H, W).
+        in_channels: channels of the signal (3 for RGB, 1 for mono audio).
+        channels: width of the full-rate level; keep it small (e.g. 16) for audio, where it dominates cost.
+        channel_mults: width multiplier per level; the number of levels.
+        blocks_per_level: ResBlocks per level.
+        strides: downsampling factor between consecutive levels (len(channel_mults) - 1 entries), each one
+            int or one int per axis, e.g. (1, 2, 2) for space-only video downsampling. Default 2 each.
+        latent_dim: channels of the latent the quantizer sees.
+        attention: self-attention in the middle (lowest resolution) block.
+        attention_heads: heads of that attention.
+        norm_groups: GroupNorm groups, clamped to divide each width.
+        causal: causal along the first spatial axis (time) for streaming audio / causal video.
+        dropout: dropout inside ResBlocks.
+        upsample: "nearest" (interpolate + conv) or "transpose" (transposed conv) in the decoder.
+        pad_mode: "zeros" or "replicate" padding of convs.
+    """
+
+    dims: int = 2
+    in_channels: int = 3
+    channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    blocks_per_level: int = 1
+    strides: tuple[Stride, ...] | None = None
+    latent_dim: int = 64
+    attention: bool = False
+    attention_heads: int = 1
+    norm_groups: int = 32
+    causal: bool = False
+    dropout: float = 0.0
+    upsample: str = "nearest"
+    pad_mode: str = "zeros"
+
+    def __post_init__(self) -> None:
+        self.channel_mults = _tupled(self.channel_mults)
+        self.strides = _tupled(self.strides)
+        if self.dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {self.dims}")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults}")
+        if self.blocks_per_level < 1:
+            raise ValueError(f"blocks_per_level must be >= 1, got {self.blocks_per_level}")
+        if self.strides is not None and len(self.strides) != len(self.channel_mults) - 1:
+            raise ValueError(
+                f"strides needs len(channel_mults) - 1 = {len(self.channel_mults) - 1} entries "
+                f"(one per downsampling step), got {self.strides}"
+            )
+        if any(s < 1 for level in self.level_strides for s in level):
+            raise ValueError(f"strides must be >= 1, got {self.strides}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {self.pad_mode!r}")
+        if self.attention and (self.channels * self.channel_mults[-1]) % self.attention_heads:
+            raise ValueError("the lowest-resolution width must be divisible by attention_heads")
+
+    @property
+    def level_strides(self) -> tuple[tuple[int, ...], ...]:
+        """Per downsampling step, the stride of each spatial axis."""
+        strides = self.strides if self.strides is not None else (2,) * (len(self.channel_mults) - 1)
+        return tuple(to_tuple(s, self.dims, "stride") for s in strides)
+
+    @property
+    def downsample_factors(self) -> tuple[int, ...]:
+        """Total downsampling of each spatial axis."""
+        return tuple(math.prod(axis) for axis in zip(*self.level_strides)) or (1,) * self.dims
+
+    @property
+    def downsample_factor(self) -> int:
+        """Total downsampling per axis (product of strides), when every axis is downsampled alike."""
+        factors = set(self.downsample_factors)
+        if len(factors) != 1:
+            raise ValueError(
+                f"axes are downsampled differently {self.downsample_factors}: use downsample_factors"
+            )
+        return factors.pop()
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Channel width of each level."""
+        return tuple(self.channels * m for m in self.channel_mults)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (tuples become lists)."""
+        return asdict(self) | {
+            "channel_mults": list(self.channel_mults),
+            "strides": None if self.strides is None else [s if isinstance(s, int) else list(s) for s in self.strides],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AutoencoderConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown AutoencoderConfig keys {sorted(unknown)}; known keys: {sorted(known)}")
+        return cls(**data)
+
+
+def _mid_block(cfg: AutoencoderConfig, width: int) -> nn.Sequential:
+    """ResBlock, optional attention, ResBlock at the lowest resolution."""
+    res = dict(norm_groups=cfg.norm_groups, dropout=cfg.dropout, causal=cfg.causal, pad_mode=cfg.pad_mode)
+    layers: list[nn.Module] = [ResBlock(cfg.dims, width, width, **res)]
+    if cfg.attention:
+        layers.append(AttnBlock(cfg.dims, width, cfg.attention_heads, cfg.norm_groups, cfg.causal))
+    layers.append(ResBlock(cfg.dims, width, width, **res))
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """(B, in_channels, *spatial) -> (B, latent_dim, *spatial / downsample_factors)."""
+
+    def __init__(self, cfg: AutoencoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, widths = cfg.dims, cfg.widths
+        res = dict(norm_groups=cfg.norm_groups, dropout=cfg.dropout, causal=cfg.causal, pad_mode=cfg.pad_mode)
+        self.conv_in = PaddedConv(d, cfg.in_channels, widths[0], 3, causal=cfg.causal, pad_mode=cfg.pad_mode)
+        self.levels = nn.ModuleList()
+        width = widths[0]
+        for i, out_width in enumerate(widths):
+            level = nn.Sequential()
+            for _ in range(cfg.blocks_per_level):
+                level.append(ResBlock(d, width, out_width, **res))
+                width = out_width
+            if i < len(widths) - 1:
+                level.append(Downsample(d, width, stride=cfg.level_strides[i], causal=cfg.causal, pad_mode=cfg.pad_mode))
+            self.levels.append(level)
+        self.mid = _mid_block(cfg, width)
+        self.norm_out = Norm(d, width, cfg.norm_groups, cfg.causal)
+        self.conv_out = PaddedConv(d, width, cfg.latent_dim, 3, causal=cfg.causal, pad_mode=cfg.pad_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # x: (B, in_channels, *spatial)
+        spatial, factors = tuple(x.shape[2:]), self.cfg.downsample_factors
+        if x.dim() != self.cfg.dims + 2 or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(
+                f"expected (B, {self.cfg.in_channels}, <{self.cfg.dims} spatial axes>), got {tuple(x.shape)}"
+            )
+        if any(n % f for n, f in zip(spatial, factors)):
+            raise ValueError(
+                f"spatial size {spatial} must be divisible by the downsampling factors {factors}: "
+                "crop or pad the input first"
+            )
+        h = self.conv_in(x)  # (B, widths[0], *spatial)
+        for level in self.levels:
+            h = level(h)
+        h = self.mid(h)  # (B, widths[-1], *spatial / factors)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, latent_dim, *spatial / factors)
+
+
+class Decoder(nn.Module):
+    """(B, latent_dim, *latent_spatial) -> (B, in_channels, *latent_spatial * downsample_factors)."""
+
+    def __init__(self, cfg: AutoencoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, widths = cfg.dims, cfg.widths
+        res = dict(norm_groups=cfg.norm_groups, dropout=cfg.dropout, causal=cfg.causal, pad_mode=cfg.pad_mode)
+        width = widths[-1]
+        self.conv_in = PaddedConv(d, cfg.latent_dim, width, 3, causal=cfg.causal, pad_mode=cfg.pad_mode)
+        self.mid = _mid_block(cfg, width)
+        self.levels = nn.ModuleList()
+        for i in reversed(range(len(widths))):
+            level = nn.Sequential()
+            for _ in range(cfg.blocks_per_level):
+                level.append(ResBlock(d, width, widths[i], **res))
+                width = widths[i]
+            if i > 0:
+                level.append(
+                    Upsample(d, width, stride=cfg.level_strides[i - 1], mode=cfg.upsample, causal=cfg.causal,
+                             pad_mode=cfg.pad_mode)
+                )
+            self.levels.append(level)
+        self.norm_out = Norm(d, width, cfg.norm_groups, cfg.causal)
+        self.conv_out = PaddedConv(d, width, cfg.in_channels, 3, causal=cfg.causal, pad_mode=cfg.pad_mode)
+
+    @property
+    def last_layer_weight(self) -> Tensor:
+        """Weight of the final conv (the VQ-GAN adaptive weight uses gradient norms w.r.t. it)."""
+        return self.conv_out.weight
+
+    def forward(self, z: Tensor) -> Tensor:
+        # z: (B, latent_dim, *latent_spatial)
+        if z.dim() != self.cfg.dims + 2 or z.shape[1] != self.cfg.latent_dim:
+            raise ValueError(
+                f"expected (B, {self.cfg.latent_dim}, <{self.cfg.dims} spatial axes>), got {tuple(z.shape)}"
+            )
+        h = self.mid(self.conv_in(z))  # (B, widths[-1], *latent_spatial)
+        for level in self.levels:
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, in_channels, *latent_spatial * factors)
