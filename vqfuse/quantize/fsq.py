@@ -59,6 +59,10 @@ class FSQ(Quantizer):
         shifted = (torch.round(grid) + self.levels // 2).long()  # (N, d) in [0, L)
         return (shifted * self.basis).sum(-1)
 
+    def codes_to_indices(self, codes: Tensor) -> Tensor:
+        """codes (..., d) on the grid in [-1, 1] -> indices (...)."""
+        return self._grid_to_indices(codes * (self.levels // 2))
+
     def indices_to_codes(self, indices: Tensor) -> Tensor:
         """indices (...) -> codes (..., d) in [-1, 1]; the exact inverse of the forward's index map."""
         digits = (indices.unsqueeze(-1) // self.basis) % self.levels.long()

@@ -53,11 +53,12 @@ class LFQ(Quantizer):
         self.project_out = nn.Linear(bits, self.dim) if factorised else nn.Identity()
 
     def indices_to_codes(self, indices: Tensor) -> Tensor:
-        """indices (...) -> codes (..., bits) of +-1; the exact inverse of `_codes_to_indices`."""
+        """indices (...) -> codes (..., bits) of +-1; the exact inverse of `codes_to_indices`."""
         bits = (indices.unsqueeze(-1) // self.powers) % 2
         return bits.float() * 2 - 1
 
-    def _codes_to_indices(self, codes: Tensor) -> Tensor:
+    def codes_to_indices(self, codes: Tensor) -> Tensor:
+        """codes (..., bits) of +-1 -> indices (...)."""
         return ((codes > 0).long() * self.powers).sum(-1)
 
     def _entropy_loss(self, z: Tensor) -> Tensor:
@@ -73,7 +74,7 @@ class LFQ(Quantizer):
             flat, restore = to_vectors(x.float())  # (N, C)
             z = self.project_in(flat)  # (N, bits)
             codes = torch.where(z > 0, 1.0, -1.0)
-            indices = self._codes_to_indices(codes)
+            indices = self.codes_to_indices(codes)
             loss = self.beta * F.mse_loss(z, codes)
             if self.training and self.entropy_weight > 0:
                 loss = loss + self.entropy_weight * self._entropy_loss(z)
@@ -84,7 +85,7 @@ class LFQ(Quantizer):
     def encode(self, x: Tensor) -> Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
             flat, restore = to_vectors(x.float())
-            return restore(self._codes_to_indices(self.project_in(flat)))
+            return restore(self.codes_to_indices(self.project_in(flat)))
 
     def decode(self, indices: Tensor) -> Tensor:
         return torch.movedim(self.project_out(self.indices_to_codes(indices)), -1, 1)

@@ -66,22 +66,25 @@ def nearest_code(
 def kmeans(z: Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means on (N, D) vectors; returns (centroids (k, D), counts (k,)).
 
-    Initialises from random rows (with replacement and a little noise when N < k); an empty cluster
-    keeps its previous centroid.
+    Initialises from random rows (with replacement and a little noise when N < k); an empty cluster is
+    re-seeded on a row drawn with probability proportional to its squared error.
     """
     n, d = z.shape
     if n >= k:
-        perm = torch.randperm(n, generator=generator, device="cpu")[:k].to(z.device)
-        centroids = z[perm].clone()
+        centroids = z[torch.randperm(n, generator=generator)[:k].to(z.device)].clone()
     else:
         pick = torch.randint(0, n, (k,), generator=generator, device="cpu").to(z.device)
         noise = torch.randn(k, d, generator=generator, device="cpu").to(z.device)
         centroids = z[pick] + 0.01 * z.std() * noise
     counts = torch.zeros(k, device=z.device, dtype=z.dtype)
     for _ in range(iters):
-        idx, _ = nearest_code(z, centroids)
+        idx, err = nearest_code(z, centroids, return_distance=True)
         counts = torch.bincount(idx, minlength=k).to(z.dtype)
         sums = torch.zeros_like(centroids).index_add_(0, idx, z)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
+        empty = int((~filled).sum())
+        if empty and bool(err.sum() > 0):  # re-seed empty clusters where the fit is worst
+            centroids[~filled] = z[torch.multinomial(err, empty, replacement=empty > n, generator=generator)]
     return centroids, counts
+
