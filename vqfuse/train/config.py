@@ -1,0 +1,156 @@
+"""Run configuration: YAML presets under configs/ plus `key=value` overrides from the command line.
+
+A preset is a nested mapping; overrides use dotted paths (`train.lr=1e-4`, `model.quantizer.codebook_size=512`)
+and a few shortcuts every preset accepts: `steps=N` (train.steps), `out=DIR`, `batch_size=N`, `data=SPEC`
+(data.train), `seed=N`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vqfuse.errors import ConfigError, InputFileError
+
+SHORTCUTS = {
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "seed": "train.seed",
+    "data": "data.train",
+    "out": "out",
+}
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-4
+    disc_lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
+    warmup_steps: int = 100  # linear LR warm-up, then cosine to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    ema_decay: float | None = 0.999  # EMA of generator weights (None: off)
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (accelerate)
+    seed: int = 0
+    log_every: int = 20
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    eval_every: int = 0  # 0: only at the end
+    num_workers: int = 0
+    compile: bool = False
+
+
+@dataclass
+class LossConfig:
+    reconstruction: str = "l1"  # "l1" | "l2" | "l1+l2"
+    reconstruction_weight: float = 1.0
+    quantizer_weight: float = 1.0
+    # VQ-GAN (all off when gan_weight == 0)
+    gan_weight: float = 0.0
+    gan_kind: str = "hinge"  # "hinge" | "non_saturating"
+    disc_start: int = 500  # discriminator trains from this step ...
+    gan_start: int = 1000  # ... its loss reaches the generator from this step (>= disc_start) ...
+    gan_warmup: int = 500  # ... ramping linearly over this many steps
+    adaptive_weight: bool = True
+    adaptive_max: float = 1e4
+    feature_matching_weight: float = 0.0
+    r1_weight: float = 0.0
+    lecam_weight: float = 0.0
+    discriminator: dict[str, Any] = field(default_factory=lambda: {"kind": "patch", "channels": 64, "n_layers": 3})
+    perceptual_weight: float = 0.0
+    perceptual_weights_path: str | None = None  # LPIPS weights from a local file; never downloaded
+    # audio only
+    stft_weight: float = 0.0
+    mel_weight: float = 0.0
+
+
+@dataclass
+class RunConfig:
+    """Everything one `vqfuse train` needs."""
+
+    name: str = "run"
+    task: str = "tokenizer"
+    modality: str = "image"
+    data: dict[str, Any] = field(default_factory=lambda: {"train": "emoji", "size": 32})
+    model: dict[str, Any] = field(default_factory=dict)  # {"autoencoder": {...}, "quantizer": {...}, "meta": {...}}
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out: str = "runs/run"
+    source: str = ""  # the preset file it came from
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        raw = copy.deepcopy(raw)
+        try:
+            loss = LossConfig(**raw.pop("loss", {}) or {})
+            train = TrainConfig(**raw.pop("train", {}) or {})
+            if isinstance(train.betas, list):
+                train.betas = tuple(train.betas)
+            return cls(loss=loss, train=train, **raw)
+        except TypeError as exc:
+            raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def parse_value(text: str) -> Any:
+    """`key=value` values are YAML scalars/lists: 1e-4 -> float, true -> bool, [1,2] -> list."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        path = SHORTCUTS.get(key, key).split(".")
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[path[-1]] = parse_value(value)
+    return raw
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    """A YAML path, or a preset name such as `image-emoji32` looked up in configs/."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for candidate in (CONFIG_DIR / name_or_path, CONFIG_DIR / f"{name_or_path}.yaml"):
+        if candidate.is_file():
+            return candidate
+    presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
+    raise InputFileError(name_or_path, f"no such config file or preset (presets: {presets})")
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:
+    path = resolve_preset(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputFileError(path, f"invalid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise InputFileError(path, "a config must be a YAML mapping")
+    raw.setdefault("name", path.stem)
+    raw.setdefault("out", f"runs/{path.stem}")
+    config = RunConfig.from_dict(apply_overrides(raw, overrides or []))
+    config.source = str(path)
+    return config
