@@ -107,6 +107,11 @@ class RunConfig:
 
 def parse_value(text: str) -> Any:
     """`key=value` values are YAML scalars/lists: 1e-4 -> float, true -> bool, [1,2] -> list."""
+    for number in (int, float):  # YAML 1.1 reads "1e-4" as a string
+        try:
+            return number(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
