@@ -1,0 +1,65 @@
+"""Images: RGB (3, H, W) in [-1, 1]; PNG/JPEG/... files; sample grids; PSNR/SSIM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from vqfuse.data.images import OPENMOJI_ATTRIBUTION, load_image_file, save_image_file
+from vqfuse.data.registry import image_dataset
+from vqfuse.metrics.image import psnr, ssim
+from vqfuse.modalities.base import Modality, register_modality
+
+
+def image_grid(rows: list[Tensor], pad: int = 2) -> Tensor:
+    """rows of (B, 3, H, W) -> one (3, H', W') grid: each input row above its reconstruction row."""
+    batch = rows[0].shape[0]
+    tiles = torch.stack(rows, dim=0)  # (R, B, 3, H, W)
+    tiles = F.pad(tiles, (pad, pad, pad, pad), value=1.0)
+    r, b, c, h, w = tiles.shape
+    return tiles.permute(2, 0, 3, 1, 4).reshape(c, r * h, b * w)
+
+
+class ImageModality(Modality):
+    name = "image"
+    dims = 2
+    extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+    def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
+        return image_dataset(spec, size=int(data.get("size", 32)), split=split)
+
+    def meta(self, data: dict[str, Any]) -> dict[str, Any]:
+        meta = {"image_size": int(data.get("size", 32)), "dataset": data.get("train", "")}
+        if str(data.get("train", "")).startswith("emoji"):
+            meta["attribution"] = OPENMOJI_ATTRIBUTION
+        return meta
+
+    def load_file(self, path: Path, meta: dict[str, Any]) -> Tensor:
+        return load_image_file(path)
+
+    def save_file(self, x: Tensor, path: Path, meta: dict[str, Any]) -> None:
+        save_image_file(x, path)
+
+    def save_samples(self, inputs: Tensor, outputs: Tensor, path: Path, meta: dict[str, Any]) -> list[Path]:
+        """PNG grid: pairs of rows (inputs above reconstructions), 8 per row."""
+        n = min(inputs.shape[0], 32)
+        per_row = min(8, n)
+        rows = []
+        for start in range(0, n - n % per_row or n, per_row):
+            rows += [inputs[start : start + per_row], outputs[start : start + per_row]]
+        grid = image_grid([r.clamp(-1, 1).float().cpu() for r in rows])
+        path = Path(path).with_suffix(".png")
+        save_image_file(grid, path)
+        return [path]
+
+    def metrics(self, outputs: Tensor, inputs: Tensor, meta: dict[str, Any]) -> dict[str, float]:
+        outputs = outputs.clamp(-1, 1).float()
+        return {"psnr": float(psnr(outputs, inputs.float())), "ssim": float(ssim(outputs, inputs.float()))}
+
+
+register_modality(ImageModality())
