@@ -1,0 +1,251 @@
+"""The `vqfuse` command line, run in-process through `main([...])` and once as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_codec import fake_evaluation_module, make_model, pixels, write_png
+from vqfuse.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and tests then do not fight other work for cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli") / "run"
+    make_model(d / "model")  # a run directory holding model/
+    return d
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(err: str) -> str:
+    """The last stderr line, which must be the one `error: ...` line (no traceback)."""
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def evaluation(monkeypatch) -> None:
+    """The real vqfuse.train.evaluation when it exists, otherwise a stand-in."""
+    try:
+        import vqfuse.train.evaluation  # noqa: F401
+    except ImportError:
+        monkeypatch.setitem(sys.modules, "vqfuse.train.evaluation", fake_evaluation_module())
+
+
+@pytest.fixture
+def fast_evaluation(monkeypatch) -> None:
+    """A stand-in that looks at one batch only (the demo test is about orchestration, not metrics)."""
+    monkeypatch.setitem(sys.modules, "vqfuse.train.evaluation", fake_evaluation_module())
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch) -> list:
+    """Replace vqfuse.train.trainer.train with one that writes what the real one leaves in config.out:
+    model/ (a tiny untrained model), samples/final.png, metrics.md and metrics.json."""
+    calls: list = []
+    mod = types.ModuleType("vqfuse.train.trainer")
+
+    def train(config, resume: bool = False, progress: bool = True) -> Path:
+        calls.append((config, resume, progress))
+        run_dir = Path(config.out)
+        make_model(run_dir / "model")
+        write_png(run_dir / "samples" / "final.png", 8, 8)
+        (run_dir / "metrics.md").write_text("| metric | value |\n|---|---|\n| psnr | 12.5 |\n")
+        (run_dir / "metrics.json").write_text(json.dumps({"heldout": {"psnr": 12.5}}))
+        return run_dir
+
+    mod.train = train
+    monkeypatch.setitem(sys.modules, "vqfuse.train.trainer", mod)
+    return calls
+
+
+def test_encode_decode_round_trip_equals_reconstruct(model_dir, tmp_path, capsys):
+    src = write_png(tmp_path / "odd.png", 37, 23)
+    code, out, err = run(capsys, "encode", model_dir, src, tmp_path / "odd.png.vqf")
+    assert code == 0, err
+    assert out.startswith("encoded 1 file: 228 tokens, ") and "bits/pixel" in out and out.count("\n") == 1
+    code, out, err = run(capsys, "decode", model_dir, tmp_path / "odd.png.vqf", tmp_path / "dec.png")
+    assert code == 0 and out.startswith("decoded 1 file: 228 tokens"), err
+    code, out, err = run(capsys, "reconstruct", model_dir, src, tmp_path / "rec.png")
+    assert code == 0 and out.startswith("reconstructed 1 file"), err
+    assert pixels(tmp_path / "dec.png").shape == (23, 37, 3)
+    np.testing.assert_array_equal(pixels(tmp_path / "dec.png"), pixels(tmp_path / "rec.png"))
+
+
+def test_directory_recursion_and_a_corrupt_file(model_dir, tmp_path, capsys):
+    src = tmp_path / "in"
+    write_png(src / "a.png", 16, 16)
+    write_png(src / "x" / "y" / "b.png", 12, 20)
+    (src / "x" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    code, out, err = run(capsys, "encode", model_dir, src, tmp_path / "tok")
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in err
+    assert lines[0].startswith(f"error: {src / 'x' / 'broken.jpg'}: ") and "image" in lines[0]
+    assert lines[1] == "error: 1 of 3 files failed"
+    assert out.startswith("encoded 2 files: ") and out.strip().endswith("; 1 failed")
+    assert sorted(p.relative_to(tmp_path / "tok").as_posix() for p in (tmp_path / "tok").rglob("*.vqf")) == [
+        "a.png.vqf",
+        "x/y/b.png.vqf",
+    ]
+    code, out, err = run(capsys, "decode", model_dir, tmp_path / "tok", tmp_path / "dec")
+    assert code == 0, err
+    assert pixels(tmp_path / "dec" / "x" / "y" / "b.png").shape == (20, 12, 3)
+    code, out, err = run(capsys, "reconstruct", model_dir, src, tmp_path / "rec")
+    assert code == 1 and (tmp_path / "rec" / "x" / "y" / "b.png").is_file()
+    np.testing.assert_array_equal(pixels(tmp_path / "rec" / "a.png"), pixels(tmp_path / "dec" / "a.png"))
+
+
+def test_token_file_errors(model_dir, tmp_path, capsys):
+    write_png(tmp_path / "a.png", 8, 8)
+    other = make_model(tmp_path / "other", seed=3)
+    assert run(capsys, "encode", tmp_path / "other", tmp_path / "a.png", tmp_path / "a.vqf")[0] == 0
+    code, _, err = run(capsys, "decode", model_dir, tmp_path / "a.vqf", tmp_path / "out.png")
+    model_id = json.loads((model_dir / "model" / "config.json").read_text())["model_id"]
+    assert code == 1
+    assert error_line(err) == f"error: {tmp_path / 'a.vqf'} was encoded by model {other.model_id}, not {model_id}"
+    data = (tmp_path / "a.vqf").read_bytes()
+    (tmp_path / "cut.vqf").write_bytes(data[:20])
+    code, _, err = run(capsys, "decode", model_dir, tmp_path / "cut.vqf", tmp_path / "out.png")
+    assert code == 1 and error_line(err).startswith(f"error: {tmp_path / 'cut.vqf'}: truncated")
+    (tmp_path / "junk.vqf").write_bytes(b"\x00" * 50)
+    code, _, err = run(capsys, "decode", model_dir, tmp_path / "junk.vqf", tmp_path / "out.png")
+    assert code == 1 and error_line(err) == f"error: {tmp_path / 'junk.vqf'}: not a vqfuse token file (bad magic bytes)"
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_input_errors(model_dir, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "encode", model_dir, tmp_path / "empty", tmp_path / "out")
+    assert code == 1 and error_line(err).startswith(f"error: {tmp_path / 'empty'}: no image files (")
+    code, _, err = run(capsys, "reconstruct", model_dir, tmp_path / "missing.png", tmp_path / "o.png")
+    assert code == 1 and error_line(err) == f"error: {tmp_path / 'missing.png'}: does not exist"
+    code, _, err = run(capsys, "info", tmp_path / "nomodel")
+    assert code == 1 and error_line(err) == f"error: {tmp_path / 'nomodel'}: model directory does not exist"
+    code, _, err = run(capsys, "--debug", "info", tmp_path / "nomodel")
+    assert code == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
+    code, _, err = run(capsys, "encode", model_dir)
+    assert code == 2 and "Missing argument" in err
+
+
+def test_info(model_dir, capsys):
+    code, out, _ = run(capsys, "info", model_dir)
+    assert code == 0
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith((" ", "{", "}")))
+    model_id = json.loads((model_dir / "model" / "config.json").read_text())["model_id"]
+    assert fields["model id"].strip() == model_id
+    assert fields["quantizer"].strip() == "vq, codebook size 32"
+    assert fields["tokens per item"].strip() == "64"
+    assert fields["bits per item"].strip() == "320 (1.25 bits/pixel)"
+    assert '"codebook_size": 32' in out
+
+
+def test_train_unknown_preset_and_overrides(fake_trainer, tmp_path, capsys):
+    code, _, err = run(capsys, "train", "no-such-preset")
+    assert code == 1 and error_line(err).startswith("error: no-such-preset: no such config file or preset (presets: ")
+    assert not fake_trainer
+    code, out, err = run(capsys, "train", "image-emoji32", "steps=5", f"out={tmp_path / 'r'}", "train.lr=1e-3",
+                         "--resume", "--no-progress")
+    assert code == 0, err
+    (config, resume, progress), = fake_trainer
+    assert config.train.steps == 5 and config.train.lr == 1e-3 and resume and not progress
+    assert out.strip().splitlines()[-1] == str(tmp_path / "r")
+    code, _, err = run(capsys, "train", "image-emoji32", "steps")
+    assert code == 1 and error_line(err) == "error: override 'steps' is not key=value"
+
+
+def test_evaluate(model_dir, tmp_path, capsys, evaluation, monkeypatch):
+    for i in range(3):
+        write_png(tmp_path / "imgs" / f"{i}.png", 20, 20, seed=i)
+    code, out, err = run(capsys, "evaluate", model_dir, "--data", f"folder:{tmp_path / 'imgs'}", "--split", "all",
+                         "--batch-size", "2", "--out", tmp_path / "ev")
+    assert code == 0, err
+    assert "| metric | value |" in out and "| psnr |" in out and "| bits_per_pixel | 1.25 |" in out
+    report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert report["split"] == "all" and report["items"] == 3 and (tmp_path / "ev" / "evaluation.md").is_file()
+    monkeypatch.setitem(sys.modules, "vqfuse.train.evaluation", fake_evaluation_module())
+    code, out, err = run(capsys, "evaluate", model_dir)  # the training data's test split, into the run directory
+    assert code == 0, err
+    report = json.loads((model_dir / "evaluation.json").read_text())
+    assert report["dataset"] == "digits" and report["split"] == "test" and report["items"] > 100
+    code, _, err = run(capsys, "evaluate", model_dir, "--data", "nope")
+    assert code == 1 and error_line(err).startswith("error: unknown dataset 'nope'")
+
+
+def test_demo(fake_trainer, tmp_path, capsys, monkeypatch):
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "3", "--no-progress")
+    assert code == 0, err
+    (config, resume, progress), = fake_trainer
+    run_dir = tmp_path / "demo" / "image-emoji32"
+    assert config.out == str(run_dir) and config.train.steps == 3 and not resume and not progress
+    assert config.data["train"] == "emoji"
+    assert f"model:   {run_dir / 'model'}" in out
+    assert f"samples: {run_dir / 'samples' / 'final.png'}" in out
+    assert f"metrics: {run_dir / 'metrics.md'}, {run_dir / 'metrics.json'}" in out and "| psnr | 12.5 |" in out
+    assert out.strip().splitlines()[-1].startswith("Data: OpenMoji emoji.") and "CC BY-SA 4.0" in out
+    # a finished demo is reused, not retrained
+    code, out, _ = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress")
+    assert code == 0 and len(fake_trainer) == 1 and "using the model already trained" in out
+
+
+def test_demo_resumes_an_interrupted_run(fake_trainer, tmp_path, capsys, monkeypatch):
+    import vqfuse.demo
+
+    monkeypatch.setattr(vqfuse.demo, "_complete_checkpoint", lambda run_dir: True)
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress")
+    assert code == 0, err
+    assert fake_trainer[0][1] is True and "resuming" in out
+
+
+def test_demo_evaluates_a_model_without_metrics(tmp_path, capsys, fast_evaluation):
+    make_model(tmp_path / "demo" / "image-emoji32" / "model")  # trained elsewhere: no metrics.md
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo")
+    assert code == 0, err
+    assert (tmp_path / "demo" / "image-emoji32" / "evaluation.md").is_file() and "| psnr |" in out
+
+
+@pytest.mark.slow
+def test_demo_with_the_real_trainer(tmp_path, capsys):
+    """End to end: two training steps of the real preset (about a minute on 2 CPU cores)."""
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "2", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "demo" / "image-emoji32"
+    assert (run_dir / "model" / "config.json").is_file() and (run_dir / "samples" / "final.png").is_file()
+    assert "bits_per_pixel | 0.625" in out and "CC BY-SA 4.0" in out
+    src = write_png(tmp_path / "odd.png", 37, 23)
+    assert run(capsys, "encode", run_dir, src, tmp_path / "odd.png.vqf")[0] == 0
+    assert run(capsys, "decode", run_dir, tmp_path / "odd.png.vqf", tmp_path / "dec.png")[0] == 0
+    assert pixels(tmp_path / "dec.png").shape == (23, 37, 3)
+
+
+def test_subprocess_exit_codes_and_stderr(tmp_path):
+    """Through a real process: one `error:` line and exit 1 for a user error, exit 2 for a usage error.
+    (Both fail before torch is imported, so this stays fast.)"""
+    cmd = [sys.executable, "-m", "vqfuse"]
+    p = subprocess.run(cmd + ["train", str(tmp_path / "nope.yaml"), "steps=1"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and p.stdout == ""
+    (line,) = p.stderr.splitlines()
+    assert line.startswith(f"error: {tmp_path / 'nope.yaml'}: no such config file or preset (presets: ")
+    p = subprocess.run(cmd + ["encode", "model"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Missing argument" in p.stderr and "Traceback" not in p.stderr

@@ -1,0 +1,262 @@
+"""The `vqfuse` command line: a thin layer over `vqfuse.codec`, `vqfuse.train` and `vqfuse.demo`.
+
+User errors (`VqfuseError`) print one line `error: <message>` on stderr and exit 1; usage errors exit 2;
+Ctrl-C exits 130. `vqfuse --debug ...` shows the traceback too. Heavy imports (torch) happen inside the
+commands so that `vqfuse --help` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from vqfuse.errors import VqfuseError
+
+# Typer >= 0.2x vendors its own click; take the exception classes from typer's public ones.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+if TYPE_CHECKING:
+    from vqfuse.codec import BatchResult
+
+app = typer.Typer(
+    name="vqfuse",
+    help="VQ-VAE / VQ-GAN tokenizers: train, encode to .vqf token files, decode, reconstruct, evaluate.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+
+def _err(text: str) -> None:
+    """One line on stderr that does not break a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from vqfuse import __version__
+
+        typer.echo(f"vqfuse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+@app.command()
+def train(
+    config: Annotated[str, typer.Argument(metavar="CONFIG", help="Preset name (e.g. image-emoji32) or YAML file.")],
+    overrides: Annotated[
+        Optional[List[str]],
+        typer.Argument(metavar="KEY=VALUE", help="Overrides: steps=500 out=runs/x train.lr=1e-4 data=folder:PATH"),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Train a tokenizer from a config preset; prints the run directory."""
+    from vqfuse.train.config import load_config
+
+    cfg = load_config(config, list(overrides or []))
+    from vqfuse.train.trainer import train as run_training
+
+    run_dir = run_training(cfg, resume=resume, progress=not no_progress)
+    typer.echo(str(run_dir))
+
+
+# ------------------------------------------------------------------------------------------- file codecs
+
+ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="Model directory, or a run directory holding model/.")]
+NqOpt = Annotated[
+    Optional[int], typer.Option("--n-q", min=1, help="Quantizer stages to use (residual quantizers only).")
+]
+
+
+def _on_file_error(path: Path, exc: VqfuseError) -> None:
+    _err(f"error: {exc}")
+
+
+def _finish(verb: str, result: "BatchResult", model) -> None:
+    from vqfuse.codec import summary_line
+
+    typer.echo(summary_line(verb, result, model.config.modality, model.config.meta))
+    if result.failed:
+        total = len(result.failed) + len(result.done)
+        _err(f"error: {len(result.failed)} of {total} files failed")
+        raise typer.Exit(1)
+
+
+@app.command()
+def encode(
+    model: ModelArg,
+    src: Annotated[str, typer.Argument(metavar="IN", help="Input file or folder (searched recursively).")],
+    dst: Annotated[str, typer.Argument(metavar="OUT", help="OUT.vqf, or a folder for a folder input.")],
+    n_q: NqOpt = None,
+) -> None:
+    """Encode files to .vqf token files (a folder mirrors its tree: a/cat.png -> OUT/a/cat.png.vqf).
+
+    Any size works: inputs are padded (edge replicated) to a multiple of the model's downsampling factor and
+    the original size is stored, so decoding crops back to it.
+    """
+    from vqfuse.codec import encode_path, load_model
+
+    m = load_model(model)
+    result = encode_path(m, src, dst, n_q=n_q, on_error=_on_file_error, progress=sys.stderr.isatty())
+    _finish("encoded", result, m)
+
+
+@app.command()
+def decode(
+    model: ModelArg,
+    src: Annotated[str, typer.Argument(metavar="IN", help="A .vqf file or a folder of them.")],
+    dst: Annotated[str, typer.Argument(metavar="OUT", help="Output file (format from its suffix), or a folder.")],
+) -> None:
+    """Decode .vqf token files (a folder mirrors its tree: a/cat.png.vqf -> OUT/a/cat.png)."""
+    from vqfuse.codec import decode_path, load_model
+
+    m = load_model(model)
+    result = decode_path(m, src, dst, on_error=_on_file_error, progress=sys.stderr.isatty())
+    _finish("decoded", result, m)
+
+
+@app.command()
+def reconstruct(
+    model: ModelArg,
+    src: Annotated[str, typer.Argument(metavar="IN", help="Input file or folder (searched recursively).")],
+    dst: Annotated[str, typer.Argument(metavar="OUT", help="Output file, or a folder for a folder input.")],
+    n_q: NqOpt = None,
+) -> None:
+    """Encode and decode in memory: what decode(encode(IN)) would give, without token files."""
+    from vqfuse.codec import load_model, reconstruct_path
+
+    m = load_model(model)
+    result = reconstruct_path(m, src, dst, n_q=n_q, on_error=_on_file_error, progress=sys.stderr.isatty())
+    _finish("reconstructed", result, m)
+
+
+# ------------------------------------------------------------------------------------ evaluate / info
+
+
+@app.command()
+def evaluate(
+    model: ModelArg,
+    data: Annotated[
+        Optional[str], typer.Option("--data", help="Dataset spec (emoji, digits, photos, folder:PATH); default: the training data.")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="train, test or all.")] = "test",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where evaluation.json/.md go; default: the run directory.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+) -> None:
+    """Evaluate reconstruction quality and codebook use on a dataset; writes evaluation.json and evaluation.md."""
+    from vqfuse.codec import evaluate_model, evaluation_markdown
+
+    report, paths = evaluate_model(model, data=data, split=split, out=out, batch_size=batch_size)
+    typer.echo(evaluation_markdown(report).rstrip())
+    typer.echo(f"wrote {paths[0]} and {paths[1]}")
+
+
+@app.command()
+def info(model: ModelArg) -> None:
+    """Print a model's id, codebook, tokens and bits per item, and its config."""
+    import json
+
+    from vqfuse.codec import model_info
+    from vqfuse.tokenizer import resolve_model_dir
+
+    d = model_info(model)
+    rows = [
+        ("model", str(resolve_model_dir(model))),
+        ("model id", d["model_id"]),
+        ("modality", d["modality"]),
+        ("quantizer", f"{d['quantizer']}, codebook size {d['codebook_size']}"
+                      + (f" x {d['stages']} stages" if d["stages"] > 1 else "")),
+        ("downsampling", "x".join(str(f) for f in d["downsample_factors"])),
+        ("parameters", f"{d['parameters']:,}"),
+    ]
+    if "item_shape" in d:
+        rows += [
+            ("item", "x".join(str(n) for n in d["item_shape"])),
+            ("tokens per item", str(d["tokens_per_item"])),
+            ("bits per item", f"{d['bits_per_item']:.6g} ({d['rate']})"),
+        ]
+    width = max(len(k) for k, _ in rows) + 1
+    for k, v in rows:
+        typer.echo(f"{k + ':':<{width}} {v}")
+    typer.echo("config:")
+    typer.echo(json.dumps(d["config"], indent=2))
+
+
+# ------------------------------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path("runs/demo"),
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps (default: the preset's).")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Train the small emoji tokenizer on built-in data and show its model, samples and held-out metrics.
+
+    A finished demo run is reused and an interrupted one resumes; delete it (or pass --out) to train again.
+    """
+    from vqfuse.demo import run_demo
+
+    run_demo(out, steps=steps, progress=not no_progress, log=typer.echo)
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage error, 130 interrupted)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args  # known before parsing, so that parse-time errors honour it too
+    _state["debug"] = False
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="vqfuse", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except _UsageError as exc:
+        exc.show()
+        return 2
+    except _ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        if debug or _state["debug"]:
+            traceback.print_exc()
+        _err("error: interrupted")
+        return 130
+    except VqfuseError as exc:
+        if debug or _state["debug"]:
+            traceback.print_exc()
+        _err(f"error: {exc}")
+        return 1
+    except BrokenPipeError:  # `vqfuse info m | head`
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""`vqfuse demo`: the README's main job, as a list of stages that later modalities extend.
+
+Each stage trains one preset on built-in data into `<out>/<name>/` (the trainer writes `model/`,
+`samples/final.png` and the held-out `metrics.md`), then reports where everything is. Running the demo
+again reuses a finished stage and resumes an interrupted one. Audio and video add a `DemoStage` to
+`DEMO_STAGES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from vqfuse.errors import PathLike
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoStage:
+    """One demo job: train `preset` into `<out>/<name>`; `credit` is printed under its results (data licence)."""
+
+    name: str
+    preset: str
+    credit: str = ""
+
+
+@dataclass
+class DemoResult:
+    stage: DemoStage
+    run_dir: Path
+    model_dir: Path
+    samples: list[Path]
+    metrics: list[Path]
+    metrics_text: str
+
+
+def _openmoji_credit() -> str:
+    from vqfuse.data.images import OPENMOJI_ATTRIBUTION
+
+    return f"Data: OpenMoji emoji. {OPENMOJI_ATTRIBUTION}"
+
+
+DEMO_STAGES: list[DemoStage] = [DemoStage("image-emoji32", "image-emoji32", credit="openmoji")]
+CREDITS: dict[str, Callable[[], str]] = {"openmoji": _openmoji_credit}
+
+
+def _complete_checkpoint(run_dir: Path) -> bool:
+    from vqfuse.train.checkpoint import latest_checkpoint
+
+    return latest_checkpoint(run_dir / "checkpoints") is not None
+
+
+def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool, log: Log) -> DemoResult:
+    """Train one stage (or reuse / resume what is there) and collect its model, samples and metrics."""
+    from vqfuse.codec import evaluate_model
+    from vqfuse.tokenizer import resolve_model_dir
+    from vqfuse.train.config import load_config
+
+    overrides = [f"out={Path(out) / stage.name}"] + ([f"steps={steps}"] if steps is not None else [])
+    config = load_config(stage.preset, overrides)
+    run_dir = Path(config.out)
+    if (run_dir / "model" / "config.json").is_file():
+        log(f"[{stage.name}] using the model already trained in {run_dir} (delete it or pass --out to train again)")
+    else:
+        from vqfuse.train.trainer import train
+
+        resume = _complete_checkpoint(run_dir)
+        verb = "resuming" if resume else "training"
+        log(f"[{stage.name}] {verb} {config.train.steps} steps on '{config.data.get('train')}' -> {run_dir}")
+        run_dir = Path(train(config, resume=resume, progress=progress))
+    model_dir = resolve_model_dir(run_dir)
+    md = run_dir / "metrics.md"  # written by the trainer: held-out metrics of the final model
+    metrics = [md, run_dir / "metrics.json"]
+    if not md.is_file():  # e.g. a model trained elsewhere: evaluate it here
+        log(f"[{stage.name}] evaluating on the held-out split")
+        _, metrics = evaluate_model(model_dir, out=run_dir)
+        md = metrics[-1]
+    samples = sorted((run_dir / "samples").glob("final.*"))
+    return DemoResult(stage, run_dir, model_dir, samples, [p for p in metrics if p.is_file()], md.read_text())
+
+
+def run_demo(
+    out: PathLike = "runs/demo",
+    steps: int | None = None,
+    progress: bool = True,
+    stages: list[DemoStage] | None = None,
+    log: Log = print,
+) -> list[DemoResult]:
+    """Run every demo stage into `out` (`steps` overrides each preset's training length) and report."""
+    results = []
+    for stage in stages or DEMO_STAGES:
+        r = run_stage(stage, out, steps, progress, log)
+        results.append(r)
+        log("")
+        log(r.metrics_text.rstrip())
+        log("")
+        log(f"[{stage.name}] model:   {r.model_dir}")
+        if r.samples:
+            log(f"[{stage.name}] samples: {', '.join(map(str, r.samples))} (held-out inputs above reconstructions)")
+        log(f"[{stage.name}] metrics: {', '.join(map(str, r.metrics))}")
+        log(f"[{stage.name}] next:    vqfuse reconstruct {r.run_dir} IN OUT  |  vqfuse info {r.run_dir}")
+        if stage.credit:
+            log(CREDITS[stage.credit]())
+    return results
+
+
+__all__ = ["DemoStage", "DemoResult", "DEMO_STAGES", "run_stage", "run_demo"]
