@@ -1,0 +1,116 @@
+"""Audio: mono (1, T) in [-1, 1]; wav/flac/ogg/opus/mp3 files; listenable previews; SI-SNR/STOI/mel metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+from torch.utils.data import Dataset
+
+import vqfuse.data.speech  # noqa: F401  (registers the "speech" audio dataset)
+from vqfuse.data.audio import load_audio_file, save_audio_file  # (registers "folder:PATH")
+from vqfuse.data.registry import make_dataset
+from vqfuse.io.atomic import atomic_path
+from vqfuse.losses.reconstruction import mel_spectrogram
+from vqfuse.metrics.audio import log_mel_l1, mr_stft_distance, si_snr, stoi
+from vqfuse.modalities.base import Modality, register_modality
+
+DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_SEGMENT_SECONDS = 1.0
+MAX_PREVIEW_CLIPS = 4
+
+
+def _sample_rate(meta_or_data: dict[str, Any]) -> int:
+    return int(meta_or_data.get("sample_rate", DEFAULT_SAMPLE_RATE))
+
+
+def _segment_seconds(data: dict[str, Any]) -> float | None:
+    value = data.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
+    return None if value is None else float(value)
+
+
+def save_log_mel_png(inputs: Tensor, outputs: Tensor, path: Path, sample_rate: int) -> Path:
+    """One PNG: log-mel spectrograms of ``inputs`` (top row) above ``outputs`` (bottom row), one column
+    per clip; inputs/outputs are ``(N, 1, T)``. Written atomically (matplotlib Agg, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = inputs.shape[0]
+    mels = [mel_spectrogram(x.float(), sample_rate, n_fft=1024, n_mels=80, hop_length=256)[0].clamp_min(1e-5).log()
+            for x in (*inputs, *outputs)]  # each (80, frames) fmt: skip
+    lo = min(float(m.min()) for m in mels)
+    hi = max(float(m.max()) for m in mels)
+    fig = Figure(figsize=(3.2 * n, 4.8), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, n, squeeze=False)
+    seconds = inputs.shape[-1] / sample_rate
+    for k, mel in enumerate(mels):
+        row, col = divmod(k, n)
+        ax = axes[row][col]
+        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma",
+                  extent=(0.0, seconds, 0, mel.shape[0]))  # fmt: skip
+        ax.set_title(f"{'input' if row == 0 else 'output'} {col}", fontsize=9)
+        ax.set_xlabel("s", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if col == 0:
+            ax.set_ylabel("mel bin", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+class AudioModality(Modality):
+    name = "audio"
+    dims = 1
+    extensions = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+
+    def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
+        """``speech`` or ``folder:PATH``; data keys ``sample_rate`` (16000), ``segment_seconds`` (1.0)."""
+        return make_dataset("audio", spec, sample_rate=_sample_rate(data), segment_seconds=_segment_seconds(data), split=split)
+
+    def meta(self, data: dict[str, Any]) -> dict[str, Any]:
+        meta: dict[str, Any] = {"sample_rate": _sample_rate(data), "dataset": data.get("train", "")}
+        seconds = _segment_seconds(data)
+        meta["segment_seconds"] = seconds
+        if seconds is not None:
+            meta["item_shape"] = [max(1, round(seconds * meta["sample_rate"]))]
+        return meta
+
+    def load_file(self, path: Path, meta: dict[str, Any]) -> Tensor:
+        return load_audio_file(path, _sample_rate(meta))  # (1, T)
+
+    def save_file(self, x: Tensor, path: Path, meta: dict[str, Any]) -> None:
+        save_audio_file(x, path, _sample_rate(meta))
+
+    def save_samples(self, inputs: Tensor, outputs: Tensor, path: Path, meta: dict[str, Any]) -> list[Path]:
+        """``<stem>-<i>-input.wav`` / ``<stem>-<i>-output.wav`` for up to 4 clips, and ``<stem>.png`` with
+        their log-mel spectrograms (inputs above outputs)."""
+        sr = _sample_rate(meta)
+        path = Path(path)
+        stem = path.name[: -len(path.suffix)] if path.suffix.lower() in (".wav", ".png") else path.name
+        n = min(inputs.shape[0], MAX_PREVIEW_CLIPS)
+        x = inputs[:n].detach().float().cpu().clamp(-1, 1)  # (n, 1, T)
+        y = outputs[:n].detach().float().cpu().clamp(-1, 1)
+        written: list[Path] = []
+        for i in range(n):
+            for kind, clip in (("input", x[i]), ("output", y[i])):
+                p = path.parent / f"{stem}-{i}-{kind}.wav"
+                save_audio_file(clip, p, sr)
+                written.append(p)
+        written.append(save_log_mel_png(x, y, path.parent / f"{stem}.png", sr))
+        return written
+
+    def metrics(self, outputs: Tensor, inputs: Tensor, meta: dict[str, Any]) -> dict[str, float]:
+        sr = _sample_rate(meta)
+        est, ref = outputs.detach().float().clamp(-1, 1), inputs.detach().float()
+        return {
+            "si_snr": float(si_snr(est, ref)),
+            "stoi": float(stoi(est, ref, sr)),
+            "log_mel_l1": float(log_mel_l1(est, ref, sr)),
+            "mr_stft": float(mr_stft_distance(est, ref)),
+        }
+
+
+register_modality(AudioModality())
