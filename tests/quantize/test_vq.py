@@ -205,3 +205,18 @@ def test_invalid_options_raise():
         VectorQuantizer(8, 16, learning="adam")
     with pytest.raises(ValueError):
         VectorQuantizer(8, 16)(torch.randn(8, 16))  # not channel-first with spatial dims
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.2])
+def test_revived_code_lies_between_assigned_code_and_vector(alpha):
+    torch.manual_seed(0)
+    vq = VectorQuantizer(2, 2, init="random", restart=RestartConfig(threshold=0.5, toward_vector=alpha))
+    with torch.no_grad():
+        vq._set_codes(torch.ones(2, dtype=torch.bool), torch.tensor([[0.0, 0.0], [50.0, 50.0]]), torch.tensor([1.0, 0.0]))
+    data = torch.tensor([[3.0, 4.0]] * 8)  # every vector sits at distance 5 from code 0
+    vq(data.t().unsqueeze(0))
+    # code 1 was dead; it is revived at alpha of the way from code 0 (the vector's code, after this
+    # step's EMA update) to the vector
+    assert vq.codebook[0].norm() < 1.0
+    expected = vq.codebook[0].lerp(torch.tensor([3.0, 4.0]), alpha)
+    torch.testing.assert_close(vq.codebook[1], expected)
