@@ -1,0 +1,741 @@
+"""One training loop for every tokenizer (image, audio, video), on CPU, one GPU or many (HF accelerate).
+
+    train(config) -> run_dir/
+        config.yaml          the resolved RunConfig
+        checkpoints/last/    resumable state (see `checkpoint.py`), every checkpoint_every steps and at the end
+        model/               the final Tokenizer (EMA weights when EMA is on): Tokenizer.from_pretrained(run_dir)
+        samples/             step-000500.png ... and final.png: a fixed held-out batch above its reconstruction
+        logs/                TensorBoard scalars and train.jsonl (the same numbers, one JSON line per log step)
+        metrics.json / .md   held-out metrics of the final model, throughput, wall time, skipped steps
+
+One step (0-based index `step`):
+    G: x_hat = G(x); loss_G (objectives.py) with D frozen; backward
+    D: from disc_start, loss_D on x vs sg(x_hat) from the same forward; backward
+    one gather of [finite flag, grad norms, logs] across processes -> the same skip decision everywhere;
+    non-finite -> zero grads, restore buffers (EMA codebooks, LeCam), no optimizer step; else clip + step + EMA.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import yaml
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from torch import Tensor, nn
+from torch.optim import AdamW
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from vqfuse.errors import ConfigError, VqfuseError
+from vqfuse.io.atomic import atomic_write_text
+from vqfuse.io.weights import save_json
+from vqfuse.modalities import Modality, get_modality
+from vqfuse.nets.autoencoder import AutoencoderConfig
+from vqfuse.tokenizer import Tokenizer, TokenizerConfig
+from vqfuse.train.checkpoint import (
+    flatten_optimizer_state,
+    latest_checkpoint,
+    load_checkpoint,
+    pack_rng,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unflatten_optimizer_state,
+    unpack_rng,
+)
+from vqfuse.train.config import RunConfig
+from vqfuse.train.discriminator import build_discriminator, check_discriminator_input
+from vqfuse.train.ema import EMA
+from vqfuse.train.evaluation import evaluate_tokenizer
+from vqfuse.train.objectives import TokenizerObjective
+from vqfuse.train.schedule import build_scheduler
+
+log = logging.getLogger("vqfuse.train")
+
+MAX_CONSECUTIVE_SKIPS = 20  # more non-finite steps in a row than this: training diverged
+SAMPLE_ITEMS = 16  # size of the fixed held-out preview batch
+PRECISIONS = ("no", "bf16", "fp16")
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+# ---- data -------------------------------------------------------------------------------------------
+
+
+class ResumableSampler(Sampler[int]):
+    """A fresh permutation of range(n) per epoch, fixed by (seed, epoch), started at `offset` items in.
+
+    The trainer sets `epoch` / `offset` before each pass, so the data order is a function of the seed and
+    the number of items consumed, and a resumed run continues exactly where the checkpoint left off.
+    (No `generator` or `set_epoch` attributes: accelerate must not re-seed or re-number it.)
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self.epoch, self.offset = 0, 0
+
+    def permutation(self, epoch: int) -> Tensor:
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+        return torch.randperm(self.n, generator=g)  # (n,)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.permutation(self.epoch)[self.offset :].tolist())
+
+    def __len__(self) -> int:
+        return max(self.n - self.offset, 0)
+
+
+class InfiniteBatches:
+    """Endless batches from a (prepared) DataLoader over a `ResumableSampler`, with a resumable position.
+
+    Args:
+        loader: DataLoader (possibly wrapped by accelerate) whose sampler is `sampler`.
+        sampler: the ResumableSampler.
+        generator: the DataLoader's generator, re-seeded per epoch (worker seeds).
+        global_batch: items consumed per step over all processes.
+    """
+
+    def __init__(self, loader: DataLoader, sampler: ResumableSampler, generator: torch.Generator, global_batch: int) -> None:
+        self.loader, self.sampler, self.generator = loader, sampler, generator
+        self.global_batch = global_batch
+        self.epoch, self.position = 0, 0  # position: items of this epoch consumed (all processes)
+        self._it: Iterator | None = None
+
+    def __iter__(self) -> "InfiniteBatches":
+        return self
+
+    def __next__(self) -> Any:
+        for _ in range(3):  # at most: rest of an exhausted epoch, then a fresh one
+            if self._it is None:
+                self.sampler.epoch, self.sampler.offset = self.epoch, self.position
+                self.generator.manual_seed((self.sampler.seed * 7_919 + self.epoch) % 2**63)
+                self._it = iter(self.loader)
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self._it, self.epoch, self.position = None, self.epoch + 1, 0
+                continue
+            self.position += self.global_batch
+            return batch
+        raise VqfuseError("the training data loader yields no batches")
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state(self, state: dict[str, int]) -> None:
+        self.epoch, self.position, self._it = int(state["epoch"]), int(state["position"]), None
+
+
+def _item(sample: Any) -> Tensor:
+    return sample[0] if isinstance(sample, (list, tuple)) else sample
+
+
+# ---- model ------------------------------------------------------------------------------------------
+
+
+def build_tokenizer(config: RunConfig, modality: Modality) -> Tokenizer:
+    """The Tokenizer described by `config.model` for `modality` (meta from the data section)."""
+    model = config.model or {}
+    missing = [k for k in ("autoencoder", "quantizer") if k not in model]
+    if missing:
+        raise ConfigError(f"model needs {' and '.join(missing)} sections")
+    try:
+        ae = AutoencoderConfig.from_dict(dict(model["autoencoder"]))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.autoencoder: {exc}") from exc
+    if ae.dims != modality.dims:
+        raise ConfigError(f"model.autoencoder.dims is {ae.dims}, but {modality.name} data has {modality.dims} spatial axes")
+    meta = {**modality.meta(config.data), **dict(model.get("meta") or {})}
+    try:
+        return Tokenizer(TokenizerConfig(modality.name, ae, dict(model["quantizer"]), meta))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.quantizer {model['quantizer']}: {exc}") from exc
+
+
+def _check_example(model: Tokenizer, example: Tensor) -> None:
+    """Fail at start-up if items do not fit the autoencoder (channels, divisibility)."""
+    ae = model.config.autoencoder
+    if example.dim() != ae.dims + 1 or example.shape[0] != ae.in_channels:
+        raise ConfigError(f"data items have shape {tuple(example.shape)}, but the model expects "
+                          f"({ae.in_channels}, <{ae.dims} spatial axes>)")  # fmt: skip
+    spatial, factors = tuple(example.shape[1:]), ae.downsample_factors
+    if any(n % f for n, f in zip(spatial, factors)):
+        raise ConfigError(f"data items of size {spatial} are not divisible by the model's downsampling {factors}")
+
+
+def _reset_accelerator_state() -> None:
+    """Let a second run in the same process (a notebook, the tests) choose another mixed precision.
+    Keeps the distributed setup (PartialState); only accelerate's per-run settings are cleared."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    for state in (AcceleratorState, GradientState):
+        reset = getattr(state, "_reset_state", None)
+        if callable(reset):
+            reset()
+
+
+def _logged_step(line: str) -> float:
+    """The step of one train.jsonl line; a torn or foreign line sorts last (and is dropped on resume)."""
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
+def _jsonable(obj: Any) -> Any:
+    """Tuples -> lists and non-finite floats -> None, recursively (strict JSON / YAML)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# ---- the trainer ------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Builds everything a run needs from a RunConfig; `run()` trains and writes the run directory.
+
+    Args:
+        config: the run configuration.
+        resume: continue from `config.out/checkpoints/last` (an error if there is none).
+        progress: show a tqdm bar (main process only).
+        on_step: called on the main process after every step with (0-based step, logs averaged over processes).
+    """
+
+    def __init__(self, config: RunConfig, resume: bool = False, progress: bool = True,
+                 on_step: StepCallback | None = None) -> None:  # fmt: skip
+        self.config, self.tc, self.lc = config, config.train, config.loss
+        self.progress, self.on_step = progress, on_step
+        self.run_dir = Path(config.out)
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self._validate()
+        self.modality = get_modality(config.modality)
+        _reset_accelerator_state()
+        self.accelerator = Accelerator(
+            mixed_precision=self.tc.mixed_precision,
+            log_with=None,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=self._has_unused_parameters())],
+            dynamo_backend="inductor" if self.tc.compile else None,
+        )
+        self.is_main = self.accelerator.is_main_process
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched > 1 and self.accelerator.num_processes != launched:
+            raise ConfigError(f"launched as {launched} processes, but accelerate sees {self.accelerator.num_processes}: "
+                              "on CPU-only machines launch with ACCELERATE_USE_CPU=1 (e.g. ACCELERATE_USE_CPU=1 torchrun "
+                              "--nproc_per_node N ...)")  # fmt: skip
+        existing = latest_checkpoint(self.ckpt_root)
+        if resume and existing is None:
+            raise ConfigError(f"nothing to resume: no complete checkpoint in {self.ckpt_root}")
+        if not resume and existing is not None:
+            raise ConfigError(f"{self.run_dir} already holds a run ({existing}); resume it, or choose another "
+                              "output directory (out=...)")  # fmt: skip
+        set_seed(self.tc.seed)
+        self.step = self.skipped = self.consecutive = 0
+        self.train_time = self.wall_before = 0.0
+        self.items_seen = 0
+        self._build_data()
+        self._build_models()
+        self._prepare()
+        self.resumed_from = existing if resume else None
+        if existing is not None and resume:
+            self._load(existing)
+
+    # ---- setup --------------------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        tc = self.tc
+        if tc.mixed_precision not in PRECISIONS:
+            raise ConfigError(f"train.mixed_precision must be one of {', '.join(PRECISIONS)}, got {tc.mixed_precision!r}")
+        checks = {"steps": tc.steps >= 0, "batch_size": tc.batch_size >= 1, "lr": tc.lr > 0, "disc_lr": tc.disc_lr > 0,
+                  "log_every": tc.log_every >= 1, "sample_every": tc.sample_every >= 0, "warmup_steps": tc.warmup_steps >= 0,
+                  "checkpoint_every": tc.checkpoint_every >= 0, "eval_every": tc.eval_every >= 0,
+                  "grad_clip": tc.grad_clip >= 0, "num_workers": tc.num_workers >= 0}  # fmt: skip
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid train.{bad[0]}: {getattr(tc, bad[0])!r}")
+        if tc.ema_decay is not None and not 0.0 <= tc.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {tc.ema_decay}")
+        if len(tuple(tc.betas)) != 2:
+            raise ConfigError(f"train.betas must be two numbers, got {tc.betas}")
+
+    def _has_unused_parameters(self) -> bool:
+        """Residual VQ with quantizer dropout leaves some stages unused in a step (DDP must be told)."""
+        q = (self.config.model or {}).get("quantizer") or {}
+        return q.get("kind") == "rvq" and float(q.get("quantizer_dropout", 0.0)) > 0
+
+    def _build_data(self) -> None:
+        data, tc = self.config.data, self.tc
+        spec = data.get("train")
+        if not spec:
+            raise ConfigError("data.train (the dataset spec) is missing")
+        self.data_spec = str(spec)
+        self.train_set: Dataset = self.modality.dataset(self.data_spec, "train", data)
+        self.test_set: Dataset = self.modality.dataset(self.data_spec, "test", data)
+        world = self.accelerator.num_processes
+        need = tc.batch_size * world
+        if len(self.train_set) < need:  # type: ignore[arg-type]
+            raise ConfigError(f"the training split of {self.data_spec!r} has {len(self.train_set)} items, fewer than one "  # type: ignore[arg-type]
+                              f"batch ({tc.batch_size} x {world} process(es) = {need}): lower train.batch_size")  # fmt: skip
+        if len(self.test_set) == 0:  # type: ignore[arg-type]
+            raise ConfigError(f"the held-out (test) split of {self.data_spec!r} is empty: evaluation needs some items")
+        self.sampler = ResumableSampler(len(self.train_set), tc.seed)  # type: ignore[arg-type]
+        self.loader_generator = torch.Generator()
+        self.loader = DataLoader(
+            self.train_set, batch_size=tc.batch_size, sampler=self.sampler, drop_last=True,
+            num_workers=tc.num_workers, generator=self.loader_generator,
+            pin_memory=self.accelerator.device.type == "cuda",
+        )  # fmt: skip
+
+    def _build_models(self) -> None:
+        tc, lc = self.tc, self.lc
+        self.model = build_tokenizer(self.config, self.modality)
+        example = _item(self.test_set[0])
+        _check_example(self.model, example)
+        ae = self.model.config.autoencoder
+        self.meta = self.model.config.meta
+        self.objective = TokenizerObjective(lc, ae.dims, ae.in_channels, self.meta)
+        self.disc: nn.Module | None = None
+        if self.objective.uses_gan:
+            self.disc = build_discriminator(lc.discriminator, ae.dims, ae.in_channels)
+            check_discriminator_input(self.disc, example)
+        self.ema = EMA(self.model, tc.ema_decay) if tc.ema_decay is not None else None
+        betas = tuple(float(b) for b in tc.betas)
+        self.opt_g = AdamW(self.model.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay)  # type: ignore[arg-type]
+        self.sched_g = build_scheduler(self.opt_g, tc.warmup_steps, tc.steps, tc.min_lr_ratio)
+        self.opt_d = self.sched_d = None
+        if self.disc is not None:
+            self.opt_d = AdamW(self.disc.parameters(), lr=tc.disc_lr, betas=betas, weight_decay=tc.weight_decay)  # type: ignore[arg-type]
+            # the discriminator's schedule starts when it does
+            self.sched_d = build_scheduler(self.opt_d, tc.warmup_steps, max(tc.steps - lc.disc_start, 0), tc.min_lr_ratio)
+
+    def _prepare(self) -> None:
+        acc = self.accelerator
+        if self.disc is not None:
+            self.gen, self.opt_g, self.disc_p, self.opt_d, loader = acc.prepare(
+                self.model, self.opt_g, self.disc, self.opt_d, self.loader
+            )
+        else:
+            self.gen, self.opt_g, loader = acc.prepare(self.model, self.opt_g, self.loader)
+            self.disc_p = None
+        self.model = acc.unwrap_model(self.gen, keep_torch_compile=False)  # the plain Tokenizer (no DDP / compile)
+        if self.disc_p is not None:
+            self.disc = acc.unwrap_model(self.disc_p, keep_torch_compile=False)
+        self.objective.to(acc.device)
+        if self.ema is not None:
+            self.ema.model.to(acc.device)
+        self.batches = InfiniteBatches(loader, self.sampler, self.loader_generator, self.tc.batch_size * acc.num_processes)
+
+    # ---- one step -----------------------------------------------------------------------------------
+
+    def _state_buffers(self) -> list[Tensor]:
+        """Buffers a forward pass may change (EMA codebooks, spectral-norm vectors, LeCam EMAs)."""
+        buffers = list(self.model.buffers()) + self.objective.buffers()
+        if self.disc is not None:
+            buffers += list(self.disc.buffers())
+        return buffers
+
+    def _clip(self, module: nn.Module, optimizer: Any) -> Tensor:
+        """Clip gradients (max norm train.grad_clip; 0 = off) and return their total norm."""
+        max_norm = self.tc.grad_clip if self.tc.grad_clip > 0 else float("inf")
+        params = [p for p in module.parameters() if p.grad is not None]
+        if self.accelerator.mixed_precision == "fp16":
+            # one shared GradScaler: unscale only this optimizer (accelerate's clip would unscale all)
+            self.accelerator.unscale_gradients(optimizer=optimizer)
+            return torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return self.accelerator.clip_grad_norm_(params, max_norm)
+
+    def train_step(self, x: Tensor) -> dict[str, float]:
+        """One update of the generator (and discriminator) on a batch x (B, C, *spatial); returns logs
+        averaged over processes."""
+        acc, obj, step = self.accelerator, self.objective, self.step
+        buffers = self._state_buffers()
+        saved = [b.detach().clone() for b in buffers]
+        self.gen.train()
+
+        # generator: D frozen, so the adversarial loss only reaches x_hat
+        if self.disc is not None:
+            self.disc.requires_grad_(False)
+        out = self.gen(x)
+        g_loss, logs = obj.generator(x, out, step, self.disc, self.model.decoder.last_layer_weight)
+        acc.backward(g_loss)
+
+        # discriminator: real vs the same (detached) reconstructions
+        train_d = obj.train_discriminator(step)
+        d_loss = torch.zeros((), device=g_loss.device)
+        if self.disc is not None:
+            self.disc.requires_grad_(True)
+            if train_d:
+                self.disc_p.train()
+                d_loss, d_logs = obj.discriminator(x, out.reconstruction, self.disc_p)
+                acc.backward(d_loss)
+            else:
+                d_logs = {k: torch.zeros((), device=g_loss.device) for k in obj.discriminator_log_keys()}
+            logs.update(d_logs)
+        logs.update({k: v.detach().float() for k, v in out.quant.metrics.items() if v.dim() == 0})
+
+        fp16 = acc.mixed_precision == "fp16"
+        if not fp16:  # norms join the single gather below; fp16 clips after the decision (GradScaler order)
+            logs["grad_norm"] = self._clip(self.gen, self.opt_g).float()
+            if self.disc_p is not None:
+                logs["disc_grad_norm"] = self._clip(self.disc_p, self.opt_d).float() if train_d else torch.zeros_like(d_loss)
+        finite = (torch.isfinite(g_loss.detach()) & torch.isfinite(d_loss.detach())).float()
+        keys = list(logs)
+        vec = torch.stack([finite.to(g_loss.device), *[logs[k].to(g_loss.device).reshape(()) for k in keys]])
+        rows = acc.gather(vec[None]).double().cpu()  # (world, 1 + n): the step's only host sync
+        result = dict(zip(keys, rows[:, 1:].mean(0).tolist()))
+        ok = bool(rows[:, 0].min() == 1.0)
+        if not fp16:
+            ok = ok and all(math.isfinite(result.get(k, 0.0)) for k in ("grad_norm", "disc_grad_norm"))
+
+        if ok:
+            if fp16:
+                self._clip(self.gen, self.opt_g)
+            self.opt_g.step()
+            if train_d:
+                if fp16:
+                    self._clip(self.disc_p, self.opt_d)
+                self.opt_d.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.consecutive = 0
+        else:
+            with torch.no_grad():
+                for b, s in zip(buffers, saved):
+                    b.copy_(s)  # e.g. EMA codebooks updated in the forward pass
+            self.skipped += 1
+            self.consecutive += 1
+            if self.is_main:
+                log.warning("step %d: non-finite loss or gradient (generator %.4g, discriminator %.4g); update "
+                            "skipped (%d in a row, %d in all)", step, result.get("g_total", float("nan")),
+                            result.get("d", 0.0), self.consecutive, self.skipped)  # fmt: skip
+        self.opt_g.zero_grad(set_to_none=True)
+        if self.opt_d is not None:
+            self.opt_d.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # after a skipped step torch warns that no optimizer step came first
+            warnings.simplefilter("ignore", UserWarning)
+            self.sched_g.step()  # the LR is a function of the step, skipped or not
+            if train_d and self.sched_d is not None:
+                self.sched_d.step()
+        self.step += 1
+        result["lr"] = float(self.opt_g.param_groups[0]["lr"])
+        if self.opt_d is not None:
+            result["disc_lr"] = float(self.opt_d.param_groups[0]["lr"])
+        result["skipped"] = 0.0 if ok else 1.0
+        return result
+
+    # ---- the loop -----------------------------------------------------------------------------------
+
+    def eval_model(self) -> Tokenizer:
+        """The model that is saved and evaluated: the EMA copy when EMA is on."""
+        return self.ema.model if self.ema is not None else self.model
+
+    def run(self) -> Path:
+        """Train to `train.steps`, then write model/, samples/final, metrics.json/.md. Returns the run dir."""
+        tc, acc = self.tc, self.accelerator
+        session_start = time.perf_counter()
+        writer = self._open_logs()
+        self.sample_batch = torch.stack([_item(self.test_set[i]) for i in range(min(SAMPLE_ITEMS, len(self.test_set)))])  # type: ignore[arg-type]
+        self.sample_batch = self.sample_batch.to(acc.device)
+        bar = tqdm(total=tc.steps, initial=min(self.step, tc.steps), desc=self.config.name, unit="step",
+                   disable=not (self.progress and self.is_main), dynamic_ncols=True)  # fmt: skip
+        window: dict[str, float] = {}
+        window_steps, window_items, window_time = 0, 0, 0.0
+        try:
+            while self.step < tc.steps:
+                t0 = time.perf_counter()
+                x = _item(next(self.batches))
+                logs = self.train_step(x)
+                dt = time.perf_counter() - t0
+                items = x.shape[0] * acc.num_processes
+                self.train_time += dt
+                self.items_seen += items
+                logs["items_per_s"] = items / max(dt, 1e-9)
+                for k, v in logs.items():
+                    window[k] = window.get(k, 0.0) + v
+                window_steps, window_items, window_time = window_steps + 1, window_items + items, window_time + dt
+                if self.on_step is not None and self.is_main:
+                    self.on_step(self.step - 1, logs)
+                bar.update(1)
+                bar.set_postfix(self._postfix(logs), refresh=False)
+                if self.consecutive > MAX_CONSECUTIVE_SKIPS:
+                    path = self.save_checkpoint()
+                    raise VqfuseError(
+                        f"training diverged: {self.consecutive} steps in a row (up to step {self.step - 1}) had a "
+                        f"non-finite loss or gradient. The last good state is saved in {path}: lower train.lr "
+                        "(or loss.gan_weight, or turn train.mixed_precision off) and resume"
+                    )
+                done = self.step
+                if done % tc.log_every == 0 or done == tc.steps:
+                    avg = {k: v / window_steps for k, v in window.items()}
+                    avg["items_per_s"] = window_items / max(window_time, 1e-9)
+                    avg["skipped_steps"] = float(self.skipped)
+                    self._write_logs(writer, done, avg)
+                    window, window_steps, window_items, window_time = {}, 0, 0, 0.0
+                if tc.eval_every and done % tc.eval_every == 0 and done < tc.steps:
+                    self._write_logs(writer, done, self.evaluate(), prefix="eval")
+                if tc.sample_every and done % tc.sample_every == 0:
+                    self.save_samples(f"step-{done:06d}")
+                if tc.checkpoint_every and done % tc.checkpoint_every == 0 and done < tc.steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        self.wall_before += time.perf_counter() - session_start
+        self.save_checkpoint()
+        self._finish(writer)
+        return self.run_dir
+
+    # ---- outputs ------------------------------------------------------------------------------------
+
+    def _fork_rng(self) -> Any:
+        """Side work (samples, evaluation) must not move the training RNG streams."""
+        devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
+
+    @staticmethod
+    def _postfix(logs: dict[str, float]) -> dict[str, str]:
+        names = {"rec": "rec", "quant": "quant", "gan": "gan", "d": "d", "perplexity": "ppl", "usage": "usage",
+                 "items_per_s": "items/s"}  # fmt: skip
+        return {short: (f"{logs[k]:.0f}" if k == "items_per_s" else f"{logs[k]:.4g}") for k, short in names.items() if k in logs}
+
+    def _open_logs(self) -> Any:
+        """config.yaml, the TensorBoard writer (purging events past a resumed step) and train.jsonl."""
+        if not self.is_main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only where needed
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.yaml",
+                          yaml.safe_dump(_jsonable(self.config.to_dict()), sort_keys=False))  # fmt: skip
+        logs_dir = self.run_dir / "logs"
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        history = logs_dir / "train.jsonl"
+        if self.resumed_from is not None and history.is_file():  # drop lines logged after the checkpoint
+            kept = [line for line in history.read_text().splitlines() if _logged_step(line) <= self.step]
+            atomic_write_text(history, "".join(line + "\n" for line in kept))
+        return SummaryWriter(str(logs_dir), purge_step=self.step + 1 if self.resumed_from is not None else None)
+
+    def _write_logs(self, writer: Any, step: int, values: dict[str, float], prefix: str = "train") -> None:
+        if writer is None:
+            return
+        for k, v in values.items():
+            tag = {"lr": "lr/generator", "disc_lr": "lr/discriminator", "items_per_s": "throughput/items_per_s"}.get(k)
+            writer.add_scalar(tag if (tag and prefix == "train") else f"{prefix}/{k}", v, step)
+        writer.flush()
+        with open(self.run_dir / "logs" / "train.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(_jsonable({"step": step, "kind": prefix, **values}), allow_nan=False) + "\n")
+
+    @torch.no_grad()
+    def save_samples(self, name: str) -> list[Path]:
+        """Held-out preview batch above its reconstruction by the eval model, `samples/<name>.*`."""
+        if not self.is_main:
+            return []
+        with self._fork_rng():
+            model = self.eval_model()
+            was_training = model.training
+            model.eval()
+            out = model(self.sample_batch).reconstruction
+            model.train(was_training)
+            return self.modality.save_samples(self.sample_batch.cpu(), out.float().cpu(), self.run_dir / "samples" / name, self.meta)
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out metrics of the eval model over the whole test split (all processes take part)."""
+        with self._fork_rng():
+            return evaluate_tokenizer(self.eval_model(), self.modality, self.test_set, self.tc.batch_size, self.meta,
+                                      accelerator=self.accelerator)  # fmt: skip
+
+    def _finish(self, writer: Any) -> None:
+        acc = self.accelerator
+        if self.is_main:
+            with self._fork_rng():
+                self.eval_model().save_pretrained(self.run_dir / "model")
+        self.save_samples("final")
+        heldout = self.evaluate()
+        if self.is_main:
+            metrics = {
+                "name": self.config.name,
+                "modality": self.modality.name,
+                "dataset": self.data_spec,
+                "steps": self.step,
+                "skipped_steps": self.skipped,
+                "wall_time_s": round(self.wall_before, 3),
+                "train_time_s": round(self.train_time, 3),
+                "train_items_per_s": self.items_seen / self.train_time if self.train_time > 0 else 0.0,
+                "processes": acc.num_processes,
+                "ema": self.ema is not None,
+                "model_id": self.eval_model().model_id,
+                "heldout": heldout,
+            }
+            if self.meta.get("attribution"):
+                metrics["attribution"] = self.meta["attribution"]  # e.g. OpenMoji's CC BY-SA notice
+            save_json(_jsonable(metrics), self.run_dir / "metrics.json")
+            atomic_write_text(self.run_dir / "metrics.md", metrics_markdown(metrics))
+            if writer is not None:
+                self._write_logs(writer, self.step, heldout, prefix="eval")
+                writer.close()
+        acc.wait_for_everyone()
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+
+    def _gathered_rng(self) -> list[tuple[dict[str, Any], dict[str, Tensor]]]:
+        """Every process's RNG states (collective: all processes must call)."""
+        json_part, tensors = rng_state()
+        if self.accelerator.num_processes == 1:
+            return [(json_part, tensors)]
+        packed = pack_rng(json_part, tensors).to(self.accelerator.device)
+        rows = self.accelerator.gather(packed[None]).cpu()  # (world, L)
+        return [unpack_rng(row, tensors) for row in rows]
+
+    def save_checkpoint(self) -> Path:
+        """Write `checkpoints/last` (collective: every process calls it; the main process writes)."""
+        rngs = self._gathered_rng()
+        path = self.ckpt_root / "last"
+        if self.is_main:
+            with self._fork_rng():
+                path = self._write_checkpoint(rngs)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _write_checkpoint(self, rngs: list[tuple[dict[str, Any], dict[str, Tensor]]]) -> Path:
+        weights: dict[str, dict[str, Tensor]] = {"model.safetensors": self.model.state_dict()}
+        if self.ema is not None:
+            weights["ema.safetensors"] = self.ema.state_dict()
+        optim_tensors, optim_meta = flatten_optimizer_state(self.opt_g.state_dict(), "generator")
+        optim_json: dict[str, Any] = {"generator": optim_meta}
+        if self.disc is not None:
+            disc_state = {f"discriminator.{k}": v for k, v in self.disc.state_dict().items()}
+            disc_state.update({f"objective.{k}": v for k, v in self.objective.state_dict().items()})
+            weights["disc.safetensors"] = disc_state
+            d_tensors, optim_json["discriminator"] = flatten_optimizer_state(self.opt_d.state_dict(), "discriminator")  # type: ignore[union-attr]
+            optim_tensors.update(d_tensors)
+        weights["optim.safetensors"] = optim_tensors
+        weights["rng.safetensors"] = {k: torch.stack([t[k] for _, t in rngs]) for k in rngs[0][1]}  # (world, n) uint8
+        scaler = self.accelerator.scaler
+        state = {
+            "step": self.step,
+            "skipped_steps": self.skipped,
+            "consecutive_skips": self.consecutive,
+            "ema_updates": None if self.ema is None else self.ema.updates,
+            "data": self.batches.state(),
+            "schedulers": {"generator": self.sched_g.state_dict(),
+                           "discriminator": None if self.sched_d is None else self.sched_d.state_dict()},
+            "scaler": None if scaler is None else scaler.state_dict(),
+            "rng": [j for j, _ in rngs],
+            "world_size": self.accelerator.num_processes,
+            "seed": self.tc.seed,
+            "model_config": self.model.config.to_dict(),
+            "discriminator": None if self.disc is None else dict(self.lc.discriminator),
+            "train_time_s": self.train_time,
+            "items_seen": self.items_seen,
+            "wall_time_s": self.wall_before,
+        }  # fmt: skip
+        return save_checkpoint(self.ckpt_root, weights, {"optim.json": optim_json}, _jsonable(state))
+
+    def _load(self, path: Path) -> None:
+        """Restore everything `_write_checkpoint` saved, so the run continues exactly."""
+        weights, docs, state = load_checkpoint(path)
+        saved = state.get("model_config")
+        now = json.loads(json.dumps(_jsonable(self.model.config.to_dict())))
+        if saved != now:
+            changed = sorted(k for k in set(saved or {}) | set(now) if (saved or {}).get(k) != now.get(k))
+            raise ConfigError(f"cannot resume {path}: the model config changed ({', '.join(changed)}); train it as "
+                              "a new run in another output directory")  # fmt: skip
+        self.model.load_state_dict(weights["model.safetensors"])
+        if self.ema is not None:
+            if "ema.safetensors" in weights:
+                self.ema.load_state_dict(weights["ema.safetensors"], state.get("ema_updates") or 0)
+            else:
+                self.ema.model.load_state_dict(self.model.state_dict())  # EMA switched on at resume
+        optim_json = docs.get("optim.json", {})
+        optim = weights.get("optim.safetensors", {})
+        _load_optimizer(self.opt_g, unflatten_optimizer_state(optim, optim_json["generator"], "generator"))
+        _restore_scheduler(self.sched_g, state["schedulers"]["generator"])
+        if self.disc is not None:
+            if "disc.safetensors" in weights and "discriminator" in optim_json:
+                if state.get("discriminator") != json.loads(json.dumps(_jsonable(dict(self.lc.discriminator)))):
+                    raise ConfigError(f"cannot resume {path}: loss.discriminator changed")
+                disc = weights["disc.safetensors"]
+                self.disc.load_state_dict({k[len("discriminator."):]: v for k, v in disc.items() if k.startswith("discriminator.")})
+                self.objective.load_state_dict({k[len("objective."):]: v for k, v in disc.items() if k.startswith("objective.")})
+                _load_optimizer(self.opt_d, unflatten_optimizer_state(optim, optim_json["discriminator"], "discriminator"))
+                if state["schedulers"].get("discriminator"):
+                    _restore_scheduler(self.sched_d, state["schedulers"]["discriminator"])
+            elif self.is_main:
+                log.warning("the checkpoint has no discriminator: a fresh one starts at step %d", state["step"])
+        if self.accelerator.scaler is not None and state.get("scaler"):
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state(state["data"])
+        self.step, self.skipped = int(state["step"]), int(state["skipped_steps"])
+        self.consecutive = int(state.get("consecutive_skips", 0))
+        self.train_time, self.items_seen = float(state["train_time_s"]), int(state["items_seen"])
+        self.wall_before = float(state["wall_time_s"])
+        rank, world = self.accelerator.process_index, len(state["rng"])
+        if world != self.accelerator.num_processes and self.is_main:
+            log.warning("resuming %d process(es) from a checkpoint of %d: RNG streams are reused, so the run will "
+                        "not be bit-identical to an uninterrupted one", self.accelerator.num_processes, world)  # fmt: skip
+        row = rank % world
+        rng_tensors = {k: v[row] for k, v in weights["rng.safetensors"].items()}
+        if self.accelerator.device.type != "cuda":
+            rng_tensors.pop("cuda", None)
+        set_rng_state(state["rng"][row], rng_tensors)
+
+
+def _load_optimizer(optimizer: Any, state_dict: dict[str, Any]) -> None:
+    """Load state, but keep the hyper-parameters of the current config (lr, betas, weight decay...)."""
+    current = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state_dict)
+    for group, hyper in zip(optimizer.param_groups, current):
+        group.update(hyper)
+
+
+def _restore_scheduler(scheduler: Any, state: dict[str, Any]) -> None:
+    """Set the step count and recompute the LR from the current schedule (closed form of LambdaLR)."""
+    scheduler.last_epoch = int(state["last_epoch"])
+    scheduler._step_count = int(state.get("_step_count", scheduler.last_epoch + 1))
+    lrs = [base * lam(scheduler.last_epoch) for base, lam in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = lrs
+
+
+def metrics_markdown(metrics: dict[str, Any]) -> str:
+    """metrics.json as a short markdown report."""
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = [f"# {metrics['name']}: held-out metrics", "", f"{metrics['modality']} tokenizer trained on "
+             f"`{metrics['dataset']}` for {metrics['steps']} steps.", "", "| metric | value |", "|---|---|"]  # fmt: skip
+    lines += [f"| {k} | {fmt(v)} |" for k, v in metrics["heldout"].items()]
+    lines += ["", "| training | value |", "|---|---|"]
+    lines += [f"| {k} | {fmt(metrics[k])} |" for k in ("steps", "skipped_steps", "train_items_per_s", "train_time_s",
+                                                       "wall_time_s", "processes", "ema", "model_id")]  # fmt: skip
+    if metrics.get("attribution"):
+        lines += ["", f"Data: {metrics['attribution']}"]
+    return "\n".join(lines) + "\n"
+
+
+def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train the tokenizer described by `config`; returns the run directory (config.out).
+
+    Args:
+        config: the run configuration (see `vqfuse.train.config`).
+        resume: continue from the run directory's last checkpoint.
+        progress: show a progress bar with live losses.
+    """
+    return Trainer(config, resume=resume, progress=progress).run()
+
+
+__all__ = ["train", "Trainer", "build_tokenizer", "ResumableSampler", "InfiniteBatches", "metrics_markdown",
+           "MAX_CONSECUTIVE_SKIPS"]  # fmt: skip
