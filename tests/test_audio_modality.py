@@ -19,15 +19,6 @@ from vqfuse.errors import InputFileError
 SR = 16000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache_dir(tmp_path_factory):
-    old = os.environ.get("VQFUSE_CACHE_DIR")
-    os.environ["VQFUSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("vqfuse-cache"))
-    yield
-    if old is None:
-        os.environ.pop("VQFUSE_CACHE_DIR", None)
-    else:
-        os.environ["VQFUSE_CACHE_DIR"] = old
 
 
 def _tones(batch: int, seconds: float = 1.0) -> torch.Tensor:

@@ -27,15 +27,6 @@ from vqfuse.errors import VqfuseError
 FEW = ["en-us", "en-us+f3", "en+m3", "en-gb-x-rp+f1", "en-029+m5", "en-gb-scotland+f2", "en-us-nyc+m2", "en+Alex"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache_dir(tmp_path_factory):
-    old = os.environ.get("VQFUSE_CACHE_DIR")
-    os.environ["VQFUSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("vqfuse-cache"))
-    yield
-    if old is None:
-        os.environ.pop("VQFUSE_CACHE_DIR", None)
-    else:
-        os.environ["VQFUSE_CACHE_DIR"] = old
 
 
 def _dominant_hz(x: np.ndarray, sr: int = 22050) -> float:
