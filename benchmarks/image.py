@@ -134,8 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps32", type=int, default=None, help="training steps of the 32 px runs (preset default)")
     parser.add_argument("--steps64", type=int, default=None, help="training steps of the 64 px run (preset default)")
     parser.add_argument("--only", nargs="*", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when running runs side by side)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     env = environment()
     results = {}
     for name in args.only:
