@@ -116,7 +116,7 @@ def evaluate_run(run: Path, size: int) -> dict:
         "perplexity": float(torch.exp(-(probs[probs > 0] * probs[probs > 0].log()).sum())),
         "codec_images_per_s": len(images) / elapsed,
         "classic": classic,
-        "train": {k: train_metrics.get(k) for k in ("steps", "throughput_items_per_s", "wall_time_s", "skipped_steps") if k in train_metrics},
+        "train": {k: train_metrics.get(k) for k in ("steps", "train_items_per_s", "wall_time_s", "skipped_steps") if k in train_metrics},
     }
 
 
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{r['classic']['webp']['psnr']:.2f} ({r['classic']['webp']['bpp']:.2f})",
                      f"{r['classic']['webp_payload']['psnr']:.2f} ({r['classic']['webp_payload']['bpp']:.2f})",
                      f"{r['classic']['jpeg']['psnr']:.2f} ({r['classic']['jpeg']['bpp']:.2f})",
-                     r["train"].get("steps"), f"{r['train'].get('throughput_items_per_s') or float('nan'):.0f}"])
+                     r["train"].get("steps"), f"{r['train'].get('train_items_per_s') or float('nan'):.0f}"])
     table = markdown_table(
         ["run", "size", "tokens", "K", "bpp", "PSNR dB", "SSIM", "usage", "perplexity", "WebP dB (bpp)", "WebP payload dB (bpp)", "JPEG dB (bpp)", "steps", "train img/s"],
         rows, ["l"] + ["r"] * 13)
