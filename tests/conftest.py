@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,3 +16,14 @@ def _private_cache_dir(tmp_path_factory):
         os.environ.pop("VQFUSE_CACHE_DIR", None)
     else:
         os.environ["VQFUSE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine OpenMP's spinning
+    threads make every small op 10-50x slower under contention. A module opts in with
+    `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

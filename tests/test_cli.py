@@ -15,14 +15,9 @@ import torch
 from tests.test_codec import fake_evaluation_module, make_model, pixels, write_png
 from vqfuse.cli import main
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and tests then do not fight other work for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,11 @@ from vqfuse.modalities import get_modality
 from vqfuse.nets.autoencoder import AutoencoderConfig
 from vqfuse.tokenizer import Tokenizer, TokenizerConfig
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TINY_AE = dict(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and tests then do not fight other work for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_model(directory: Path, seed: int = 0, quantizer: dict | None = None, dataset: str = "digits") -> Tokenizer:

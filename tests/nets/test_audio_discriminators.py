@@ -9,14 +9,9 @@ from vqfuse.losses.adversarial import discriminator_loss, feature_matching_loss,
 from vqfuse.nets.audio_discriminators import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
 from vqfuse.nets.discriminators import CombinedDiscriminator, MultiScaleDiscriminator
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small convs: one thread is faster, and far faster when other processes load the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+
 
 
 def _check_output(out, n_members: int, batch: int) -> None:

@@ -59,14 +59,3 @@ def tiny_config(out: Any, **sections: dict[str, Any]) -> RunConfig:
         raw[name] = {**raw.get(name, {}), **values} if isinstance(values, dict) else values
     raw["out"] = str(out)
     return RunConfig.from_dict(raw)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine OpenMP's spinning
-    threads make every conv 10-50x slower under contention. Import this fixture into a test module to
-    run that module with one thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

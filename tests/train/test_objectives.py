@@ -2,13 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from tests.train import single_thread  # noqa: F401 (fixture)
 from vqfuse.errors import ConfigError
 from vqfuse.quantize.base import QuantizerOutput
 from vqfuse.tokenizer import TokenizerOutput
 from vqfuse.train.config import LossConfig
 from vqfuse.train.discriminator import build_discriminator, check_discriminator_input
 from vqfuse.train.objectives import TokenizerObjective
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 GAN = dict(gan_weight=0.5, disc_start=1, gan_start=2, gan_warmup=2, discriminator={"kind": "patch", "channels": 8, "n_layers": 2})
 

@@ -7,7 +7,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 import vqfuse.train.objectives as objectives
-from tests.train import GAN_LOSS, TinyImages, single_thread, tiny_config  # noqa: F401 (fixture)
+from tests.train import GAN_LOSS, TinyImages, tiny_config
 from vqfuse.errors import ConfigError, VqfuseError
 from vqfuse.io.weights import load_json, load_weights
 from vqfuse.modalities import get_modality
@@ -17,6 +17,8 @@ from vqfuse.train.checkpoint import latest_checkpoint
 from vqfuse.train.config import RunConfig
 from vqfuse.train.evaluation import evaluate_tokenizer
 from vqfuse.train.trainer import InfiniteBatches, ResumableSampler, Trainer
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
