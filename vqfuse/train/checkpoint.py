@@ -16,7 +16,6 @@ A checkpoint is written into `checkpoints/tmp-XXXX/`, then swapped in: `last` ->
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor
 
 from vqfuse.errors import InputFileError
+from vqfuse.io.atomic import fsync_dir
 from vqfuse.io.weights import load_json, load_weights, save_json, save_weights
 
 FORMAT = "vqfuse-checkpoint/1"
@@ -153,15 +153,6 @@ def unpack_rng(vector: Tensor, like: Mapping[str, Tensor]) -> tuple[dict[str, An
 # ---- writing and finding checkpoints ----------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def is_complete(path: Path) -> bool:
     """A checkpoint directory whose state.json (written last) exists and whose listed files all exist."""
     state_file = path / STATE_FILE
@@ -205,7 +196,7 @@ def save_checkpoint(root: str | os.PathLike, weights: WeightFiles, json_files: M
             save_json(doc, tmp / name)
         state = dict(state, format=FORMAT, files=sorted([*weights, *json_files]))
         save_json(state, tmp / STATE_FILE)  # last: marks the directory complete
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -215,7 +206,7 @@ def save_checkpoint(root: str | os.PathLike, weights: WeightFiles, json_files: M
             shutil.rmtree(prev)
         os.replace(last, prev)  # killed here: `prev` is complete, `last` missing
     os.replace(tmp, last)
-    _fsync_dir(root)
+    fsync_dir(root)
     shutil.rmtree(prev, ignore_errors=True)
     return last
 
