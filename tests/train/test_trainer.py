@@ -218,3 +218,12 @@ def test_bf16_run_after_fp32_runs_in_the_same_process(tmp_path):
     assert trainer.accelerator.mixed_precision == "bf16"
     trainer.run()
     assert logs[1]["skipped"] == 0 and all(map(torch.isfinite, map(torch.tensor, logs[1].values())))
+
+
+def test_max_minutes_stops_early_and_still_saves(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="vqfuse.train"):
+        run = train(tiny_config(tmp_path / "boxed", train={"steps": 50, "max_minutes": 0.0}), progress=False)
+    metrics = load_json(run / "metrics.json")
+    assert metrics["steps"] == 1  # the budget is checked after each step
+    assert (run / "model" / "model.safetensors").is_file() and "max_minutes" in caplog.text
+    assert latest_checkpoint(run / "checkpoints") is not None

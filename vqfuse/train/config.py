@@ -47,6 +47,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: only at the end
     num_workers: int = 0
     compile: bool = False
+    max_minutes: float | None = None  # wall-clock budget of this session: stop early, still save model + metrics
 
 
 @dataclass

@@ -489,6 +489,9 @@ class Trainer:
                     self.save_samples(f"step-{done:06d}")
                 if tc.checkpoint_every and done % tc.checkpoint_every == 0 and done < tc.steps:
                     self.save_checkpoint()
+                if tc.max_minutes is not None and time.perf_counter() - session_start >= 60 * tc.max_minutes:
+                    log.warning("stopping at step %d of %d: train.max_minutes=%g reached", done, tc.steps, tc.max_minutes)
+                    break
         finally:
             bar.close()
         self.wall_before += time.perf_counter() - session_start
