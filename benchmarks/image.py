@@ -69,6 +69,13 @@ def classic_codec_at_budget(image: np.ndarray, codec: str, max_bytes: float, ove
     return psnr_uint8(decoded, image), (len(data) - overhead) * 8 / (image.shape[0] * image.shape[1])
 
 
+def laplacian_energy(image: np.ndarray) -> float:
+    """Mean squared 4-neighbour Laplacian of the grey image: high-frequency detail (blur lowers it)."""
+    g = image.astype(np.float64).mean(axis=2)
+    lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
+    return float(np.mean(lap**2))
+
+
 def evaluate_run(run: Path, size: int) -> dict:
     model = Tokenizer.from_pretrained(run)
     modality = get_modality("image")
@@ -113,6 +120,8 @@ def evaluate_run(run: Path, size: int) -> dict:
         "psnr": float(np.mean(psnrs)),
         "ssim": ssim,
         "usage": float((counts > 0).double().mean()),
+        # detail kept: Laplacian energy of reconstructions over that of the originals (1 = as sharp, < 1 = blurrier)
+        "sharpness": float(np.sum([laplacian_energy(r) for r in recons]) / np.sum([laplacian_energy(a) for a in originals])),
         "perplexity": float(torch.exp(-(probs[probs > 0] * probs[probs > 0].log()).sum())),
         "codec_images_per_s": len(images) / elapsed,
         "classic": classic,
@@ -120,11 +129,26 @@ def evaluate_run(run: Path, size: int) -> dict:
     }
 
 
+VQVAE = ["loss.gan_weight=0", "loss.feature_matching_weight=0"]
 RUNS = {
     "vqgan32": ("image-emoji32", 32, []),
-    "vqvae32": ("image-emoji32", 32, ["loss.gan_weight=0", "loss.feature_matching_weight=0"]),
+    "vqvae32": ("image-emoji32", 32, VQVAE),
     "vqgan64": ("image-emoji64", 64, []),
+    "vqvae64": ("image-emoji64", 64, VQVAE),
+    "vqgan64-seed1": ("image-emoji64", 64, ["seed=1"]),
 }
+DEFAULT_RUNS = ["vqgan32", "vqvae32", "vqgan64"]
+
+
+def seed_line(results: dict) -> str:
+    """Spread over training seeds where a `<run>-seedN` sits beside `<run>`."""
+    lines = []
+    for name in results:
+        seeds = [results[n] for n in results if n == name or n.startswith(name + "-seed")]
+        if len(seeds) > 1 and "-seed" not in name:
+            p = [r["psnr"] for r in seeds]
+            lines.append(f"{name}: {len(p)} seeds, PSNR {np.mean(p):.2f} +- {np.std(p):.2f} dB (min {min(p):.2f})")
+    return "Seeds: " + "; ".join(lines) + "." if lines else "One training seed per run (the spread over seeds was not measured)."
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -133,8 +157,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse", action="store_true", help="measure existing runs, do not train")
     parser.add_argument("--steps32", type=int, default=None, help="training steps of the 32 px runs (preset default)")
     parser.add_argument("--steps64", type=int, default=None, help="training steps of the 64 px run (preset default)")
-    parser.add_argument("--only", nargs="*", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--only", nargs="*", default=DEFAULT_RUNS, choices=list(RUNS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when running runs side by side)")
+    parser.add_argument("--note", default="", help="extra text for the report (e.g. where reused runs were trained)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     env = environment()
@@ -161,10 +186,10 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{r['classic']['webp']['psnr']:.2f} ({r['classic']['webp']['bpp']:.2f})",
                      f"{r['classic']['webp_payload']['psnr']:.2f} ({r['classic']['webp_payload']['bpp']:.2f})",
                      f"{r['classic']['jpeg']['psnr']:.2f} ({r['classic']['jpeg']['bpp']:.2f})",
-                     r["train"].get("steps"), f"{r['train'].get('train_items_per_s') or float('nan'):.0f}"])
+                     f"{r['sharpness']:.3f}", r["train"].get("steps"), f"{r['train'].get('train_items_per_s') or float('nan'):.0f}"])
     table = markdown_table(
-        ["run", "size", "tokens", "K", "bpp", "PSNR dB", "SSIM", "usage", "perplexity", "WebP dB (bpp)", "WebP payload dB (bpp)", "JPEG dB (bpp)", "steps", "train img/s"],
-        rows, ["l"] + ["r"] * 13)
+        ["run", "size", "tokens", "K", "bpp", "PSNR dB", "SSIM", "usage", "perplexity", "WebP dB (bpp)", "WebP payload dB (bpp)", "JPEG dB (bpp)", "sharpness", "steps", "train img/s"],
+        rows, ["l"] + ["r"] * 14)
     targets = []
     if "vqgan64" in results:
         r = results["vqgan64"]
@@ -175,16 +200,18 @@ def main(argv: list[str] | None = None) -> dict:
         targets.append(["32x32: PSNR >= 22 dB at 0.625 bpp", f"{r['psnr']:.2f}", verdict(r["psnr"], 22.0, True)])
     for name, r in results.items():
         targets.append([f"{name}: codebook usage >= 98% on held-out", f"{100 * r['usage']:.1f}%", verdict(r["usage"], 0.98, True)])
-    md = "\n\n".join([
+    md = "\n\n".join(part for part in [
         "# Image tokenizers on held-out emoji",
         f"Command: `python benchmarks/image.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
         environment_line(env),
         table,
-        "WebP / JPEG: per image, the highest quality whose file (or, for 'payload', file minus the 20-byte RIFF/VP8 chunk headers) fits the same bit budget as the tokens; a codec that cannot get that small is shown at its smallest file, with its bpp in brackets. PSNR is computed on the 8-bit images a user gets, mean over held-out images. One training seed per run (the spread over seeds was not measured).",
+        "WebP / JPEG: per image, the highest quality whose file (or, for 'payload', file minus the 20-byte RIFF/VP8 chunk headers) fits the same bit budget as the tokens; a codec that cannot get that small is shown at its smallest file, with its bpp in brackets. PSNR is computed on the 8-bit images a user gets, mean over held-out images. Sharpness: Laplacian energy of the reconstructions over that of the originals (1 = as much fine detail as the input, lower = blurrier).",
+        seed_line(results),
+        args.note,
         markdown_table(["target", "measured", "verdict"], targets, ["l", "r", "l"]),
         "Sample grids (input row above reconstruction row): " + ", ".join(f"`image-{n}-samples.png`" for n in results),
         OPENMOJI_ATTRIBUTION,
-    ])
+    ] if part)
     write_results("image", {"environment": env, "results": results}, md)
     print(md)
     return results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import types
@@ -12,7 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_codec import fake_evaluation_module, make_model, pixels, write_png
+from tests.test_codec import (
+    fake_evaluation_module,
+    make_audio_model,
+    make_model,
+    pixels,
+    wav_samples,
+    write_png,
+    write_wav,
+)
+from vqfuse.io.tokenfile import read_tokens
 from vqfuse.cli import main
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -24,6 +34,14 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def model_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cli") / "run"
     make_model(d / "model")  # a run directory holding model/
+    return d
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory) -> Path:
+    """A tiny audio model: 50 frames/s, 4 residual stages of 1024 codes (0.5, 1, 1.5, 2 kbit/s)."""
+    d = tmp_path_factory.mktemp("cli-audio") / "model"
+    make_audio_model(d)
     return d
 
 
@@ -244,3 +262,53 @@ def test_subprocess_exit_codes_and_stderr(tmp_path):
     assert line.startswith(f"error: {tmp_path / 'nope.yaml'}: no such config file or preset (presets: ")
     p = subprocess.run(cmd + ["encode", "model"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Missing argument" in p.stderr and "Traceback" not in p.stderr
+
+
+# ----------------------------------------------------------------------------------------------- audio
+
+AUDIO_SUMMARY = r"(\d+) tokens, ([\d.]+) kbit/s, ([\d.]+) tokens/s, ([\d.]+) s of audio in \d+\.\d\d s \(([\d.]+)x real time\)"
+
+
+def test_audio_bitrate_options_and_summary_lines(audio_dir, tmp_path, capsys):
+    src = write_wav(tmp_path / "talk.wav", 2.5)  # 125 frames
+    code, out, err = run(capsys, "encode", audio_dir, src, tmp_path / "talk.wav.vqf", "--kbps", "1.2")
+    assert code == 0, err
+    m = re.fullmatch(f"encoded 1 file: {AUDIO_SUMMARY}\n", out)
+    assert m and m.group(1, 2, 3, 4) == ("250", "1", "100", "2.5") and float(m.group(5)) > 0, out
+    assert read_tokens(tmp_path / "talk.wav.vqf").shape == (2, 125)
+    code, out, err = run(capsys, "decode", audio_dir, tmp_path / "talk.wav.vqf", tmp_path / "dec.wav")
+    assert code == 0, err
+    m = re.fullmatch(f"decoded 1 file: {AUDIO_SUMMARY}\n", out)
+    assert m and m.group(1, 2, 3, 4) == ("250", "1", "100", "2.5"), out
+    code, out, err = run(capsys, "reconstruct", audio_dir, src, tmp_path / "rec.wav", "--kbps", "1.2")
+    assert code == 0 and re.fullmatch(f"reconstructed 1 file: {AUDIO_SUMMARY}\n", out), err
+    np.testing.assert_array_equal(wav_samples(tmp_path / "dec.wav"), wav_samples(tmp_path / "rec.wav"))
+    code, out, err = run(capsys, "reconstruct", audio_dir, src, tmp_path / "rec3.wav", "--n-q", "3")
+    m = re.fullmatch(f"reconstructed 1 file: {AUDIO_SUMMARY}\n", out)
+    assert code == 0 and m and m.group(1, 2, 3) == ("375", "1.5", "150"), err
+    assert wav_samples(tmp_path / "rec3.wav").shape == (40000,)
+    code, out, _ = run(capsys, "info", audio_dir)
+    assert code == 0 and "bitrates (kbit/s): 0.5, 1, 1.5, 2 (--n-q 1..4)" in out and "frames per second: 50" in out
+
+
+def test_audio_option_and_file_errors(audio_dir, model_dir, tmp_path, capsys):
+    src = write_wav(tmp_path / "a.wav", 1.0)
+    code, out, err = run(capsys, "encode", audio_dir, src, tmp_path / "a.vqf", "--kbps", "0.2")
+    assert code == 1 and out == ""
+    assert error_line(err) == "error: --kbps 0.2 is below the lowest bitrate of this model; allowed: 0.5, 1, 1.5, 2 kbit/s"
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "a.vqf").exists()
+    code, _, err = run(capsys, "reconstruct", audio_dir, src, tmp_path / "r.wav", "--kbps", "1", "--n-q", "2")
+    assert code == 1 and error_line(err) == "error: give --n-q or --kbps, not both"
+    code, _, err = run(capsys, "encode", audio_dir, src, tmp_path / "a.vqf", "--n-q", "5")
+    assert code == 1 and error_line(err) == "error: --n-q must be in 1..4, got 5"
+    write_png(tmp_path / "p.png", 8, 8)
+    code, _, err = run(capsys, "encode", model_dir, tmp_path / "p.png", tmp_path / "p.vqf", "--kbps", "1")
+    assert code == 1 and error_line(err) == "error: --kbps needs an audio model; this model is for image (use --n-q)"
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really audio")
+    code, _, err = run(capsys, "encode", audio_dir, tmp_path / "bad.wav", tmp_path / "bad.vqf", "--kbps", "2")
+    assert code == 1 and error_line(err).startswith(f"error: {tmp_path / 'bad.wav'}: ")
+    assert len(err.strip().splitlines()) == 1
+    # image tokens given to the audio model: one line naming the token file
+    assert run(capsys, "encode", model_dir, tmp_path / "p.png", tmp_path / "p.vqf")[0] == 0
+    code, _, err = run(capsys, "decode", audio_dir, tmp_path / "p.vqf", tmp_path / "p.wav")
+    assert code == 1 and error_line(err) == f"error: {tmp_path / 'p.vqf'} holds image tokens, but the model is for audio"

@@ -21,7 +21,51 @@ from vqfuse.tokenizer import Tokenizer, TokenizerConfig
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 TINY_AE = dict(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4)
+# hop 4 * 8 * 10 = 320: 50 frames/s at 16 kHz, like the speech preset, but 4 channels wide
+TINY_AUDIO_AE = dict(dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2, 4), strides=(4, 8, 10),
+                     latent_dim=8, norm_groups=2)
+SR = 16000
 
+
+def make_audio_model(
+    directory: Path | None = None, seed: int = 0, quantizer: dict | None = None, **autoencoder
+) -> Tokenizer:
+    """A tiny untrained audio tokenizer: hop 320 (50 frames/s at 16 kHz), residual VQ of 4 stages x 1024
+    codes (0.5 kbit/s a stage); saved into `directory` when given."""
+    torch.manual_seed(seed)
+    cfg = TokenizerConfig(
+        modality="audio",
+        autoencoder=AutoencoderConfig(**(TINY_AUDIO_AE | autoencoder)),
+        quantizer=quantizer or {"kind": "rvq", "codebook_size": 1024, "n_quantizers": 4},
+        meta={"sample_rate": SR, "dataset": "speech", "segment_seconds": 1.0, "item_shape": [SR]},
+    )
+    model = Tokenizer(cfg).eval()
+    if directory is not None:
+        model.save_pretrained(directory)
+    return model
+
+
+def tone(seconds: float, seed: int = 0) -> torch.Tensor:
+    """(1, T) a slowly modulated tone plus a little noise, in [-1, 1]."""
+    t = torch.arange(round(seconds * SR)) / SR
+    noise = torch.from_numpy(np.random.default_rng(seed).standard_normal(t.numel()).astype(np.float32))
+    return (0.4 * torch.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * torch.sin(2 * np.pi * 0.5 * t)) + 0.02 * noise)[None]
+
+
+def write_wav(path: Path, seconds: float, seed: int = 0) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(seconds, seed)[0].numpy(), SR, subtype="PCM_16")
+    return path
+
+
+def wav_samples(path: Path) -> np.ndarray:
+    import soundfile as sf
+
+    data, rate = sf.read(path, dtype="int16")
+    assert rate == SR
+    return data
 
 
 
@@ -255,3 +299,98 @@ def test_evaluate_model_writes_json_and_markdown(model_dir, tmp_path, monkeypatc
     assert "| psnr |" in md and "| codebook.usage | 0.5 |" in md
     with pytest.raises(VqfuseError, match="unknown dataset 'nope'"):
         codec.evaluate_model(model_dir, data="nope", out=tmp_path / "ev")
+
+
+# ----------------------------------------------------------------------------------------------
+# Audio: bitrate choice, windows, summary
+
+
+@pytest.fixture(scope="module")
+def audio_model() -> Tokenizer:
+    return make_audio_model()
+
+
+def test_audio_rates_and_n_q_for_kbps(audio_model):
+    m = audio_model
+    assert codec.frames_per_second(m) == 50
+    assert codec.allowed_kbps(m) == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    assert codec.kbps_for_n_q(m, 3) == pytest.approx(1.5) and codec.kbps_for_n_q(m) == pytest.approx(2.0)
+    assert [codec.n_q_for_kbps(m, k) for k in (0.5, 0.99, 1.0, 1.2, 2.0, 6.0)] == [1, 1, 2, 2, 4, 4]
+    with pytest.raises(ConfigError, match=r"^--kbps 0.3 is below the lowest bitrate of this model; "
+                                          r"allowed: 0.5, 1, 1.5, 2 kbit/s$"):
+        codec.n_q_for_kbps(m, 0.3)
+    assert codec.resolve_n_q(m, kbps=1.6) == 3 and codec.resolve_n_q(m, n_q=2) == 2 and codec.resolve_n_q(m) is None
+    with pytest.raises(ConfigError, match="not both"):
+        codec.resolve_n_q(m, n_q=2, kbps=1)
+    single = make_audio_model(quantizer={"kind": "vq", "codebook_size": 256})  # 8 bits x 50 frames/s
+    assert codec.allowed_kbps(single) == [0.4]
+    assert codec.resolve_n_q(single, kbps=6) is None
+    with pytest.raises(ConfigError, match=r"allowed: 0.4 kbit/s"):
+        codec.resolve_n_q(single, kbps=0.2)
+
+
+def test_kbps_on_an_image_model_is_an_error(model, tmp_path):
+    write_png(tmp_path / "a.png", 8, 8)
+    with pytest.raises(ConfigError, match="--kbps needs an audio model; this model is for image"):
+        codec.encode_path(model, tmp_path / "a.png", tmp_path / "a.vqf", kbps=1)
+    assert not (tmp_path / "a.vqf").exists()
+
+
+def test_audio_file_at_a_chosen_bitrate(audio_model, tmp_path):
+    src = write_wav(tmp_path / "in.wav", 1.37)  # 21920 samples -> 69 frames (padded to 22080)
+    r = codec.encode_file(audio_model, src, tmp_path / "in.wav.vqf", kbps=1.2)
+    tf = read_tokens(tmp_path / "in.wav.vqf")
+    assert tf.shape == (2, 69) and tf.codebook_size == [1024, 1024]
+    assert tf.meta == {"size": [21920], "source": "in.wav", "sample_rate": SR}
+    assert r.tokens == 138 and r.bits == pytest.approx(1380) and r.units == 21920
+    d = codec.decode_file(audio_model, tmp_path / "in.wav.vqf", tmp_path / "dec.wav")
+    codec.reconstruct_file(audio_model, src, tmp_path / "rec.wav", kbps=1.2)
+    assert d.units == 21920 and wav_samples(tmp_path / "dec.wav").shape == (21920,)
+    np.testing.assert_array_equal(wav_samples(tmp_path / "dec.wav"), wav_samples(tmp_path / "rec.wav"))
+    # one stage fewer when asked by n_q; all stages by default
+    codec.encode_file(audio_model, src, tmp_path / "n1.vqf", n_q=1)
+    codec.encode_file(audio_model, src, tmp_path / "all.vqf")
+    assert read_tokens(tmp_path / "n1.vqf").shape == (1, 69) and read_tokens(tmp_path / "all.vqf").shape == (4, 69)
+    with pytest.raises(ConfigError, match="allowed: 0.5, 1, 1.5, 2 kbit/s"):
+        codec.reconstruct_path(audio_model, src, tmp_path / "low.wav", kbps=0.25)
+    assert not (tmp_path / "low.wav").exists()
+
+
+def test_long_audio_is_encoded_in_windows(audio_model, tmp_path, monkeypatch):
+    """Past CHUNK_SECONDS + 2 * MARGIN_SECONDS the encoder and decoder see bounded windows only."""
+    monkeypatch.setattr(codec, "CHUNK_SECONDS", 0.5)
+    monkeypatch.setattr(codec, "MARGIN_SECONDS", 0.2)
+    monkeypatch.setattr(codec, "CROSSFADE_SECONDS", 0.06)
+    plan = codec.audio_chunking(audio_model)
+    assert (plan.chunk, plan.margin, plan.crossfade) == (25, 10, 3)
+    seen: dict[str, list[int]] = {"encoder": [], "decoder": []}
+    for name in seen:
+        net = getattr(audio_model, name)
+        monkeypatch.setattr(net, "forward", lambda x, _f=net.forward, _n=name: seen[_n].append(x.shape[-1]) or _f(x))
+    x = tone(3.3)  # 165 frames -> 7 windows of <= 25 + 2 * 10 frames
+    y = codec.decode_tokenfile(audio_model, codec.encode_tensor(audio_model, x))
+    assert y.shape == x.shape
+    assert len(seen["encoder"]) == 7 and max(seen["encoder"]) <= 45 * 320
+    assert len(seen["decoder"]) == 7 and max(seen["decoder"]) <= 45
+    seen["encoder"].clear()
+    codec.encode_tensor(audio_model, tone(0.9))  # 45 frames: one go
+    assert seen["encoder"] == [45 * 320]
+    assert codec.audio_chunking(audio_model, chunking=False) is None
+    assert codec.audio_chunking(make_model(tmp_path / "img")) is None  # images: whole file
+
+
+def test_summary_line_audio():
+    r = codec.BatchResult(done=[codec.FileResult(Path("a"), Path("b"), 1000, 10000.0, 10 * SR)], seconds=0.5)
+    assert codec.summary_line("encoded", r, "audio", {"sample_rate": SR}) == (
+        "encoded 1 file: 1000 tokens, 1 kbit/s, 100 tokens/s, 10 s of audio in 0.50 s (20x real time)"
+    )
+    r.failed.append((Path("c"), "bad"))
+    assert codec.summary_line("decoded", r, "audio", {"sample_rate": SR}).endswith("(20x real time); 1 failed")
+    empty = codec.BatchResult(seconds=0.1)
+    assert codec.summary_line("encoded", empty, "audio", {"sample_rate": SR}) == "encoded 0 files: 0 tokens, n/a, 0.10 s"
+
+
+def test_model_info_audio(audio_model):
+    info = codec.model_info(audio_model)
+    assert info["frames_per_second"] == 50 and info["kbps"] == pytest.approx([0.5, 1, 1.5, 2])
+    assert info["rate"] == "2 kbit/s" and info["tokens_per_item"] == 200

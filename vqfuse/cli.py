@@ -90,6 +90,10 @@ ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="Model directory,
 NqOpt = Annotated[
     Optional[int], typer.Option("--n-q", min=1, help="Quantizer stages to use (residual quantizers only).")
 ]
+KbpsOpt = Annotated[
+    Optional[float],
+    typer.Option("--kbps", help="Audio bitrate in kbit/s: the most residual stages within it (see `vqfuse info`)."),
+]
 
 
 def _on_file_error(path: Path, exc: VqfuseError) -> None:
@@ -112,16 +116,18 @@ def encode(
     src: Annotated[str, typer.Argument(metavar="IN", help="Input file or folder (searched recursively).")],
     dst: Annotated[str, typer.Argument(metavar="OUT", help="OUT.vqf, or a folder for a folder input.")],
     n_q: NqOpt = None,
+    kbps: KbpsOpt = None,
 ) -> None:
     """Encode files to .vqf token files (a folder mirrors its tree: a/cat.png -> OUT/a/cat.png.vqf).
 
     Any size works: inputs are padded (edge replicated) to a multiple of the model's downsampling factor and
-    the original size is stored, so decoding crops back to it.
+    the original size is stored, so decoding crops back to it. Audio of any length is encoded in
+    overlapping windows; --n-q or --kbps choose the bitrate of residual models.
     """
     from vqfuse.codec import encode_path, load_model
 
     m = load_model(model)
-    result = encode_path(m, src, dst, n_q=n_q, on_error=_on_file_error, progress=sys.stderr.isatty())
+    result = encode_path(m, src, dst, n_q=n_q, kbps=kbps, on_error=_on_file_error, progress=sys.stderr.isatty())
     _finish("encoded", result, m)
 
 
@@ -145,12 +151,13 @@ def reconstruct(
     src: Annotated[str, typer.Argument(metavar="IN", help="Input file or folder (searched recursively).")],
     dst: Annotated[str, typer.Argument(metavar="OUT", help="Output file, or a folder for a folder input.")],
     n_q: NqOpt = None,
+    kbps: KbpsOpt = None,
 ) -> None:
     """Encode and decode in memory: what decode(encode(IN)) would give, without token files."""
     from vqfuse.codec import load_model, reconstruct_path
 
     m = load_model(model)
-    result = reconstruct_path(m, src, dst, n_q=n_q, on_error=_on_file_error, progress=sys.stderr.isatty())
+    result = reconstruct_path(m, src, dst, n_q=n_q, kbps=kbps, on_error=_on_file_error, progress=sys.stderr.isatty())
     _finish("reconstructed", result, m)
 
 
@@ -193,6 +200,12 @@ def info(model: ModelArg) -> None:
         ("downsampling", "x".join(str(f) for f in d["downsample_factors"])),
         ("parameters", f"{d['parameters']:,}"),
     ]
+    if "kbps" in d:
+        rows += [
+            ("frames per second", f"{d['frames_per_second']:.6g}"),
+            ("bitrates (kbit/s)", ", ".join(f"{r:g}" for r in d["kbps"])
+             + (f" (--n-q 1..{len(d['kbps'])})" if len(d["kbps"]) > 1 else "")),
+        ]
     if "item_shape" in d:
         rows += [
             ("item", "x".join(str(n) for n in d["item_shape"])),

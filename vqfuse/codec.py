@@ -11,6 +11,12 @@ Any input size works: each spatial axis is padded at its end, by repeating the e
 ("replicate"), up to a multiple of the model's downsampling factor. The token file records the original
 size (``meta["size"]``) and decoding crops back to it, so a 37x23 image decodes to 37x23.
 
+Audio files of any length are encoded and decoded in overlapping windows along time (see
+:mod:`vqfuse.chunking`): the encoder sees at most ``CHUNK_SECONDS + 2 * MARGIN_SECONDS`` of audio at a
+time and the decoder as many token frames, so memory stays bounded for long files; the token file holds
+the whole file's tokens. The bitrate of residual audio models is chosen at encode time with ``n_q``
+(stages) or ``kbps`` (the most stages that fit, see :func:`n_q_for_kbps`).
+
 Directory names mirror the input tree. Token files append ``.vqf`` to the whole file name (like gzip),
 so ``cat.png`` and ``cat.jpg`` never collide and decoding restores the original name. A file that fails
 in a directory is reported through ``on_error`` and skipped; the others are still written. Outputs are
@@ -30,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vqfuse.chunking import Chunking, apply_chunked
 from vqfuse.errors import (
     ConfigError,
     InputFileError,
@@ -40,11 +47,21 @@ from vqfuse.errors import (
 )
 from vqfuse.io.tokenfile import TokenFile, check_model, read_tokens, write_tokens
 from vqfuse.modalities import Modality, get_modality
+from vqfuse.modalities.audio import DEFAULT_SAMPLE_RATE
 from vqfuse.tokenizer import Tokenizer
 
 TOKEN_SUFFIX = ".vqf"
 ModelLike = Union[Tokenizer, PathLike]
 ErrorHandler = Callable[[Path, VqfuseError], None]
+ChunkingLike = Union[Chunking, bool]
+
+# Audio is processed in windows of CHUNK_SECONDS plus MARGIN_SECONDS of context on each side, and
+# neighbouring windows are crossfaded over 2 * CROSSFADE_SECONDS. The speech preset's encoder and decoder
+# convolutions each see 8 frames (0.16 s) either side of a frame, well inside MARGIN - CROSSFADE; only
+# non-causal GroupNorm, whose statistics span the whole window, makes windows differ from one pass.
+CHUNK_SECONDS = 10.0
+MARGIN_SECONDS = 1.0
+CROSSFADE_SECONDS = 0.5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,13 +116,29 @@ def rate_text(modality: str, bits: float, units: int, meta: dict[str, Any] | Non
     return f"{bits / units:.4g} bits/element"
 
 
+def _num(x: float, digits: int) -> str:
+    """``digits`` significant digits, but never in exponent notation (12345.6 -> "12346")."""
+    return f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:.0f}"
+
+
 def summary_line(verb: str, result: BatchResult, modality: str, meta: dict[str, Any] | None = None) -> str:
-    """One line: ``encoded 3 files: 192 tokens, 0.625 bits/pixel, 0.41 s`` (plus failures)."""
+    """One line: ``encoded 3 files: 192 tokens, 0.625 bits/pixel, 0.41 s`` (plus failures).
+
+    Audio (with a sample rate) also gets tokens per second of audio and the real-time factor (seconds of
+    audio per second of processing): ``encoded 1 file: 9000 tokens, 6 kbit/s, 600 tokens/s, 15 s of
+    audio in 0.52 s (29x real time)``.
+    """
     n = len(result.done)
-    text = (
-        f"{verb} {n} file{'s' if n != 1 else ''}: {result.tokens} tokens, "
-        f"{rate_text(modality, result.bits, result.units, meta)}, {result.seconds:.2f} s"
-    )
+    rate = rate_text(modality, result.bits, result.units, meta)
+    text = f"{verb} {n} file{'s' if n != 1 else ''}: {result.tokens} tokens, {rate}"
+    sample_rate = (meta or {}).get("sample_rate")
+    if modality == "audio" and sample_rate and result.units > 0:
+        audio_seconds = result.units / float(sample_rate)
+        speed = f"{_num(audio_seconds / result.seconds, 3)}x real time" if result.seconds > 0 else "real time n/a"
+        text += (f", {_num(result.tokens / audio_seconds, 4)} tokens/s, {_num(audio_seconds, 4)} s of audio "
+                 f"in {result.seconds:.2f} s ({speed})")
+    else:
+        text += f", {result.seconds:.2f} s"
     if result.failed:
         text += f"; {len(result.failed)} failed"
     return text
@@ -161,6 +194,79 @@ def _check_n_q(model: Tokenizer, n_q: int | None) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Audio rates: frames per second, bitrate per number of stages
+
+
+def _sample_rate(model: Tokenizer) -> int:
+    return int(model.config.meta.get("sample_rate", DEFAULT_SAMPLE_RATE))
+
+
+def _hop(model: Tokenizer) -> int:
+    """Input steps per latent frame along the first (time) axis."""
+    return int(model.downsample_factors[0])
+
+
+def frames_per_second(model: Tokenizer) -> float:
+    """Latent (token) frames per second of audio: sample_rate / hop (50 for 16 kHz and hop 320)."""
+    if model.config.modality != "audio":
+        raise ConfigError(f"frames per second need an audio model; this model is for {model.config.modality}")
+    return _sample_rate(model) / _hop(model)
+
+
+def kbps_for_n_q(model: Tokenizer, n_q: int | None = None) -> float:
+    """Nominal bitrate in kbit/s with the first ``n_q`` stages (all when None):
+    ``n_q * log2(K) * frames_per_second / 1000``."""
+    return sum(math.log2(k) for k in stage_sizes(model, n_q)) * frames_per_second(model) / 1000
+
+
+def allowed_kbps(model: Tokenizer) -> list[float]:
+    """The bitrates an audio model offers: one per number of stages (a single one unless residual)."""
+    stages = model.quantizer.n_quantizers if model.is_residual else 1
+    return [kbps_for_n_q(model, n if model.is_residual else None) for n in range(1, stages + 1)]
+
+
+def _kbps_list(rates: list[float]) -> str:
+    return ", ".join(f"{r:g}" for r in rates)
+
+
+def n_q_for_kbps(model: Tokenizer, kbps: float) -> int:
+    """The most stages whose bitrate does not exceed ``kbps`` (1 for a non-residual model that fits).
+
+    Raises:
+        ConfigError: not an audio model, or ``kbps`` is below one stage (the message lists the allowed
+            values).
+    """
+    rates = allowed_kbps(model)
+    if not math.isfinite(kbps) or kbps < rates[0] * (1 - 1e-9):
+        raise ConfigError(f"--kbps {kbps:g} is below the lowest bitrate of this model; allowed: "
+                          f"{_kbps_list(rates)} kbit/s")
+    return max(n for n, r in enumerate(rates, start=1) if r <= kbps * (1 + 1e-9))
+
+
+def resolve_n_q(model: Tokenizer, n_q: int | None = None, kbps: float | None = None) -> int | None:
+    """The ``n_q`` to encode with, from ``n_q`` or ``kbps`` (not both); None means all stages."""
+    if kbps is None:
+        _check_n_q(model, n_q)
+        return n_q
+    if n_q is not None:
+        raise ConfigError("give --n-q or --kbps, not both")
+    if model.config.modality != "audio":
+        raise ConfigError(f"--kbps needs an audio model; this model is for {model.config.modality} (use --n-q)")
+    n = n_q_for_kbps(model, kbps)
+    return n if model.is_residual else None
+
+
+def audio_chunking(model: Tokenizer, chunking: ChunkingLike = True) -> Chunking | None:
+    """The time-axis windows to use for ``model``: None (one go) unless the model is 1D and ``chunking``
+    is True (the default plan from CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS) or a Chunking."""
+    if model.config.autoencoder.dims != 1 or chunking is False:
+        return None
+    if isinstance(chunking, Chunking):
+        return chunking
+    return Chunking.from_seconds(_sample_rate(model) / _hop(model), CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS)
+
+
+# ----------------------------------------------------------------------------------------------
 # Tensors <-> tokens
 
 
@@ -177,23 +283,51 @@ def pad_to_multiple(x: Tensor, factors: tuple[int, ...]) -> Tensor:
     return F.pad(x.unsqueeze(0), pad, mode="replicate").squeeze(0)
 
 
-def encode_tensor(model: Tokenizer, x: Tensor, n_q: int | None = None, source: str = "") -> TokenFile:
+@torch.no_grad()
+def encode_latents(model: Tokenizer, x: Tensor, chunking: ChunkingLike = True) -> Tensor:
+    """Encoder output for a batch (B, C, *spatial), spatial sizes multiples of the downsampling factors
+    -> (B, D, *latent); 1D models run in overlapping windows along time (see :func:`audio_chunking`)."""
+    plan = audio_chunking(model, chunking)
+    return apply_chunked(model.encoder, x, plan, in_step=_hop(model), out_step=1, axis=2)
+
+
+@torch.no_grad()
+def decode_latents(model: Tokenizer, z: Tensor, chunking: ChunkingLike = True) -> Tensor:
+    """Decoder output for latents (B, D, *latent) -> (B, C, *latent * factors); windowed like
+    :func:`encode_latents` for 1D models."""
+    plan = audio_chunking(model, chunking)
+    return apply_chunked(model.decoder, z, plan, in_step=1, out_step=_hop(model), axis=2)
+
+
+@torch.no_grad()
+def encode_tensor(
+    model: Tokenizer,
+    x: Tensor,
+    n_q: int | None = None,
+    source: str = "",
+    chunking: ChunkingLike = True,
+    kbps: float | None = None,
+) -> TokenFile:
     """One item (C, *spatial) in [-1, 1], any spatial size -> a TokenFile ready to write.
 
     ``meta`` records the original spatial size (``size``) so that :func:`decode_tokenfile` crops back,
-    and the source file name (``source``) when given.
+    the source file name (``source``) when given, and the sample rate for audio. Audio (1D) is encoded
+    in overlapping windows unless ``chunking=False``; ``n_q`` or ``kbps`` choose the residual stages.
     """
     cfg = model.config.autoencoder
     if x.dim() != cfg.dims + 1 or x.shape[0] != cfg.in_channels:
         raise ValueError(f"expected one item of shape ({cfg.in_channels}, <{cfg.dims} axes>), got {tuple(x.shape)}")
-    _check_n_q(model, n_q)
+    n_q = resolve_n_q(model, n_q, kbps)
     size = [int(n) for n in x.shape[1:]]
-    padded = pad_to_multiple(x.float(), model.downsample_factors)
-    indices = model.encode(padded.unsqueeze(0).to(_device(model)), n_q=n_q)[0].cpu()  # (*latent) or (n_q, *latent)
+    padded = pad_to_multiple(x.float(), model.downsample_factors)  # (C, *padded)
+    z = encode_latents(model, padded.unsqueeze(0).to(_device(model)), chunking)  # (1, D, *latent)
+    indices = model.quantizer.encode(z, **model._quantizer_kwargs(n_q))[0].cpu()  # (*latent) or (n_q, *latent)
     sizes = stage_sizes(model, n_q)
     meta: dict[str, Any] = {"size": size}
     if source:
         meta["source"] = source
+    if model.config.modality == "audio":
+        meta["sample_rate"] = _sample_rate(model)
     return TokenFile(
         indices=indices,
         model_id=model.model_id,
@@ -235,11 +369,15 @@ def check_tokenfile(model: Tokenizer, tf: TokenFile, path: PathLike = "<tokens>"
 
 
 @torch.no_grad()
-def decode_tokenfile(model: Tokenizer, tf: TokenFile, path: PathLike = "<tokens>") -> Tensor:
-    """A TokenFile -> one item (C, *spatial) in [-1, 1], cropped to the original size."""
+def decode_tokenfile(
+    model: Tokenizer, tf: TokenFile, path: PathLike = "<tokens>", chunking: ChunkingLike = True
+) -> Tensor:
+    """A TokenFile -> one item (C, *spatial) in [-1, 1], cropped to the original size; audio (1D) is
+    decoded in overlapping windows unless ``chunking=False``."""
     size = check_tokenfile(model, tf, path)
-    indices = torch.as_tensor(tf.indices).long().unsqueeze(0).to(_device(model))
-    x = model.decode(indices)[0].float().cpu()  # (C, *padded)
+    indices = torch.as_tensor(tf.indices).long().unsqueeze(0).to(_device(model))  # (1, [n_q,] *latent)
+    z = model.quantizer.decode(indices)  # (1, D, *latent)
+    x = decode_latents(model, z, chunking)[0].float().cpu()  # (C, *padded)
     return x[(slice(None),) + tuple(slice(0, s) for s in size)].clamp(-1, 1)
 
 
@@ -271,34 +409,51 @@ def _load_item(model: Tokenizer, path: Path) -> Tensor:
     return x
 
 
-def encode_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, n_q: int | None = None) -> FileResult:
-    """One input file -> one ``.vqf`` token file (written atomically)."""
+def encode_file(
+    model: Tokenizer,
+    in_path: PathLike,
+    out_path: PathLike,
+    n_q: int | None = None,
+    kbps: float | None = None,
+    chunking: ChunkingLike = True,
+) -> FileResult:
+    """One input file -> one ``.vqf`` token file (written atomically); ``n_q`` or ``kbps`` (audio, kbit/s)
+    choose the residual stages."""
     in_path, out_path = Path(in_path), Path(out_path)
+    n_q = resolve_n_q(model, n_q, kbps)
     x = _load_item(model, in_path)
-    tf = _guard_memory(in_path, lambda: encode_tensor(model, x, n_q=n_q, source=in_path.name))
+    tf = _guard_memory(in_path, lambda: encode_tensor(model, x, n_q=n_q, source=in_path.name, chunking=chunking))
     write_tokens(out_path, tf)
     tokens, bits = _token_bits(tf)
     return FileResult(in_path, out_path, tokens, bits, math.prod(tf.meta["size"]))
 
 
-def decode_file(model: Tokenizer, in_path: PathLike, out_path: PathLike) -> FileResult:
+def decode_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, chunking: ChunkingLike = True) -> FileResult:
     """One ``.vqf`` token file -> one output file in the modality's format (chosen by the suffix)."""
     in_path, out_path = Path(in_path), Path(out_path)
     tf = read_tokens(in_path)
-    x = _guard_memory(in_path, lambda: decode_tokenfile(model, tf, in_path))
+    x = _guard_memory(in_path, lambda: decode_tokenfile(model, tf, in_path, chunking=chunking))
     modality_of(model).save_file(x, out_path, model.config.meta)
     tokens, bits = _token_bits(tf)
     return FileResult(in_path, out_path, tokens, bits, math.prod(x.shape[1:]))
 
 
-def reconstruct_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, n_q: int | None = None) -> FileResult:
+def reconstruct_file(
+    model: Tokenizer,
+    in_path: PathLike,
+    out_path: PathLike,
+    n_q: int | None = None,
+    kbps: float | None = None,
+    chunking: ChunkingLike = True,
+) -> FileResult:
     """encode + decode in memory: the output is exactly what ``decode(encode(in))`` would write."""
     in_path, out_path = Path(in_path), Path(out_path)
+    n_q = resolve_n_q(model, n_q, kbps)
     x = _load_item(model, in_path)
 
     def run() -> tuple[TokenFile, Tensor]:
-        tf = encode_tensor(model, x, n_q=n_q, source=in_path.name)
-        return tf, decode_tokenfile(model, tf, in_path)
+        tf = encode_tensor(model, x, n_q=n_q, source=in_path.name, chunking=chunking)
+        return tf, decode_tokenfile(model, tf, in_path, chunking=chunking)
 
     tf, y = _guard_memory(in_path, run)
     modality_of(model).save_file(y, out_path, model.config.meta)
@@ -438,13 +593,16 @@ def encode_path(
     n_q: int | None = None,
     on_error: ErrorHandler | None = None,
     progress: bool = False,
+    kbps: float | None = None,
 ) -> BatchResult:
     """Encode a file to ``dst`` (a ``.vqf`` path or a folder), or a folder tree into folder ``dst``.
 
-    For a single file the first error is raised; in a folder, failing files are reported and skipped.
+    ``n_q`` (stages) or ``kbps`` (audio: the most stages within that bitrate) choose the bitrate of a
+    residual model. For a single file the first error is raised; in a folder, failing files are reported
+    and skipped.
     """
     model = load_model(model)
-    _check_n_q(model, n_q)
+    n_q = resolve_n_q(model, n_q, kbps)
     modality = modality_of(model)
     into_folder = Path(dst).is_dir() or str(dst).endswith(("/", os.sep))
     if Path(src).is_file() and not into_folder and Path(dst).suffix.lower() != TOKEN_SUFFIX:
@@ -475,10 +633,12 @@ def reconstruct_path(
     n_q: int | None = None,
     on_error: ErrorHandler | None = None,
     progress: bool = False,
+    kbps: float | None = None,
 ) -> BatchResult:
-    """encode + decode a file, or a folder tree into folder ``dst`` (same names, same formats)."""
+    """encode + decode a file, or a folder tree into folder ``dst`` (same names, same formats);
+    ``n_q`` or ``kbps`` as for :func:`encode_path`."""
     model = load_model(model)
-    _check_n_q(model, n_q)
+    n_q = resolve_n_q(model, n_q, kbps)
     modality = modality_of(model)
     pairs = map_paths(src, dst, modality.extensions, what=modality.name)
     return _run(src, pairs, lambda a, b: reconstruct_file(model, a, b, n_q=n_q), on_error, progress, "reconstruct")
@@ -512,6 +672,8 @@ def model_info(model: ModelLike) -> dict[str, Any]:
         "downsample_factors": list(model.downsample_factors),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if model.config.modality == "audio":
+        info.update(frames_per_second=frames_per_second(model), kbps=allowed_kbps(model))
     shape = item_shape(model)
     if shape is not None:
         latent = math.prod(math.ceil(n / f) for n, f in zip(shape, model.downsample_factors))
@@ -634,6 +796,18 @@ __all__ = [
     "load_model",
     "pad_to_multiple",
     "encode_tensor",
+    "encode_latents",
+    "decode_latents",
+    "audio_chunking",
+    "CHUNK_SECONDS",
+    "MARGIN_SECONDS",
+    "CROSSFADE_SECONDS",
+    "frames_per_second",
+    "kbps_for_n_q",
+    "allowed_kbps",
+    "n_q_for_kbps",
+    "resolve_n_q",
+    "stage_sizes",
     "decode_tokenfile",
     "check_tokenfile",
     "encode_file",

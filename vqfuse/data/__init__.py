@@ -14,6 +14,7 @@ from vqfuse.data.images import (
     load_image_file,
     save_image_file,
 )
+from vqfuse.data.paired import PairedDataset, make_paired_dataset
 from vqfuse.data.registry import dataset_entries, image_dataset, make_dataset, parse_spec, register_dataset
 from vqfuse.data.split import is_heldout, select_split, split_items
 
@@ -34,4 +35,6 @@ __all__ = [
     "is_heldout",
     "split_items",
     "select_split",
+    "PairedDataset",
+    "make_paired_dataset",
 ]
