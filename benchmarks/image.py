@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import shlex
 import shutil
 import sys
 import time
@@ -198,11 +199,16 @@ def main(argv: list[str] | None = None) -> dict:
     if "vqgan32" in results:
         r = results["vqgan32"]
         targets.append(["32x32: PSNR >= 22 dB at 0.625 bpp", f"{r['psnr']:.2f}", verdict(r["psnr"], 22.0, True)])
+    for gan, vae in (("vqgan32", "vqvae32"), ("vqgan64", "vqvae64")):
+        if gan in results and vae in results:
+            g, v = results[gan], results[vae]
+            targets.append([f"{gan} sharper than {vae} (sharpness; PSNR)", f"{g['sharpness']:.3f} vs {v['sharpness']:.3f} ({g['psnr']:.2f} vs {v['psnr']:.2f} dB)",
+                            verdict(g["sharpness"] - v["sharpness"], 0.0, True)])
     for name, r in results.items():
         targets.append([f"{name}: codebook usage >= 98% on held-out", f"{100 * r['usage']:.1f}%", verdict(r["usage"], 0.98, True)])
     md = "\n\n".join(part for part in [
         "# Image tokenizers on held-out emoji",
-        f"Command: `python benchmarks/image.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
+        "Command: `" + shlex.join(["python", "benchmarks/image.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
         environment_line(env),
         table,
         "WebP / JPEG: per image, the highest quality whose file (or, for 'payload', file minus the 20-byte RIFF/VP8 chunk headers) fits the same bit budget as the tokens; a codec that cannot get that small is shown at its smallest file, with its bpp in brackets. PSNR is computed on the 8-bit images a user gets, mean over held-out images. Sharpness: Laplacian energy of the reconstructions over that of the originals (1 = as much fine detail as the input, lower = blurrier).",

@@ -82,7 +82,7 @@ def fake_trainer(monkeypatch) -> list:
     def train(config, resume: bool = False, progress: bool = True) -> Path:
         calls.append((config, resume, progress))
         run_dir = Path(config.out)
-        make_model(run_dir / "model")
+        (make_audio_model if config.modality == "audio" else make_model)(run_dir / "model")
         write_png(run_dir / "samples" / "final.png", 8, 8)
         (run_dir / "metrics.md").write_text("| metric | value |\n|---|---|\n| psnr | 12.5 |\n")
         (run_dir / "metrics.json").write_text(json.dumps({"heldout": {"psnr": 12.5}}))
@@ -207,7 +207,8 @@ def test_evaluate(model_dir, tmp_path, capsys, evaluation, monkeypatch):
 
 
 def test_demo(fake_trainer, tmp_path, capsys, monkeypatch):
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "3", "--no-progress")
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "3", "--no-progress",
+                         "--stage", "image-emoji32")  # fmt: skip
     assert code == 0, err
     (config, resume, progress), = fake_trainer
     run_dir = tmp_path / "demo" / "image-emoji32"
@@ -218,22 +219,39 @@ def test_demo(fake_trainer, tmp_path, capsys, monkeypatch):
     assert f"metrics: {run_dir / 'metrics.md'}, {run_dir / 'metrics.json'}" in out and "| psnr | 12.5 |" in out
     assert out.strip().splitlines()[-1].startswith("Data: OpenMoji emoji.") and "CC BY-SA 4.0" in out
     # a finished demo is reused, not retrained
-    code, out, _ = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress")
+    code, out, _ = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress", "--stage", "image-emoji32")
     assert code == 0 and len(fake_trainer) == 1 and "using the model already trained" in out
+
+
+def test_demo_speech_stage_writes_every_bitrate(fake_trainer, tmp_path, capsys):
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress", "--stage", "audio-speech16k")
+    assert code == 0, err
+    (config, _, _), = fake_trainer
+    assert config.modality == "audio" and config.train.steps == 600 and config.data["segment_seconds"] == 0.5
+    listen = tmp_path / "demo" / "audio-speech16k" / "listen"
+    names = sorted(p.name for p in listen.iterdir())
+    assert names == sorted([f"clip{i}-{kind}.wav" for i in range(3) for kind in ("original", "0.5kbps", "1kbps", "1.5kbps", "2kbps")])
+    assert wav_samples(listen / "clip0-2kbps.wav").shape == wav_samples(listen / "clip0-original.wav").shape
+    assert str(listen / "clip0-original.wav") in out
+
+
+def test_demo_unknown_stage(tmp_path, capsys):
+    code, _, err = run(capsys, "demo", "--out", tmp_path / "demo", "--stage", "video")
+    assert code == 1 and error_line(err) == "error: unknown demo stage 'video'; choose from image-emoji32, audio-speech16k"
 
 
 def test_demo_resumes_an_interrupted_run(fake_trainer, tmp_path, capsys, monkeypatch):
     import vqfuse.demo
 
     monkeypatch.setattr(vqfuse.demo, "_complete_checkpoint", lambda run_dir: True)
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress")
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress", "--stage", "image-emoji32")
     assert code == 0, err
     assert fake_trainer[0][1] is True and "resuming" in out
 
 
 def test_demo_evaluates_a_model_without_metrics(tmp_path, capsys, fast_evaluation):
     make_model(tmp_path / "demo" / "image-emoji32" / "model")  # trained elsewhere: no metrics.md
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo")
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--stage", "image-emoji32")
     assert code == 0, err
     assert (tmp_path / "demo" / "image-emoji32" / "evaluation.md").is_file() and "| psnr |" in out
 

@@ -227,14 +227,15 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path("runs/demo"),
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps (default: the preset's).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    stage: Annotated[Optional[List[str]], typer.Option("--stage", help="Run only this stage (repeatable).")] = None,
 ) -> None:
-    """Train the small emoji tokenizer on built-in data and show its model, samples and held-out metrics.
+    """Train small tokenizers on built-in data (emoji images, then speech) and show models, samples and metrics.
 
     A finished demo run is reused and an interrupted one resumes; delete it (or pass --out) to train again.
     """
-    from vqfuse.demo import run_demo
+    from vqfuse.demo import run_demo, select_stages
 
-    run_demo(out, steps=steps, progress=not no_progress, log=typer.echo)
+    run_demo(out, steps=steps, progress=not no_progress, stages=select_stages(stage), log=typer.echo)
 
 
 # ------------------------------------------------------------------------------------------------- main

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from vqfuse.errors import PathLike
+from vqfuse.errors import ConfigError, PathLike
 
 Log = Callable[[str], None]
 
@@ -24,6 +24,8 @@ class DemoStage:
     name: str
     preset: str
     credit: str = ""
+    overrides: tuple[str, ...] = ()  # demo-sized settings on top of the preset (the user's --steps wins)
+    bitrate_examples: bool = False  # write held-out clips decoded at each bitrate under `<run>/listen/`
 
 
 @dataclass
@@ -42,8 +44,24 @@ def _openmoji_credit() -> str:
     return f"Data: OpenMoji emoji. {OPENMOJI_ATTRIBUTION}"
 
 
-DEMO_STAGES: list[DemoStage] = [DemoStage("image-emoji32", "image-emoji32", credit="openmoji")]
+DEMO_STAGES: list[DemoStage] = [
+    DemoStage("image-emoji32", "image-emoji32", credit="openmoji"),
+    # The speech codec at demo size: 0.5 s windows, batch 8, no GAN phase (the preset's starts at step 1,500).
+    DemoStage("audio-speech16k", "audio-speech16k", overrides=("steps=600", "batch_size=8", "data.segment_seconds=0.5"),
+              bitrate_examples=True),
+]
 CREDITS: dict[str, Callable[[], str]] = {"openmoji": _openmoji_credit}
+
+
+def select_stages(names: list[str] | None) -> list[DemoStage]:
+    """The stages named (all when none); an unknown name is a ConfigError listing the known ones."""
+    if not names:
+        return list(DEMO_STAGES)
+    known = {s.name: s for s in DEMO_STAGES}
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"unknown demo stage '{name}'; choose from {', '.join(known)}")
+    return [known[n] for n in names]
 
 
 def _complete_checkpoint(run_dir: Path) -> bool:
@@ -58,7 +76,7 @@ def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool
     from vqfuse.tokenizer import resolve_model_dir
     from vqfuse.train.config import load_config
 
-    overrides = [f"out={Path(out) / stage.name}"] + ([f"steps={steps}"] if steps is not None else [])
+    overrides = [*stage.overrides, f"out={Path(out) / stage.name}"] + ([f"steps={steps}"] if steps is not None else [])
     config = load_config(stage.preset, overrides)
     run_dir = Path(config.out)
     if (run_dir / "model" / "config.json").is_file():
@@ -78,7 +96,36 @@ def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool
         _, metrics = evaluate_model(model_dir, out=run_dir)
         md = metrics[-1]
     samples = sorted((run_dir / "samples").glob("final.*"))
+    if stage.bitrate_examples:
+        samples += write_bitrate_examples(model_dir, run_dir / "listen")
     return DemoResult(stage, run_dir, model_dir, samples, [p for p in metrics if p.is_file()], md.read_text())
+
+
+def write_bitrate_examples(model_dir: PathLike, out_dir: PathLike, clips: int = 3) -> list[Path]:
+    """Held-out speech clips as `clip<i>-original.wav` and `clip<i>-<kbps>kbps.wav` at every bitrate of a residual model."""
+    import torch
+
+    from vqfuse.codec import allowed_kbps, modality_of
+    from vqfuse.data.audio import save_audio_file
+    from vqfuse.tokenizer import Tokenizer
+
+    model = Tokenizer.from_pretrained(model_dir).eval()
+    sr = int(model.config.meta["sample_rate"])
+    test = modality_of(model).dataset("speech", "test", {"sample_rate": sr, "segment_seconds": 2.0})
+    x = torch.stack([test[i] for i in range(min(clips, len(test)))])  # (n, 1, T) held-out voices
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for i, clip in enumerate(x):
+        written.append(out_dir / f"clip{i}-original.wav")
+        save_audio_file(clip, written[-1], sr)
+    with torch.no_grad():
+        for n_q, kbps in enumerate(allowed_kbps(model), start=1):
+            y = model.decode(model.encode(x, n_q=n_q if model.is_residual else None)).clamp(-1, 1)
+            for i, clip in enumerate(y):
+                path = out_dir / f"clip{i}-{kbps:g}kbps.wav"
+                save_audio_file(clip, path, sr)
+                written.append(path)
+    return written
 
 
 def run_demo(
@@ -106,4 +153,4 @@ def run_demo(
     return results
 
 
-__all__ = ["DemoStage", "DemoResult", "DEMO_STAGES", "run_stage", "run_demo"]
+__all__ = ["DemoStage", "DemoResult", "DEMO_STAGES", "select_stages", "run_stage", "run_demo", "write_bitrate_examples"]
