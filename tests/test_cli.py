@@ -237,7 +237,7 @@ def test_demo_speech_stage_writes_every_bitrate(fake_trainer, tmp_path, capsys):
 
 def test_demo_unknown_stage(tmp_path, capsys):
     code, _, err = run(capsys, "demo", "--out", tmp_path / "demo", "--stage", "video")
-    assert code == 1 and error_line(err) == "error: unknown demo stage 'video'; choose from image-emoji32, audio-speech16k"
+    assert code == 1 and error_line(err) == "error: unknown demo stage 'video'; choose from image-emoji32, audio-speech16k, fusion-av-digits"
 
 
 def test_demo_resumes_an_interrupted_run(fake_trainer, tmp_path, capsys, monkeypatch):

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="vqfuse",
-    help="VQ-VAE / VQ-GAN tokenizers: train, encode to .vqf token files, decode, reconstruct, evaluate.",
+    help="VQ-VAE / VQ-GAN tokenizers: train, encode to .vqf token files, decode, reconstruct, evaluate; "
+    "fusion models: train a token prior on paired images + audio and generate across modalities.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -74,13 +75,26 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
-    """Train a tokenizer from a config preset; prints the run directory."""
+    """Train a tokenizer, or a fusion model (task: fusion), from a config preset; prints the run directory.
+
+    A fusion config (e.g. configs/fusion-av-digits.yaml) trains or reuses the two tokenizers it names (under
+    OUT/tokenizers/), encodes the paired data, then trains the token prior; there steps=N, batch_size=N and
+    seed=N set the prior's training, tokenizers.image.steps=N and tokenizers.audio.steps=N the tokenizers'.
+    """
+    from vqfuse.errors import ConfigError
     from vqfuse.train.config import load_config
 
     cfg = load_config(config, list(overrides or []))
-    from vqfuse.train.trainer import train as run_training
+    if cfg.task == "fusion":
+        from vqfuse.fusion.trainer import train_fusion
 
-    run_dir = run_training(cfg, resume=resume, progress=not no_progress)
+        run_dir = train_fusion(cfg, resume=resume, progress=not no_progress)
+    elif cfg.task == "tokenizer":
+        from vqfuse.train.trainer import train as run_training
+
+        run_dir = run_training(cfg, resume=resume, progress=not no_progress)
+    else:
+        raise ConfigError(f"{cfg.source}: unknown task {cfg.task!r}; use tokenizer or fusion")
     typer.echo(str(run_dir))
 
 
@@ -174,8 +188,18 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option("--out", help="Where evaluation.json/.md go; default: the run directory.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
 ) -> None:
-    """Evaluate reconstruction quality and codebook use on a dataset; writes evaluation.json and evaluation.md."""
+    """Evaluate a tokenizer (reconstruction quality, codebook use) or a fusion run (cross-modal coherence, fused
+    classification and robustness, repair) on held-out data; writes evaluation.json and evaluation.md."""
     from vqfuse.codec import evaluate_model, evaluation_markdown
+    from vqfuse.fusion.model import is_fusion_run
+
+    if is_fusion_run(model):
+        from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion
+
+        report, paths = evaluate_fusion(model, FusionEvalConfig(batch_size=batch_size), out=out, log=typer.echo)
+        typer.echo(paths[1].read_text().rstrip())
+        typer.echo(f"wrote {paths[0]} and {paths[1]}")
+        return
 
     report, paths = evaluate_model(model, data=data, split=split, out=out, batch_size=batch_size)
     typer.echo(evaluation_markdown(report).rstrip())
@@ -217,6 +241,66 @@ def info(model: ModelArg) -> None:
         typer.echo(f"{k + ':':<{width}} {v}")
     typer.echo("config:")
     typer.echo(json.dumps(d["config"], indent=2))
+
+
+# --------------------------------------------------------------------------------------------- generate
+
+
+@app.command()
+def generate(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="A fusion run directory (holding fusion.json).")],
+    out: Annotated[str, typer.Argument(metavar="OUT", help="Output file or folder (--from), or output folder (--joint).")],
+    src: Annotated[Optional[str], typer.Option("--from", metavar="IN", help="Input image or audio file, or a folder of them.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", metavar="image|audio", help="What to generate from IN.")] = None,
+    joint: Annotated[Optional[int], typer.Option("--joint", metavar="N", min=1, help="Sample N image + audio pairs instead.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="MaskGIT decoding steps (default: the model's).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Sampling temperature; 0 is greedy.")] = None,
+    cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: none).")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample among the k most likely codes.")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed gives the same outputs).")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Items per prior call.")] = 32,
+) -> None:
+    """Generate across modalities with a fusion model: images -> audio, audio -> images, or joint pairs.
+
+    vqfuse generate RUN --from digit.png --to audio digit.wav; vqfuse generate RUN --from clips/ --to image
+    out/ (the tree is mirrored, a/one.wav -> out/a/one.png); vqfuse generate RUN --joint 8 samples/
+    (sample-000.png + sample-000.wav, ...). Images are fitted to the model's size (centre crop), audio
+    centred and cut or padded to its clip length.
+    """
+    from vqfuse.fusion.model import FusionModel, generate_path, sample_joint_path
+
+    if (src is None) == (joint is None):
+        raise VqfuseError("give either --from IN --to image|audio, or --joint N")
+    if joint is None and to not in ("image", "audio"):
+        raise VqfuseError("--to must be image or audio" if to is not None else "--from needs --to image or --to audio")
+    if joint is not None and to is not None:
+        raise VqfuseError("--to goes with --from; --joint samples both modalities")
+    sampling = {k: v for k, v in {"steps": steps, "temperature": temperature, "cfg_scale": cfg_scale,
+                                  "top_k": top_k, "top_p": top_p}.items() if v is not None}
+    if cfg_scale is not None and cfg_scale == 1.0:
+        sampling["cfg_scale"] = None  # the conditional model alone: skip the unconditional pass
+    device = "cuda" if _cuda() else "cpu"
+    fm = FusionModel.from_run(model, device=device)
+    if joint is not None:
+        sampling.pop("cfg_scale", None)
+        written = sample_joint_path(fm, joint, out, batch_size=batch_size, seed=seed, **sampling)
+        typer.echo(f"sampled {len(written)} image + audio pair{'s' if len(written) != 1 else ''} -> {out}")
+        return
+    result = generate_path(fm, src, out, to, batch_size=batch_size, on_error=_on_file_error,
+                           progress=sys.stderr.isatty(), seed=seed, **sampling)
+    n = len(result.done)
+    typer.echo(f"generated {n} {to} file{'s' if n != 1 else ''} from {'audio' if to == 'image' else 'images'} "
+               f"in {result.seconds:.2f} s -> {out}" + (f"; {len(result.failed)} failed" if result.failed else ""))
+    if result.failed:
+        _err(f"error: {len(result.failed)} of {len(result.failed) + n} files failed")
+        raise typer.Exit(1)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 # ------------------------------------------------------------------------------------------------- demo

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from vqfuse.errors import ConfigError, PathLike
 
@@ -49,6 +49,7 @@ DEMO_STAGES: list[DemoStage] = [
     # The speech codec at demo size: 0.5 s windows, batch 8, no GAN phase (the preset's starts at step 1,500).
     DemoStage("audio-speech16k", "audio-speech16k", overrides=("steps=600", "batch_size=8", "data.segment_seconds=0.5"),
               bitrate_examples=True),
+    DemoStage("fusion-av-digits", "fusion-av-digits"),
 ]
 CREDITS: dict[str, Callable[[], str]] = {"openmoji": _openmoji_credit}
 
@@ -78,6 +79,8 @@ def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool
 
     overrides = [*stage.overrides, f"out={Path(out) / stage.name}"] + ([f"steps={steps}"] if steps is not None else [])
     config = load_config(stage.preset, overrides)
+    if config.task == "fusion":
+        return run_fusion_stage(stage, config, progress, log)
     run_dir = Path(config.out)
     if (run_dir / "model" / "config.json").is_file():
         log(f"[{stage.name}] using the model already trained in {run_dir} (delete it or pass --out to train again)")
@@ -99,6 +102,25 @@ def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool
     if stage.bitrate_examples:
         samples += write_bitrate_examples(model_dir, run_dir / "listen")
     return DemoResult(stage, run_dir, model_dir, samples, [p for p in metrics if p.is_file()], md.read_text())
+
+
+def run_fusion_stage(stage: DemoStage, config: Any, progress: bool, log: Log) -> DemoResult:
+    """Train (or reuse / resume) a fusion run, then generate speech -> image and image -> speech on held-out
+    pairs and judge them (the `coherence` part of `vqfuse evaluate`)."""
+    from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion
+    from vqfuse.fusion.trainer import train_fusion
+
+    run_dir = Path(config.out)
+    if (run_dir / "fusion.json").is_file():
+        log(f"[{stage.name}] using the fusion model already trained in {run_dir} (delete it or pass --out to train again)")
+    else:
+        log(f"[{stage.name}] training the tokenizers it needs, then a {config.train.steps}-step prior -> {run_dir}")
+        run_dir = Path(train_fusion(config, resume=_complete_checkpoint(run_dir), progress=progress))
+    log(f"[{stage.name}] generating across modalities for held-out pairs and judging them")
+    _, written = evaluate_fusion(run_dir, FusionEvalConfig(items=64, sections=("coherence",)), log=log)
+    md = next(p for p in written if p.suffix == ".md")
+    samples = [p for p in written if p.suffix in (".png", ".wav")]
+    return DemoResult(stage, run_dir, run_dir, samples, [p for p in written if p.suffix in (".md", ".json")], md.read_text())
 
 
 def write_bitrate_examples(model_dir: PathLike, out_dir: PathLike, clips: int = 3) -> list[Path]:

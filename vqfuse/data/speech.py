@@ -568,6 +568,16 @@ def _speech_factory(arg: str | None, sample_rate: int = 16000, segment_seconds: 
 register_dataset("audio", "speech", _speech_factory,
                  help="synthetic speech (espeak-ng): digits, numbers, sentences by 160 voices, split by voice")  # fmt: skip
 
+
+def _speech_digits_factory(arg: str | None, **options) -> SpeechDataset:
+    """Registry factory for ``speech-digits``: the ``speech`` corpus restricted to the spoken digits
+    (what the ``av-digits`` pairs use), e.g. for the audio tokenizer of a fusion run."""
+    return _speech_factory(arg, kinds=("digits",), **options)
+
+
+register_dataset("audio", "speech-digits", _speech_digits_factory,
+                 help="the spoken digits zero..nine of the speech corpus (160 voices, split by voice)")  # fmt: skip
+
 __all__ = [
     "ESPEAK_SAMPLE_RATE",
     "ACCENTS",

@@ -1,7 +1,15 @@
 """Token priors for multimodal fusion: a transformer over joint sequences of modality tokens,
 sampled autoregressively (with a KV cache) or MaskGIT-style, with classifier-free guidance."""
 
-from vqfuse.prior.maskgit import cosine_schedule, maskgit_decode, maskgit_loss, random_mask
+from vqfuse.prior.maskgit import (
+    cosine_schedule,
+    masked_logits,
+    masked_token_loss,
+    maskgit_decode,
+    maskgit_loss,
+    maskgit_sample_joint,
+    random_mask,
+)
 from vqfuse.prior.objectives import next_token_loss
 from vqfuse.prior.persist import load_prior, save_prior
 from vqfuse.prior.sampling import (
@@ -22,5 +30,6 @@ __all__ = [
     "Segment", "PackedSequence", "SequenceLayout", "PriorConfig", "KVCache", "PriorTransformer",
     "top_k_filter", "top_p_filter", "process_logits", "sample_logits", "cfg_logits", "null_condition",
     "drop_condition", "generate", "sample_joint", "next_token_loss", "cosine_schedule", "random_mask",
-    "maskgit_loss", "maskgit_decode", "save_prior", "load_prior",
+    "maskgit_loss", "maskgit_decode", "masked_logits", "masked_token_loss", "maskgit_sample_joint", "save_prior",
+    "load_prior",
 ]

@@ -34,21 +34,50 @@ def _check_bidirectional(model: PriorTransformer) -> None:
         raise ValueError("MaskGIT needs a bidirectional model (PriorConfig(causal=False))")
 
 
-def maskgit_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, target: str,
+def masked_logits(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, masks: Mapping[str, Tensor],
+                  order: Iterable[str] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    """Hide the tokens of ids (B, L) (packed in `order`) where `masks` {name: (B, n_name) bool} is True and
+    return, per masked segment, (logits (M, K) over that segment's codes, local targets (M,)) of the hidden
+    tokens. One forward pass; segments may be masked in some rows and not in others."""
+    order = layout.resolve_order(order)
+    slices = layout.slices(order)
+    modalities, positions = layout.modalities_and_positions(order)
+    inp = ids.clone()
+    for name, mask in masks.items():
+        sl = slices[name]
+        inp[:, sl] = inp[:, sl].masked_fill(mask, layout.mask_id)
+    logits = model(inp, modalities.to(ids.device), positions.to(ids.device))  # (B, L, V)
+    out = {}
+    for name, mask in masks.items():
+        sl = slices[name]
+        lo, hi = layout.vocab_range(name)
+        out[name] = (logits[:, sl, lo:hi][mask], ids[:, sl][mask] - lo)
+    return out
+
+
+def masked_token_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, masks: Mapping[str, Tensor],
+                      order: Iterable[str] | None = None) -> Tensor:
+    """Cross entropy of the tokens hidden by `masks` {name: (B, n_name) bool}, each over its own segment's
+    codes, averaged over every hidden token (see `masked_logits`)."""
+    _check_bidirectional(model)
+    parts = masked_logits(model, layout, ids, masks, order)
+    total = sum(F.cross_entropy(lg.float(), t, reduction="sum") for lg, t in parts.values())
+    count = sum(t.numel() for _, t in parts.values())
+    return total / max(count, 1)
+
+
+def maskgit_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, target: str | Sequence[str],
                  order: Iterable[str] | None = None, generator: torch.Generator | None = None) -> Tensor:
     """Mask a cosine-scheduled random fraction of the `target` tokens of ids (B, L) (packed in `order`)
-    and return the cross entropy of the masked tokens, over the target's codes."""
+    and return the cross entropy of the masked tokens, over the target's codes.
+
+    `target` may name several segments (joint training): each gets its own random mask, and the loss
+    averages over all masked tokens."""
     _check_bidirectional(model)
     order = layout.resolve_order(order)
-    sl = layout.slices(order)[target]
-    lo, hi = layout.vocab_range(target)
-    modalities, positions = layout.modalities_and_positions(order)
-    tokens = ids[:, sl]  # (B, n)
-    masked = random_mask(ids.shape[0], tokens.shape[1], generator, ids.device)  # (B, n)
-    inp = ids.clone()
-    inp[:, sl] = tokens.masked_fill(masked, layout.mask_id)
-    logits = model(inp, modalities.to(ids.device), positions.to(ids.device))[:, sl, lo:hi]  # (B, n, K)
-    return F.cross_entropy(logits[masked].float(), tokens[masked] - lo)
+    targets = (target,) if isinstance(target, str) else tuple(target)
+    masks = {t: random_mask(ids.shape[0], layout.segment(t).n_tokens, generator, ids.device) for t in targets}
+    return masked_token_loss(model, layout, ids, masks, order)
 
 
 def _confidence(logits: Tensor, sampled: Tensor, temperature: float, top_k: int | None,
@@ -148,4 +177,56 @@ def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: M
     return cur - lo
 
 
-__all__ = ["cosine_schedule", "random_mask", "maskgit_loss", "maskgit_decode"]
+@torch.no_grad()
+def maskgit_sample_joint(model: PriorTransformer, layout: SequenceLayout, batch_size: int, *,
+                         order: Sequence[str] | None = None, steps: int = 8, temperature: float = 1.0,
+                         top_k: int | None = None, top_p: float | None = None, noise: float = 4.5,
+                         generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Decode every segment of `order` (default: the layout's) together from all-MASK, MaskGIT-style.
+
+    As `maskgit_decode`, but the unknown tokens of all segments share one confidence ranking and one
+    cosine schedule; each position samples from its own segment's codes. Returns {name: (B, n_i) local codes}.
+    """
+    _check_bidirectional(model)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    order = layout.resolve_order(order)
+    device = model_device(model)
+    b = int(batch_size)
+    sizes = [layout.segment(n).n_tokens for n in order]
+    placeholder = {n: torch.zeros(b, k, dtype=torch.long, device=device) for n, k in zip(order, sizes)}
+    packed = layout.pack(placeholder, order)
+    ids, mods, pos = packed.ids, packed.modalities, packed.positions
+    slices = layout.slices(order)
+    total = sum(sizes)
+    cur = torch.full((b, total), layout.mask_id, dtype=torch.long, device=device)  # global ids, segments concatenated
+    bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
+    with eval_mode(model):
+        for step in range(steps):
+            is_masked = cur == layout.mask_id  # (B, N)
+            if not bool(is_masked.any()):
+                break
+            for i, name in enumerate(order):
+                ids[:, slices[name]] = cur[:, bounds[i]:bounds[i + 1]]
+            logits = model(ids, mods, pos)  # (B, L, V)
+            sampled, confidence = [], []
+            for name in order:
+                lo, hi = layout.vocab_range(name)
+                seg = logits[:, slices[name], lo:hi].float()  # (B, n, K)
+                s = sample_logits(seg, temperature, top_k, top_p, generator)
+                sampled.append(s + lo)
+                confidence.append(_confidence(seg, s, temperature, top_k, top_p))
+            sampled_ids, conf = torch.cat(sampled, 1), torch.cat(confidence, 1)  # (B, N)
+            progress = (step + 1) / steps
+            if noise > 0 and progress < 1:
+                conf = conf + noise * (1 - progress) * _gumbel(conf.shape, generator, device)
+            conf = conf.masked_fill(~is_masked, float("inf"))
+            n_remask = torch.full((b,), math.floor(total * math.cos(math.pi / 2 * progress)), device=device)
+            n_remask = torch.minimum(n_remask.long(), is_masked.sum(1) - 1).clamp(min=0)
+            remask = conf.argsort(1).argsort(1) < n_remask[:, None]
+            cur = torch.where(is_masked, sampled_ids, cur).masked_fill(remask, layout.mask_id)
+    return {name: cur[:, bounds[i]:bounds[i + 1]] - layout.offset(name) for i, name in enumerate(order)}
+
+
+__all__ = ["cosine_schedule", "random_mask", "masked_logits", "masked_token_loss", "maskgit_loss",
+           "maskgit_decode", "maskgit_sample_joint"]

@@ -2,7 +2,8 @@
 
 A preset is a nested mapping; overrides use dotted paths (`train.lr=1e-4`, `model.quantizer.codebook_size=512`)
 and a few shortcuts every preset accepts: `steps=N` (train.steps), `out=DIR`, `batch_size=N`, `data=SPEC`
-(data.train), `seed=N`.
+(data.train), `seed=N`. `task: fusion` presets train a token prior (see `vqfuse.fusion.trainer`); there the
+shortcuts set the prior's training, and each tokenizer's own steps are `tokenizers.<name>.steps`.
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ class RunConfig:
     """Everything one `vqfuse train` needs."""
 
     name: str = "run"
-    task: str = "tokenizer"
+    task: str = "tokenizer"  # "tokenizer" | "fusion" (a token prior on paired data: vqfuse.fusion.trainer)
     modality: str = "image"
     data: dict[str, Any] = field(default_factory=lambda: {"train": "emoji", "size": 32})
     model: dict[str, Any] = field(default_factory=dict)  # {"autoencoder": {...}, "quantizer": {...}, "meta": {...}}
+    # task fusion only: {"image": {"preset": ..., "overrides": [...], "steps": N} | {"model": PATH}, "audio": {..., "n_q": 2}}
+    tokenizers: dict[str, Any] = field(default_factory=dict)
+    prior: dict[str, Any] = field(default_factory=dict)  # task fusion only: {"kind": "maskgit" | "causal", "dim": ...}
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     out: str = "runs/run"

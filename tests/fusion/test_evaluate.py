@@ -1,0 +1,46 @@
+"""`evaluate_fusion` end to end on the tiny fusion run of test_pipeline (orchestration and report shape; the
+maths of each part is tested in test_judges, test_analysis and test_repair)."""
+
+import json
+
+import pytest
+
+from tests.fusion.test_pipeline import presets, run_dir  # noqa: F401  (module fixtures)
+from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion, headline
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def test_evaluate_fusion_writes_every_section(run_dir, tmp_path):  # noqa: F811
+    config = FusionEvalConfig(items=6, judge_steps=3, classifier_steps=3, degradations=("noise",), levels=(0.0, 0.5, 1.0),
+                              repair_items=4, batch_size=4, extra={"classifier": {"batch_size": 8}})
+    report, written = evaluate_fusion(run_dir, config, out=tmp_path / "eval", log=lambda s: None)
+    names = {p.name for p in written}
+    assert {"evaluation.json", "evaluation.md", "speech-to-image.png", "joint-images.png", "robustness.png"} <= names
+    assert any(n.startswith("image-to-speech-") and n.endswith(".wav") for n in names)
+    assert json.loads((tmp_path / "eval" / "evaluation.json").read_text()) == report
+    coh = report["coherence"]
+    for key in ("speech_to_image", "image_to_speech", "joint"):
+        assert 0.0 <= coh[key] <= 1.0
+    assert set(coh["frechet"]) == {"speech_to_image", "image_to_speech", "joint_image", "joint_audio"}
+    h = headline(report)
+    assert {"noise_mid_gain", "inpaint_masked_psnr_conditioned", "enhance_si_snr_improvement_conditioned"} <= set(h)
+    assert h["noise_mid_gain"] == pytest.approx(h["noise_mid_best_fused"] - h["noise_mid_best_single"])
+    assert (run_dir / "judges" / "image" / "config.json").is_file()  # judges are cached with the run
+    # a second evaluation reuses the judges and can run one section alone
+    report2, _ = evaluate_fusion(run_dir, FusionEvalConfig(items=4, sections=("coherence",), batch_size=4),
+                                 out=tmp_path / "eval2", log=lambda s: None)
+    assert set(report2) >= {"coherence"} and "repair" not in report2
+
+
+def test_cli_evaluate_dispatches_fusion_runs(run_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
+    import functools
+
+    import vqfuse.fusion.evaluate as evaluate
+    from vqfuse.cli import main
+
+    small = functools.partial(FusionEvalConfig, items=4, sections=("coherence",), judge_steps=2)
+    monkeypatch.setattr(evaluate, "FusionEvalConfig", small)
+    assert main(["evaluate", str(run_dir), "--out", str(tmp_path / "ev"), "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "# Fusion evaluation" in out and "speech_to_image" in out and (tmp_path / "ev" / "evaluation.json").is_file()

@@ -1,0 +1,406 @@
+"""The fusion pipeline: paired tokens, the prior trainer (maskgit and causal), FusionModel and `vqfuse generate`.
+
+Everything runs on tiny in-memory data (16 px images, 0.064 s clips at 8 kHz) with tiny tokenizers, so a
+whole run takes a few seconds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tests.train import TINY_DATASET, TinyImages
+from vqfuse.cli import main
+from vqfuse.data.paired import PairedDataset
+from vqfuse.data.registry import register_dataset
+from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError
+from vqfuse.fusion.model import FusionModel
+from vqfuse.fusion.tokens import TokenPairs, encode_pairs, flatten_audio_tokens, unflatten_audio_tokens
+from vqfuse.fusion.trainer import FusionTrainer, train_fusion
+from vqfuse.io.weights import load_weights
+from vqfuse.tokenizer import Tokenizer
+from vqfuse.train.config import RunConfig
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+RATE, SECONDS = 8000, 0.064  # 512 samples -> 32 frames with the tiny audio model's hop of 16
+TINY_AUDIO, TINY_PAIRS = "tinyaudio", "tinypairs"
+
+
+class TinyAudio(torch.utils.data.Dataset):
+    """Decaying tones in [-1, 1], (1, 512); 24 for training, 8 held out."""
+
+    def __init__(self, split: str = "train", sample_rate: int = RATE, segment_seconds: float = SECONDS) -> None:
+        n = {"train": 24, "test": 8, "all": 32}[split]
+        g = torch.Generator().manual_seed({"train": 11, "test": 12, "all": 13}[split])
+        t = torch.arange(round(sample_rate * segment_seconds)) / sample_rate
+        freq = 200 + 1500 * torch.rand(n, 1, generator=g)
+        self.clips = (0.6 * torch.sin(2 * torch.pi * freq * t) * torch.exp(-t / 0.03)).unsqueeze(1)  # (n, 1, L)
+        self.labels = torch.arange(n) % 4
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.clips[i]
+
+
+class TinyPairs(PairedDataset):
+    """TinyImages paired with TinyAudio, two clips per image."""
+
+    def __init__(self, split: str = "train", size: int = 16, sample_rate: int = RATE, segment_seconds: float = SECONDS,
+                 pairings: int = 2) -> None:
+        self.split, self.size, self.sample_rate = split, size, sample_rate
+        self.segment_length = round(sample_rate * segment_seconds)
+        self.images, self.clips = TinyImages(size, split), TinyAudio(split, sample_rate, segment_seconds)
+        n_img, n_aud = len(self.images), len(self.clips)
+        self.pairs = [(j, (j * pairings + p) % n_aud) for j in range(n_img) for p in range(pairings)]
+        self.labels = [j % 4 for j, _ in self.pairs]
+        self.num_classes = 4
+
+    def image(self, j: int) -> torch.Tensor:
+        return self.images[j]
+
+    def audio(self, k: int) -> torch.Tensor:
+        return self.clips[k]
+
+
+register_dataset("audio", TINY_AUDIO, lambda arg, sample_rate, segment_seconds, split: TinyAudio(split, sample_rate,
+                                                                                                 segment_seconds), replace=True)
+register_dataset("paired", TINY_PAIRS, lambda arg, **kw: TinyPairs(**kw), replace=True)
+
+IMAGE_PRESET = {
+    "task": "tokenizer", "modality": "image", "data": {"train": TINY_DATASET, "size": 16},
+    "model": {"autoencoder": {"dims": 2, "in_channels": 3, "channels": 8, "channel_mults": [1, 2], "latent_dim": 8,
+                              "norm_groups": 4},
+              "quantizer": {"kind": "vq", "codebook_size": 32}},
+    "loss": {"gan_weight": 0.0},
+    "train": {"steps": 3, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "sample_every": 0, "checkpoint_every": 0,
+              "ema_decay": None},
+}
+AUDIO_PRESET = {
+    "task": "tokenizer", "modality": "audio", "data": {"train": TINY_AUDIO, "sample_rate": RATE, "segment_seconds": SECONDS},
+    "model": {"autoencoder": {"dims": 1, "in_channels": 1, "channels": 4, "channel_mults": [1, 2, 2], "strides": [4, 4],
+                              "latent_dim": 8, "norm_groups": 2},
+              "quantizer": {"kind": "rvq", "codebook_size": 16, "n_quantizers": 3, "codebook_dim": 4}},
+    "loss": {"gan_weight": 0.0, "stft_weight": 0.0, "mel_weight": 0.0},
+    "train": {"steps": 3, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "sample_every": 0, "checkpoint_every": 0,
+              "ema_decay": None},
+}
+PRIOR = {"kind": "maskgit", "dim": 32, "depth": 2, "heads": 2, "dropout": 0.1, "condition_dropout": 0.2,
+         "sampling": {"steps": 3, "joint_steps": 4}, "samples": 2}
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("presets")
+    out = {}
+    for name, raw in (("image", IMAGE_PRESET), ("audio", AUDIO_PRESET)):
+        out[name] = d / f"tiny-{name}.yaml"
+        out[name].write_text(yaml.safe_dump(raw))
+    return out
+
+
+def fusion_config(out: Path, tokenizers: dict, steps: int = 6, **prior) -> RunConfig:
+    return RunConfig.from_dict({
+        "name": "tinyfusion", "task": "fusion", "modality": "paired", "out": str(out),
+        "data": {"train": TINY_PAIRS, "size": 16, "sample_rate": RATE, "segment_seconds": SECONDS},
+        "tokenizers": tokenizers, "prior": {**PRIOR, **prior},
+        "train": {"steps": steps, "batch_size": 8, "lr": 2e-3, "betas": [0.9, 0.95], "warmup_steps": 2, "log_every": 2,
+                  "checkpoint_every": 3, "ema_decay": 0.9},
+    })
+
+
+@pytest.fixture(scope="module")
+def run_dir(presets, tmp_path_factory) -> Path:
+    """A whole maskgit fusion run: both tiny tokenizers trained from their presets, tokens, prior."""
+    out = tmp_path_factory.mktemp("fusion") / "run"
+    tokenizers = {"image": {"preset": str(presets["image"])}, "audio": {"preset": str(presets["audio"]), "n_q": 2}}
+    return train_fusion(fusion_config(out, tokenizers), progress=False, log_fn=lambda s: None)
+
+
+def reuse(run: Path) -> dict:
+    """tokenizers: the ones trained by `run` (copied into the new run)."""
+    return {"image": {"model": str(run / "tokenizers/image/model")},
+            "audio": {"model": str(run / "tokenizers/audio/model"), "n_q": 2}}
+
+
+@pytest.fixture(scope="module")
+def causal_dir(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fusion-causal") / "run"
+    return train_fusion(fusion_config(out, reuse(run_dir), steps=4, kind="causal"), progress=False, log_fn=lambda s: None)
+
+
+# ---- tokens -----------------------------------------------------------------------------------------
+
+
+def test_audio_flatten_is_frame_major_and_inverts():
+    codes = torch.arange(2 * 3 * 5).reshape(2, 3, 5)  # (B, n_q, F)
+    flat = flatten_audio_tokens(codes)
+    assert flat.shape == (2, 15)
+    assert flat[0, :3].tolist() == codes[0, :, 0].tolist()  # all stages of frame 0 first
+    assert flat[1, 3:6].tolist() == codes[1, :, 1].tolist()
+    assert torch.equal(unflatten_audio_tokens(flat, 3), codes)
+    with pytest.raises(ValueError, match="whole number of frames"):
+        unflatten_audio_tokens(flat, 4)
+
+
+def test_token_pairs_round_trip_and_wrong_tokenizer(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    pairs = TokenPairs(torch.randint(0, 32, (5, 4, 4), generator=g), torch.randint(0, 16, (5, 2, 8), generator=g),
+                       torch.tensor([0, 1, 2, -1, 3]), image_model_id="img1", audio_model_id="aud1", image_vocab=32,
+                       audio_vocab=16, info={"dataset": "x"})
+    path = pairs.save(tmp_path / "tokens.safetensors")
+    back = TokenPairs.load(path, "img1", "aud1", n_q=2)
+    assert torch.equal(back.image, pairs.image) and torch.equal(back.audio, pairs.audio)
+    assert torch.equal(back.labels, pairs.labels) and back.metadata() == pairs.metadata()
+    assert back.layout().length() == 1 + 16 + 1 + 16 and back.audio_flat().shape == (5, 16)
+    with pytest.raises(ModelMismatchError, match="image tokenizer img1, not by other"):
+        TokenPairs.load(path, image_model_id="other")
+    with pytest.raises(ModelMismatchError, match="2 audio stage"):
+        TokenPairs.load(path, n_q=3)
+    from vqfuse.io.weights import save_weights
+
+    save_weights({"x": torch.zeros(1)}, tmp_path / "other.safetensors")
+    with pytest.raises(InputFileError, match="not a vqfuse token pairs file"):
+        TokenPairs.load(tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match=r"\[0, 16\)"):
+        TokenPairs(pairs.image, pairs.audio + 16, pairs.labels, audio_vocab=16)
+
+
+def test_encode_pairs_encodes_each_image_and_clip_once(run_dir):
+    image_tok = Tokenizer.from_pretrained(run_dir / "tokenizers/image/model")
+    audio_tok = Tokenizer.from_pretrained(run_dir / "tokenizers/audio/model")
+    data = TinyPairs("test")
+    pairs = encode_pairs(data, image_tok, audio_tok, n_q=2, batch_size=5, progress=False)
+    assert pairs.image.shape == (len(data), 8, 8) and pairs.audio.shape == (len(data), 2, 32)
+    assert pairs.labels.tolist() == data.labels and pairs.image_model_id == image_tok.model_id
+    j, k = data.pairs[3]
+    assert torch.equal(pairs.image[3], image_tok.encode(data.image(j)[None])[0])
+    assert torch.equal(pairs.audio[3], audio_tok.encode(data.audio(k)[None], n_q=2)[0])
+
+
+# ---- training ---------------------------------------------------------------------------------------
+
+
+def test_fusion_run_directory_is_a_self_contained_model(run_dir):
+    for rel in ("tokenizers/image/model/model.safetensors", "tokenizers/audio/model/config.json", "prior/config.json",
+                "prior/model.safetensors", "tokens/train.safetensors", "tokens/test.safetensors", "checkpoints/last/state.json",
+                "metrics.json", "metrics.md", "config.yaml", "logs/train.jsonl", "samples/final.png",
+                "samples/final/pair-00.wav", "samples/final/pair-01-from-image.wav", "samples/final/joint-01.wav"):
+        assert (run_dir / rel).is_file(), rel
+    desc = json.loads((run_dir / "fusion.json").read_text())
+    assert desc["kind"] == "maskgit" and desc["n_q"] == 2 and desc["order"] == ["image", "audio"]
+    assert desc["tokenizers"]["image"]["path"] == "tokenizers/image/model"  # relative to the run dir
+    assert desc["layout"]["segments"] == [["image", 32, 64], ["audio", 16, 64]]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["kind"] == "maskgit"
+    assert set(metrics["heldout"]) == {f"{t}/{m}" for t in ("image|audio", "audio|image", "joint") for m in ("loss", "accuracy")}
+    assert all(np.isfinite(v) for v in metrics["heldout"].values())
+    assert "| image\\|audio |" in (run_dir / "metrics.md").read_text()
+    logged = [json.loads(line) for line in (run_dir / "logs/train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if r["kind"] == "train"] == [2, 4, 6]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["task"] == "fusion"
+
+
+def test_rerun_without_resume_is_an_error_and_nothing_is_retrained(run_dir):
+    cfg = RunConfig.from_dict({**yaml.safe_load((run_dir / "config.yaml").read_text()), "source": ""})
+    with pytest.raises(ConfigError, match="already holds a fusion run.*--resume"):
+        train_fusion(cfg, progress=False, log_fn=lambda s: None)
+
+
+def test_resume_continues_exactly_from_the_checkpoint(run_dir, tmp_path):
+    """3 steps, then resumed to 6, gives the same weights as 6 steps in one go (same tokens, same seed)."""
+    whole = train_fusion(fusion_config(tmp_path / "whole", reuse(run_dir), steps=6), progress=False, log_fn=lambda s: None)
+    messages: list[str] = []
+    first = train_fusion(fusion_config(tmp_path / "split", reuse(run_dir), steps=3), progress=False, log_fn=messages.append)
+    resumed = train_fusion(fusion_config(tmp_path / "split", reuse(run_dir), steps=6), resume=True, progress=False,
+                           log_fn=messages.append)
+    assert first == resumed
+    assert any("reusing" in m and "tokens" in m for m in messages) and any("resuming" in m for m in messages)
+    a = load_weights(whole / "checkpoints/last/model.safetensors")
+    b = load_weights(resumed / "checkpoints/last/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((resumed / "metrics.json").read_text())["steps"] == 6
+    steps = [json.loads(line)["step"] for line in (resumed / "logs/train.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "train"]
+    assert steps == [2, 3, 4, 6]  # the first session logs 2 and its last step 3; the second 4 and 6
+
+
+def test_an_interrupted_tokenizer_resumes_and_a_finished_one_is_reused(presets, run_dir, tmp_path):
+    """The image tokenizer stopped after 2 of 3 steps (checkpoint, no model/): the pipeline resumes it."""
+    from vqfuse.train.config import load_config
+    from vqfuse.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    cfg = load_config(str(presets["image"]), ["steps=2", f"out={out / 'tokenizers/image'}"])
+    Trainer(cfg, progress=False).run()
+    shutil.rmtree(out / "tokenizers/image/model")
+    messages: list[str] = []
+    tokenizers = {"image": {"preset": str(presets["image"])}, **{"audio": reuse(run_dir)["audio"]}}
+    train_fusion(fusion_config(out, tokenizers, steps=1), progress=False, log_fn=messages.append)
+    assert any(m.startswith("[image tokenizer] resuming") for m in messages), messages
+    assert json.loads((out / "tokenizers/image/metrics.json").read_text())["steps"] == 3
+    assert any(m.startswith("[audio tokenizer] copying") for m in messages)
+    messages.clear()
+    train_fusion(fusion_config(out, tokenizers, steps=2), resume=True, progress=False, log_fn=messages.append)
+    assert [m.split("]")[0] for m in messages] == ["[image tokenizer", "[audio tokenizer", "[tokens", "[tokens", "[prior"]
+    assert all("reusing" in m for m in messages[:4]) and "resuming" in messages[4]
+
+
+def test_maskgit_loss_takes_several_targets():
+    from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout, maskgit_loss, masked_token_loss, random_mask
+
+    layout = SequenceLayout([("image", 8, 4), ("audio", 5, 6)])
+    model = PriorTransformer(PriorConfig.for_layout(layout, dim=16, depth=1, heads=2, causal=False))
+    g = torch.Generator().manual_seed(0)
+    ids = layout.pack({"image": torch.randint(0, 8, (3, 4), generator=g), "audio": torch.randint(0, 5, (3, 6), generator=g)}).ids
+    loss = maskgit_loss(model, layout, ids, ("image", "audio"), generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    masks = {"image": random_mask(3, 4, g), "audio": random_mask(3, 6, g)}
+    torch.testing.assert_close(loss, masked_token_loss(model, layout, ids, masks))
+
+
+def test_bad_fusion_configs_are_one_line_errors(run_dir, tmp_path):
+    with pytest.raises(ConfigError, match="prior.kind"):
+        train_fusion(fusion_config(tmp_path / "a", reuse(run_dir), kind="gpt"), progress=False)
+    with pytest.raises(ConfigError, match="exactly one of preset"):
+        train_fusion(fusion_config(tmp_path / "b", {"image": {"preset": "x", "model": "y"}, "audio": {"model": "y"}}), progress=False)
+    bad_n_q = reuse(run_dir)
+    bad_n_q["audio"]["n_q"] = 5
+    with pytest.raises(ConfigError, match="n_q=5"):
+        train_fusion(fusion_config(tmp_path / "c", bad_n_q), progress=False, log_fn=lambda s: None)
+
+
+def test_nan_loss_steps_are_skipped(run_dir, tmp_path, monkeypatch):
+    cfg = fusion_config(tmp_path / "nan", reuse(run_dir), steps=3)
+    pairs = TokenPairs.load(run_dir / "tokens/train.safetensors")
+    trainer = FusionTrainer(cfg, pairs, TokenPairs.load(run_dir / "tokens/test.safetensors"),
+                            {"image": run_dir / "tokenizers/image/model", "audio": run_dir / "tokenizers/audio/model"},
+                            progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    monkeypatch.setattr(trainer, "loss", lambda image, audio: trainer.model.token_emb.weight.sum() * float("nan"))
+    logs = trainer.train_step(*next(trainer.batches))
+    assert logs["skipped"] == 1.0 and trainer.skipped == 1 and trainer.step == 1
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+# ---- generation -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["maskgit", "causal"])
+def test_fusion_model_generates_both_ways_and_jointly(kind, run_dir, causal_dir):
+    model = FusionModel.from_run(run_dir if kind == "maskgit" else causal_dir)
+    assert model.kind == kind and model.n_q == 2 and model.segment_length == 512 and model.image_size == 16
+    data = TinyPairs("test")
+    images = torch.stack([data.image(j) for j in range(3)])
+    clips = torch.stack([data.audio(k) for k in range(3)])
+    g = torch.Generator().manual_seed(0)
+    audio = model.generate(images, to="audio", generator=g, cfg_scale=2.0, temperature=1.0)
+    assert audio.shape == (3, 1, 512) and audio.abs().max() <= 1
+    picture = model.generate(clips[..., :300], to="image", generator=g, steps=2, cfg_scale=None)  # padded to 512
+    assert picture.shape == (3, 3, 16, 16)
+    imgs, auds = model.sample_joint(2, generator=g)
+    assert imgs.shape == (2, 3, 16, 16) and auds.shape == (2, 1, 512)
+    seeded = [model.generate_tokens(model.encode("image", images), "audio", generator=torch.Generator().manual_seed(1))
+              for _ in range(2)]
+    assert torch.equal(*seeded) and seeded[0].shape == (3, 64) and int(seeded[0].max()) < 16
+
+
+def test_from_run_rejects_swapped_tokenizers_and_non_fusion_dirs(run_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("checkpoints", "tokens", "logs"))
+    Tokenizer.from_pretrained(copy / "tokenizers/image/model")  # loads
+    other = Tokenizer.from_pretrained(copy / "tokenizers/image/model")
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    other.save_pretrained(copy / "tokenizers/image/model")
+    with pytest.raises(ModelMismatchError, match="not the one the prior was trained on"):
+        FusionModel.from_run(copy)
+    with pytest.raises(InputFileError, match="not a fusion model"):
+        FusionModel.from_run(run_dir / "tokenizers")
+
+
+# ---- the command line -------------------------------------------------------------------------------
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_inputs(folder: Path) -> None:
+    from vqfuse.data.audio import save_audio_file
+    from vqfuse.data.images import save_image_file
+
+    data = TinyPairs("test")
+    (folder / "sub").mkdir(parents=True)
+    save_image_file(data.image(0), folder / "zero.png")
+    save_image_file(torch.nn.functional.interpolate(data.image(1)[None], size=(20, 28))[0], folder / "sub" / "one.png")
+    save_audio_file(data.audio(0), folder / "zero.wav", RATE)
+    save_audio_file(data.audio(1)[..., :400], folder / "sub" / "one.wav", RATE)
+    (folder / "notes.txt").write_text("not an input")
+
+
+def test_cli_generate_files_folders_and_joint(run_dir, tmp_path, capsys):
+    src = tmp_path / "in"
+    write_inputs(src)
+    code, out, err = run(capsys, "generate", run_dir, "--from", src / "zero.png", "--to", "audio", tmp_path / "z.wav")
+    assert code == 0 and "generated 1 audio file from images" in out
+    from vqfuse.data.audio import load_audio_file
+
+    assert load_audio_file(tmp_path / "z.wav", RATE).shape == (1, 512)
+    code, out, err = run(capsys, "generate", run_dir, "--from", src, "--to", "image", tmp_path / "imgs", "--steps", "2",
+                         "--cfg-scale", "1", "--seed", "3")
+    assert code == 0 and "generated 2 image files from audio" in out
+    assert sorted(p.relative_to(tmp_path / "imgs").as_posix() for p in (tmp_path / "imgs").rglob("*")) == \
+        ["sub", "sub/one.png", "zero.png"]
+    code, out, err = run(capsys, "generate", run_dir, "--from", src, "--to", "audio", tmp_path / "auds")
+    assert code == 0 and (tmp_path / "auds/sub/one.wav").is_file()
+    code, out, err = run(capsys, "generate", run_dir, "--joint", "3", tmp_path / "joint", "--temperature", "0.5")
+    assert code == 0 and "sampled 3 image + audio pairs" in out
+    assert sorted(p.name for p in (tmp_path / "joint").iterdir()) == [f"sample-00{i}.{e}" for i in range(3) for e in ("png", "wav")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--to", "audio"], "error: give either --from IN --to image|audio, or --joint N"),
+    (["--from", "{src}/zero.png"], "error: --from needs --to image or --to audio"),
+    (["--from", "{src}/zero.png", "--to", "video"], "error: --to must be image or audio"),
+    (["--from", "{src}/zero.png", "--to", "image"], "error: {src}/zero.png: not an audio file"),
+    (["--from", "{src}/zero.png", "--to", "audio", "--joint", "2"], "error: give either"),
+    (["--from", "{src}/missing.png", "--to", "audio"], "error: {src}/missing.png: does not exist"),
+])
+def test_cli_generate_errors_are_one_line(args, message, run_dir, tmp_path, capsys):
+    src = tmp_path / "in"
+    write_inputs(src)
+    args = [a.format(src=src) for a in args]
+    code, out, err = run(capsys, "generate", run_dir, *args, tmp_path / "o.wav")
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(message.format(src=src))
+
+
+def test_cli_generate_wrong_output_suffix_and_not_a_fusion_model(run_dir, tmp_path, capsys):
+    src = tmp_path / "in"
+    write_inputs(src)
+    code, _, err = run(capsys, "generate", run_dir, "--from", src / "zero.wav", "--to", "image", tmp_path / "x.wav")
+    assert code == 1 and "should end with one of .png" in err.strip().splitlines()[-1]
+    code, _, err = run(capsys, "generate", run_dir / "tokenizers/image", "--joint", "1", tmp_path / "j")
+    assert code == 1 and err.strip().splitlines()[-1].endswith("not a fusion model (no fusion.json; train one with a task: fusion config)")
+
+
+def test_cli_train_dispatches_fusion_configs(run_dir, tmp_path, capsys, presets):
+    cfg = tmp_path / "fusion.yaml"
+    raw = fusion_config(tmp_path / "unused", reuse(run_dir), steps=2).to_dict()
+    raw.pop("source"), raw.pop("out")
+    cfg.write_text(yaml.safe_dump(raw))
+    code, out, err = run(capsys, "train", cfg, f"out={tmp_path / 'cli-run'}", "steps=2", "--no-progress")
+    assert code == 0 and out.strip() == str(tmp_path / "cli-run")
+    assert json.loads((tmp_path / "cli-run/metrics.json").read_text())["steps"] == 2
+    code, out, err = run(capsys, "train", cfg, f"out={tmp_path / 'cli-run'}", "--no-progress")
+    assert code == 1 and "already holds a fusion run" in err.strip().splitlines()[-1]

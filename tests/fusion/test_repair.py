@@ -1,0 +1,338 @@
+"""Tests for vqfuse.fusion.repair: masks, noise, metrics, token-level repair with a MaskGIT prior, and
+inpainting / enhancement end to end through tiny tokenizers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from vqfuse.fusion.repair import (
+    add_noise,
+    enhance,
+    enhance_tokens,
+    evaluate_repair,
+    free_form_mask,
+    infill,
+    inpaint,
+    masked_psnr,
+    measured_snr_db,
+    random_box_mask,
+    select_unknown,
+    token_log_probs,
+    token_mask_from_pixels,
+)
+from vqfuse.fusion.tokens import flatten_audio, unflatten_audio
+from vqfuse.nets.autoencoder import AutoencoderConfig
+from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout, drop_condition, maskgit_loss
+from vqfuse.tokenizer import Tokenizer, TokenizerConfig
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+# ---- tiny tokenizers and a random prior ----------------------------------------------------------------
+
+IMAGE_SIZE, AUDIO_LEN, N_Q = 16, 400, 2  # image tokens 8x8 (32 codes); audio 2 x 20 (16 codes)
+
+
+@pytest.fixture(scope="module")
+def tokenizers() -> tuple[Tokenizer, Tokenizer]:
+    torch.manual_seed(0)
+    image = Tokenizer(TokenizerConfig(
+        modality="image", quantizer={"kind": "vq", "codebook_size": 32},
+        autoencoder=AutoencoderConfig(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8,
+                                      norm_groups=4))).eval()
+    audio = Tokenizer(TokenizerConfig(
+        modality="audio", quantizer={"kind": "rvq", "codebook_size": 16, "n_quantizers": N_Q},
+        autoencoder=AutoencoderConfig(dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2), strides=(4, 5),
+                                      latent_dim=8, norm_groups=4))).eval()
+    return image, audio
+
+
+E2E_LAYOUT = SequenceLayout([("image", 32, 64), ("audio", 16, 20 * N_Q)])
+
+
+@pytest.fixture(scope="module")
+def random_prior() -> PriorTransformer:
+    torch.manual_seed(0)
+    return PriorTransformer(PriorConfig.for_layout(E2E_LAYOUT, dim=32, depth=1, heads=2, causal=False)).eval()
+
+
+def paired_batch(b: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(b, 3, 4, 4, generator=g) * 2 - 1
+    images = torch.nn.functional.interpolate(low, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+    t = torch.arange(AUDIO_LEN) / 16000
+    freqs = 200 + 300 * torch.rand(b, 1, 1, generator=g)
+    audio = 0.5 * torch.sin(2 * math.pi * freqs * t)  # (B, 1, T)
+    return images, audio
+
+
+# ---- audio token order ---------------------------------------------------------------------------------
+
+
+def test_flatten_audio_is_frame_major_and_inverts():
+    grid = torch.tensor([[[0, 1, 2], [10, 11, 12]]])  # (1, n_q=2, F=3)
+    flat = flatten_audio(grid)
+    assert flat.tolist() == [[0, 10, 1, 11, 2, 12]]
+    assert torch.equal(unflatten_audio(flat, 2), grid)
+
+
+# ---- masks ---------------------------------------------------------------------------------------------
+
+
+def test_token_mask_covers_exactly_overlapping_cells():
+    g = torch.Generator().manual_seed(0)
+    pixel = torch.cat([random_box_mask(4, 16, 16, generator=g), free_form_mask(4, 16, 16, generator=g)])  # (8, 1, 16, 16)
+    pixel[0] = False
+    pixel[0, 0, 5, 9] = True  # one pixel: cell (1, 2) of a 4x4 grid
+    for dilation in (0, 1, 2):
+        got = token_mask_from_pixels(pixel, (4, 4), dilation)  # (8, 4, 4)
+        expected = torch.zeros_like(got)
+        for b in range(8):
+            for i in range(4):
+                for j in range(4):
+                    cell = pixel[b, 0, max(0, i - dilation) * 4:(i + dilation + 1) * 4,
+                                 max(0, j - dilation) * 4:(j + dilation + 1) * 4]
+                    expected[b, i, j] = bool(cell.any())
+        assert torch.equal(got, expected), dilation
+    one = token_mask_from_pixels(pixel[:1], (4, 4), 0)[0]
+    assert one.nonzero().tolist() == [[1, 2]]
+    assert token_mask_from_pixels(pixel[:1], (4, 4), 1)[0].sum() == 9
+
+
+def test_random_box_mask_is_one_box_within_area_range():
+    g = torch.Generator().manual_seed(1)
+    for (h, w), frac in [((16, 16), (0.25, 0.5)), ((32, 24), (0.1, 0.15)), ((7, 5), (0.2, 0.3))]:
+        mask = random_box_mask(50, h, w, frac, generator=g)
+        assert mask.shape == (50, 1, h, w) and mask.dtype == torch.bool
+        area = mask.float().mean((1, 2, 3))
+        assert frac[0] <= float(area.min()) and float(area.max()) <= frac[1]
+        for m in mask[:, 0]:
+            rows, cols = m.any(1).nonzero()[:, 0], m.any(0).nonzero()[:, 0]
+            box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+            assert int(box) == int(m.sum())  # a full rectangle
+        assert len({tuple(m.nonzero()[0].tolist()) for m in mask[:, 0]}) > 5  # placed at random
+    with pytest.raises(ValueError, match="no box"):
+        random_box_mask(1, 4, 4, (0.3, 0.31))  # areas of 4x4 boxes are multiples of 1/16
+    ff = free_form_mask(6, 32, 32, torch.Generator().manual_seed(0))
+    assert ff.shape == (6, 1, 32, 32) and bool(ff.flatten(1).any(1).all()) and float(ff.float().mean()) < 0.9
+
+
+# ---- noise and metrics ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["white", "babble"])
+def test_add_noise_hits_the_snr(kind):
+    _, clean = paired_batch(4)
+    for target in (-5.0, 0.0, 7.5):
+        noisy = add_noise(clean, target, torch.Generator().manual_seed(0), kind=kind)
+        assert noisy.shape == clean.shape and noisy.dtype == clean.dtype
+        measured = measured_snr_db(noisy, clean)
+        assert float((measured - target).abs().max()) < 0.01, measured
+    a = add_noise(clean, 0.0, torch.Generator().manual_seed(3), kind=kind)
+    b = add_noise(clean, 0.0, torch.Generator().manual_seed(3), kind=kind)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="noise kind"):
+        add_noise(clean, 0.0, kind="pink")  # type: ignore[arg-type]
+
+
+def test_masked_psnr_matches_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
+    output = target + 0.1 * torch.randn(2, 3, 8, 8, generator=g)
+    mask = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    mask[0, 0, :4, :4] = True
+    mask[1, 0, 2:7, 3] = True
+    hand = []
+    for b in range(2):
+        m = mask[b].expand(3, 8, 8)
+        mse = ((output[b] - target[b])[m] ** 2).mean()
+        hand.append(10 * math.log10(4.0 / float(mse)))
+    per_item = masked_psnr(output, target, mask, reduction="none")
+    torch.testing.assert_close(per_item, torch.tensor(hand), atol=1e-4, rtol=0)
+    assert abs(float(masked_psnr(output, target, mask)) - sum(hand) / 2) < 1e-4
+    changed = output.clone()
+    changed[~mask.expand_as(output)] = 5.0  # pixels outside the mask do not count
+    torch.testing.assert_close(masked_psnr(changed, target, mask, reduction="none"), per_item)
+
+
+# ---- token-level pieces with a random prior ------------------------------------------------------------
+
+
+def test_token_log_probs_match_masking_one_group_at_a_time(random_prior):
+    g = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 32, (2, 64), generator=g)
+    audio = torch.randint(0, 16, (2, 40), generator=g)
+    lo, hi = E2E_LAYOUT.vocab_range("audio")
+    sl = E2E_LAYOUT.slices()["audio"]
+    packed = E2E_LAYOUT.pack({"image": image, "audio": audio})
+    for groups in (1, 3):
+        got = token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, image, groups=groups)  # (2, 40)
+        expected = torch.empty(2, 40)
+        for k in range(groups):
+            pos = torch.arange(40) % groups == k
+            ids = packed.ids.clone()
+            ids[:, sl] = ids[:, sl].masked_fill(pos, E2E_LAYOUT.mask_id)
+            logp = random_prior(ids, packed.modalities, packed.positions)[:, sl, lo:hi].log_softmax(-1)
+            expected[:, pos] = logp.gather(-1, audio[..., None])[..., 0][:, pos]
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # without a condition the image segment holds NULL tokens, so any image tokens give the same scores
+    a = token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, None)
+    assert not torch.allclose(a, token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, image))
+
+
+def test_infill_in_one_greedy_step_is_the_argmax_given_the_condition_or_null(random_prior):
+    g = torch.Generator().manual_seed(1)
+    image = torch.randint(0, 32, (2, 64), generator=g)
+    audio = torch.randint(0, 16, (2, 40), generator=g)
+    known = torch.rand(2, 64, generator=g) < 0.5
+    lo, hi = E2E_LAYOUT.vocab_range("image")
+    sl = E2E_LAYOUT.slices()["image"]
+    for cond in (audio, None):
+        packed = E2E_LAYOUT.pack({"image": image, "audio": audio})
+        ids = packed.ids.clone()
+        if cond is None:
+            ids[:, E2E_LAYOUT.slices()["audio"]] = E2E_LAYOUT.null_id
+        ids[:, sl] = ids[:, sl].masked_fill(~known, E2E_LAYOUT.mask_id)
+        argmax = random_prior(ids, packed.modalities, packed.positions)[:, sl, lo:hi].argmax(-1)
+        expected = torch.where(known, image, argmax)
+        out = infill(random_prior, E2E_LAYOUT, "image", image, known, cond, steps=1, temperature=0.0)
+        assert torch.equal(out, expected), cond is None
+
+
+def test_select_unknown_picks_least_likely_and_fine_stages():
+    scores = torch.tensor([[[-1.0, -5.0, -0.1, -2.0], [-0.2, -0.3, -9.0, -0.4]]])  # (1, 2, 4)
+    unknown = select_unknown(scores, 0.25)
+    assert unknown.tolist() == [[[False, True, False, False], [False, False, True, False]]]
+    assert select_unknown(scores, 0.0, remask_stages_from=1)[0, 1].all()
+    assert int(select_unknown(scores, 0.0, remask_stages_from=1)[0, 0].sum()) == 0
+
+
+# ---- end to end through tiny tokenizers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_inpaint_end_to_end_keeps_known_pixels_and_tokens(tokenizers, random_prior, conditioned):
+    image_tok, audio_tok = tokenizers
+    images, audio = paired_batch(3)
+    mask = random_box_mask(3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+    cond = audio_tok.encode(audio, n_q=N_Q) if conditioned else None  # (3, 2, 20)
+    out = inpaint(random_prior, E2E_LAYOUT, image_tok, images, mask, cond, steps=3, temperature=1.0,
+                  cfg_scale=2.0 if conditioned else None, generator=torch.Generator().manual_seed(0))
+    assert out.images.shape == out.decoded.shape == images.shape
+    assert out.tokens.shape == out.damaged_tokens.shape == out.unknown.shape == (3, 8, 8)
+    assert torch.equal(out.unknown, token_mask_from_pixels(mask, (8, 8), 1))
+    assert torch.equal(out.tokens[~out.unknown], out.damaged_tokens[~out.unknown])  # known tokens kept
+    assert not torch.equal(out.tokens[out.unknown], out.damaged_tokens[out.unknown])  # the rest re-infilled
+    known = ~mask.expand_as(images)
+    assert torch.equal(out.images[known], images[known])  # known pixels untouched
+    assert torch.equal(out.images[~known], out.decoded[~known])
+    damaged = images.masked_fill(mask.expand_as(images), 0.0)
+    assert torch.equal(out.damaged_tokens, image_tok.encode(damaged))
+
+
+def test_enhance_end_to_end_keeps_confident_tokens(tokenizers, random_prior):
+    image_tok, audio_tok = tokenizers
+    images, audio = paired_batch(3)
+    noisy = add_noise(audio, 0.0, torch.Generator().manual_seed(0))
+    for cond in (image_tok.encode(images), None):
+        out = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, cond, n_q=N_Q, remask_fraction=0.25,
+                      steps=3, temperature=1.0, generator=torch.Generator().manual_seed(0))
+        assert out.audio.shape == noisy.shape and bool(torch.isfinite(out.audio).all())
+        assert out.tokens.shape == out.noisy_tokens.shape == out.unknown.shape == out.scores.shape == (3, N_Q, 20)
+        assert torch.equal(out.noisy_tokens, audio_tok.encode(noisy, n_q=N_Q))
+        assert (out.unknown.sum((1, 2)) == 10).all()  # 25 % of 40
+        assert torch.equal(out.tokens[~out.unknown], out.noisy_tokens[~out.unknown])
+        for s, u in zip(out.scores, out.unknown):  # per item, the re-infilled ones are the least likely
+            assert float(s[u].max()) <= float(s[~u].min())
+        assert bool((out.scores <= 0).all())
+    fine = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, remask_fraction=0.0,
+                   remask_stages_from=1, steps=2)
+    assert fine.unknown[:, 1].all() and not fine.unknown[:, 0].any()
+    assert torch.equal(fine.tokens[:, 0], fine.noisy_tokens[:, 0])
+
+
+def test_evaluate_repair_is_json_able(tokenizers, random_prior):
+    image_tok, audio_tok = tokenizers
+    images, audio = paired_batch(2)
+    report = evaluate_repair(random_prior, E2E_LAYOUT, image_tok, audio_tok, images, audio, n_q=N_Q, steps=2)
+    json.dumps(report, allow_nan=False)
+    assert report["n_items"] == 2
+    psnr = report["inpaint"]["masked_psnr"]
+    assert set(psnr) == {"conditioned", "unconditioned", "fill", "tokenizer"}
+    assert all(isinstance(v, float) for v in psnr.values())
+    assert 0.25 <= report["inpaint"]["mask_fraction"] <= 0.5
+    enh = report["enhance"]
+    assert enh["snr_db"] == 0.0 and set(enh["si_snr_improvement"]) == {"conditioned", "unconditioned", "reencoded"}
+    assert abs(enh["si_snr_noisy"]) < 1.5  # 0 dB white noise
+    sweep = evaluate_repair(random_prior, E2E_LAYOUT, image_tok, audio_tok, images, audio, n_q=N_Q, steps=1,
+                            snr_db=[0.0, 5.0], noise_kind="babble", mask_fn=free_form_mask)
+    assert [e["snr_db"] for e in sweep["enhance"]] == [0.0, 5.0]
+
+
+# ---- a trained case: the condition carries the information ---------------------------------------------
+
+K = 8
+TRAINED_LAYOUT = SequenceLayout([("image", K, 8), ("audio", K, 8)])  # image 2x4 tokens, audio n_q=2 x F=4
+PERM = torch.tensor([5, 2, 7, 0, 3, 6, 1, 4])
+
+
+def synthetic_pairs(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random audio tokens (frame-major flat); each image token is a fixed function of one audio token, so
+    without the audio the missing image tokens are not predictable from the known ones (and vice versa)."""
+    audio = torch.randint(0, K, (n, 8), generator=g)
+    return {"image": (audio[:, PERM] * 3 + 1) % K, "audio": audio}
+
+
+@pytest.fixture(scope="module")
+def trained_prior() -> PriorTransformer:
+    torch.manual_seed(0)
+    model = PriorTransformer(PriorConfig.for_layout(TRAINED_LAYOUT, dim=64, depth=2, heads=4, causal=False))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for step in range(250):
+        target, cond = ("image", "audio") if step % 2 == 0 else ("audio", "image")
+        ids = drop_condition(TRAINED_LAYOUT.pack(synthetic_pairs(32, g)).ids, TRAINED_LAYOUT, 0.2, g,
+                             condition=[cond])
+        loss = maskgit_loss(model, TRAINED_LAYOUT, ids, target, generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def test_trained_prior_inpaints_better_with_the_condition(trained_prior):
+    test = synthetic_pairs(64, torch.Generator().manual_seed(9))
+    known = torch.zeros(64, 8, dtype=torch.bool)
+    known[:, :3] = True
+    wrong = (test["image"] + 1) % K  # whatever sits at unknown positions must not matter
+    known_tokens = torch.where(known, test["image"], wrong)
+    acc = {}
+    for name, cond in (("with", test["audio"]), ("without", None)):
+        out = infill(trained_prior, TRAINED_LAYOUT, "image", known_tokens, known, cond, steps=4)
+        assert torch.equal(out[known], test["image"][known])
+        acc[name] = float((out == test["image"])[~known].float().mean())
+    assert acc["with"] > 0.9 and acc["without"] < 0.4, acc
+
+
+def test_trained_prior_enhances_better_with_the_condition(trained_prior):
+    test = synthetic_pairs(64, torch.Generator().manual_seed(9))
+    clean = unflatten_audio(test["audio"], 2)  # (64, 2, 4)
+    g = torch.Generator().manual_seed(3)
+    corrupt = torch.zeros(64, 8, dtype=torch.bool)
+    for i in range(64):
+        corrupt[i, torch.randperm(8, generator=g)[:2]] = True
+    corrupt = unflatten_audio(corrupt, 2)
+    noisy = torch.where(corrupt, (clean + torch.randint(1, K, clean.shape, generator=g)) % K, clean)
+    found, acc = {}, {}
+    for name, cond in (("with", test["image"]), ("without", None)):
+        repaired, unknown, _ = enhance_tokens(trained_prior, TRAINED_LAYOUT, noisy, cond, remask_fraction=0.25,
+                                              steps=4)
+        assert torch.equal(repaired[~unknown], noisy[~unknown])
+        found[name] = float((unknown & corrupt).sum() / corrupt.sum())
+        acc[name] = float((repaired == clean).float().mean())
+    assert found["with"] > 0.9 and acc["with"] > 0.95, (found, acc)
+    assert acc["with"] > acc["without"] + 0.2, (found, acc)

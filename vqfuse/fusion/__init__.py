@@ -1,0 +1,1 @@
+"""Multimodal fusion on VQ tokens: token datasets, fused models, judges and analysis."""

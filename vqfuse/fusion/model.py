@@ -1,0 +1,359 @@
+"""A trained fusion model: the token prior plus its two tokenizers, loaded from a run directory.
+
+    model = FusionModel.from_run("runs/fusion-av-digits")
+    audio = model.generate(images, to="audio")          # (B, 3, S, S) in [-1, 1] -> (B, 1, T)
+    images = model.generate(audio, to="image")          # (B, 1, T) -> (B, 3, S, S)
+    images, audio = model.sample_joint(8)
+
+Works with both prior kinds: a MaskGIT prior decodes the target in `steps` parallel steps (joint samples
+decode both segments together), a causal prior samples token by token with a KV cache. `cfg_scale` is
+classifier-free guidance (None or 1: none; the prior was trained with condition dropout for it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vqfuse.errors import InputFileError, ModelMismatchError, PathLike, VqfuseError
+from vqfuse.fusion.tokens import decode_audio, encode_audio, flatten_audio_tokens, unflatten_audio_tokens
+from vqfuse.io.weights import load_json
+from vqfuse.prior.maskgit import maskgit_decode, maskgit_sample_joint
+from vqfuse.prior.persist import load_prior
+from vqfuse.prior.sampling import generate as ar_generate
+from vqfuse.prior.sampling import sample_joint as ar_sample_joint
+from vqfuse.prior.sequence import SequenceLayout
+from vqfuse.prior.transformer import PriorTransformer
+from vqfuse.tokenizer import Tokenizer
+
+FUSION_FILE = "fusion.json"
+FUSION_FORMAT = "vqfuse-fusion/1"
+MODALITIES = ("image", "audio")
+_UNSET: Any = object()
+
+
+def other_modality(name: str) -> str:
+    if name not in MODALITIES:
+        raise VqfuseError(f"unknown modality {name!r}; choose image or audio")
+    return "audio" if name == "image" else "image"
+
+
+def is_fusion_run(path: PathLike) -> bool:
+    return (Path(path) / FUSION_FILE).is_file()
+
+
+class FusionModel:
+    """Prior + image tokenizer + audio tokenizer (+ the facts in fusion.json).
+
+    Attributes: prior, layout, kind ("maskgit" | "causal"), tokenizers {"image", "audio"}, n_q,
+    image_size, sample_rate, segment_length (audio samples per item), sampling (generation defaults).
+    """
+
+    def __init__(self, prior: PriorTransformer, layout: SequenceLayout, image_tok: Tokenizer, audio_tok: Tokenizer,
+                 n_q: int, kind: str | None = None, description: dict[str, Any] | None = None) -> None:
+        self.prior, self.layout = prior.eval(), layout
+        self.tokenizers = {"image": image_tok.eval(), "audio": audio_tok.eval()}
+        self.n_q = int(n_q)
+        self.kind = kind or ("causal" if prior.causal else "maskgit")
+        self.description = dict(description or {})
+        self.sampling: dict[str, Any] = {"steps": 12, "joint_steps": 24, "temperature": 1.0, "cfg_scale": 2.0,
+                                         "top_k": None, "top_p": None, **self.description.get("sampling", {})}
+        self.order = tuple(self.description.get("order") or layout.names)
+        data = self.description.get("data", {})
+        self.image_size = int(image_tok.config.meta.get("image_size", data.get("size", 32)))
+        self.sample_rate = int(audio_tok.config.meta.get("sample_rate", data.get("sample_rate", 16000)))
+        hop = 1
+        for f in audio_tok.downsample_factors:
+            hop *= f
+        self.hop = hop
+        self.n_frames = layout.segment("audio").n_tokens // self.n_q
+        self.segment_length = self.n_frames * hop
+        h = layout.segment("image").n_tokens
+        shape = self.description.get("tokenizers", {}).get("image", {}).get("token_shape")
+        self.image_token_shape = tuple(shape) if shape else (int(round(h ** 0.5)),) * 2
+
+    # ---- loading ------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_run(cls, run_dir: PathLike, device: str | torch.device = "cpu") -> "FusionModel":
+        """Load `run_dir/fusion.json`, the prior it names and both tokenizers (paths relative to the run dir).
+        Tokenizers whose weights differ from the ones the prior was trained on are an error."""
+        run_dir = Path(run_dir)
+        path = run_dir / FUSION_FILE
+        if not path.is_file():
+            if not run_dir.exists():
+                raise InputFileError(run_dir, "does not exist")
+            raise InputFileError(run_dir, f"not a fusion model (no {FUSION_FILE}; train one with a task: fusion config)")
+        desc = load_json(path)
+        if not isinstance(desc, dict) or desc.get("format") != FUSION_FORMAT:
+            found = desc.get("format") if isinstance(desc, dict) else None
+            raise InputFileError(path, f"not a vqfuse fusion description (format {found!r})")
+        try:
+            toks = {name: desc["tokenizers"][name] for name in MODALITIES}
+            n_q = int(desc["n_q"])
+            prior_dir = run_dir / desc.get("prior", "prior")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFileError(path, f"invalid fusion description: missing {exc}") from None
+        prior, layout = load_prior(prior_dir, device)
+        if layout is None:
+            raise InputFileError(prior_dir, "the prior was saved without its sequence layout")
+        loaded = {}
+        for name in MODALITIES:
+            tok = Tokenizer.from_pretrained(run_dir / toks[name]["path"], device)
+            want = toks[name].get("model_id")
+            if want and tok.model_id != want:
+                raise ModelMismatchError(f"{run_dir / toks[name]['path']}: this {name} tokenizer ({tok.model_id}) is not the "
+                                         f"one the prior was trained on ({want})")
+            loaded[name] = tok
+        return cls(prior, layout, loaded["image"], loaded["audio"], n_q, desc.get("kind"), desc)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.prior.parameters()).device
+
+    def to(self, device: str | torch.device) -> "FusionModel":
+        self.prior.to(device)
+        for tok in self.tokenizers.values():
+            tok.to(device)
+        return self
+
+    # ---- tokens <-> signals -------------------------------------------------------------------------
+
+    def prepare(self, modality: str, x: Tensor) -> Tensor:
+        """Fit inputs to what the tokenizers were trained on: images (B, 3, H, W) resized (shorter side)
+        and centre-cropped to S x S; audio (B, 1, T) or (B, T) centred, cut or zero-padded to the item length."""
+        if modality == "image":
+            if x.dim() == 3:
+                x = x.unsqueeze(0)
+            if x.dim() != 4 or x.shape[1] != 3:
+                raise VqfuseError(f"images must be (B, 3, H, W), got {tuple(x.shape)}")
+            s = self.image_size
+            if x.shape[-2:] != (s, s):
+                h, w = x.shape[-2:]
+                side = min(h, w)
+                top, left = (h - side) // 2, (w - side) // 2
+                x = x[..., top:top + side, left:left + side]
+                x = F.interpolate(x.float(), size=(s, s), mode="bicubic", align_corners=False, antialias=side > s)
+            return x.float().clamp(-1, 1)
+        if modality == "audio":
+            if x.dim() == 2:
+                x = x.unsqueeze(1)
+            if x.dim() != 3 or x.shape[1] != 1:
+                raise VqfuseError(f"audio must be (B, 1, T) or (B, T), got {tuple(x.shape)}")
+            n, t = self.segment_length, x.shape[-1]
+            if t > n:
+                start = (t - n) // 2
+                x = x[..., start:start + n]
+            elif t < n:
+                left = (n - t) // 2
+                x = F.pad(x, (left, n - t - left))
+            return x.float()
+        raise VqfuseError(f"unknown modality {modality!r}; choose image or audio")
+
+    @torch.no_grad()
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        """Signals -> flat local codes (B, n_tokens) as the prior sees them (audio frame-major)."""
+        x = self.prepare(modality, x).to(self.device)
+        tok = self.tokenizers[modality]
+        if modality == "image":
+            return tok.encode(x).reshape(x.shape[0], -1)
+        return flatten_audio_tokens(encode_audio(tok, x, self.n_q))
+
+    @torch.no_grad()
+    def decode(self, modality: str, tokens: Tensor) -> Tensor:
+        """Flat local codes (B, n_tokens) -> signals: images (B, 3, S, S) or audio (B, 1, T), in [-1, 1]."""
+        tok = self.tokenizers[modality]
+        tokens = tokens.to(self.device)
+        if modality == "image":
+            return tok.decode(tokens.reshape(tokens.shape[0], *self.image_token_shape)).clamp(-1, 1)
+        return decode_audio(tok, unflatten_audio_tokens(tokens, self.n_q)).clamp(-1, 1)
+
+    # ---- generation ---------------------------------------------------------------------------------
+
+    def _opt(self, name: str, value: Any) -> Any:
+        return self.sampling.get(name) if value is _UNSET else value
+
+    @torch.no_grad()
+    def generate_tokens(self, tokens: Tensor, to: str, *, steps: int | None = _UNSET, temperature: float = _UNSET,
+                        cfg_scale: float | None = _UNSET, top_k: int | None = _UNSET, top_p: float | None = _UNSET,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """Condition codes (B, n_from) of the other modality -> target codes (B, n_to)."""
+        source = other_modality(to)
+        temperature, cfg = self._opt("temperature", temperature), self._opt("cfg_scale", cfg_scale)
+        top_k, top_p = self._opt("top_k", top_k), self._opt("top_p", top_p)
+        cond = {source: tokens.to(self.device).long()}
+        if self.kind == "maskgit":
+            return maskgit_decode(self.prior, self.layout, cond, to, order=self.layout.names,
+                                  steps=int(self._opt("steps", steps)), cfg_scale=cfg, temperature=temperature,
+                                  top_k=top_k, top_p=top_p, generator=generator)
+        return ar_generate(self.prior, self.layout, cond, to, order=(source, to), cfg_scale=cfg,
+                           temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+
+    @torch.no_grad()
+    def generate(self, x: Tensor, to: str, *, steps: int | None = _UNSET, temperature: float = _UNSET,
+                 cfg_scale: float | None = _UNSET, top_k: int | None = _UNSET, top_p: float | None = _UNSET,
+                 generator: torch.Generator | None = None, batch_size: int = 64) -> Tensor:
+        """A batch of the other modality -> decoded `to` signals.
+
+        Args:
+            x: images (B, 3, H, W) for to="audio", audio (B, 1, T) for to="image" (fitted with `prepare`).
+            steps: MaskGIT decoding steps (ignored by a causal prior).
+            temperature: sampling temperature (0: greedy); cfg_scale: guidance (None: none).
+            top_k, top_p: logits filtering. Defaults: fusion.json's `sampling`.
+            batch_size: items per prior call.
+        """
+        source = other_modality(to)
+        out = []
+        for start in range(0, x.shape[0], batch_size):
+            codes = self.encode(source, x[start:start + batch_size])
+            target = self.generate_tokens(codes, to, steps=steps, temperature=temperature, cfg_scale=cfg_scale,
+                                          top_k=top_k, top_p=top_p, generator=generator)
+            out.append(self.decode(to, target))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def sample_joint_tokens(self, n: int, *, steps: int | None = _UNSET, temperature: float = _UNSET,
+                            top_k: int | None = _UNSET, top_p: float | None = _UNSET,
+                            generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """n unconditional pairs of codes: {"image": (n, n_image), "audio": (n, n_audio)}."""
+        temperature, top_k, top_p = self._opt("temperature", temperature), self._opt("top_k", top_k), self._opt("top_p", top_p)
+        if self.kind == "maskgit":
+            return maskgit_sample_joint(self.prior, self.layout, n, order=self.layout.names,
+                                        steps=int(self._opt("joint_steps", steps)), temperature=temperature,
+                                        top_k=top_k, top_p=top_p, generator=generator)
+        return ar_sample_joint(self.prior, self.layout, n, order=self.order, temperature=temperature, top_k=top_k,
+                               top_p=top_p, generator=generator)
+
+    @torch.no_grad()
+    def sample_joint(self, n: int, *, steps: int | None = _UNSET, temperature: float = _UNSET,
+                     top_k: int | None = _UNSET, top_p: float | None = _UNSET, generator: torch.Generator | None = None,
+                     batch_size: int = 64) -> tuple[Tensor, Tensor]:
+        """n unconditional (image, audio) pairs: images (n, 3, S, S) and audio (n, 1, T)."""
+        if n < 1:
+            raise VqfuseError(f"the number of joint samples must be >= 1, got {n}")
+        images, audios = [], []
+        for start in range(0, n, batch_size):
+            codes = self.sample_joint_tokens(min(batch_size, n - start), steps=steps, temperature=temperature,
+                                             top_k=top_k, top_p=top_p, generator=generator)
+            images.append(self.decode("image", codes["image"]))
+            audios.append(self.decode("audio", codes["audio"]))
+        return torch.cat(images), torch.cat(audios)
+
+    def __repr__(self) -> str:
+        return (f"FusionModel(kind={self.kind!r}, {self.layout}, n_q={self.n_q}, image_size={self.image_size}, "
+                f"sample_rate={self.sample_rate}, segment_length={self.segment_length})")
+
+
+
+# ---- files ------------------------------------------------------------------------------------------
+
+
+def _output_pairs(src: Path, dst: Path, source: str, target: str) -> list[tuple[Path, Path]]:
+    """(input, output) files: a file to a file (or into a folder), a folder tree to a mirrored folder tree;
+    outputs take the target modality's suffix (cat.png -> cat.wav; cat.png.wav when two inputs share a stem)."""
+    from vqfuse.codec import map_paths
+    from vqfuse.modalities import get_modality
+
+    src_mod, dst_mod = get_modality(source), get_modality(target)
+    suffix = dst_mod.default_output_suffix()
+    into_folder = dst.is_dir() or str(dst).endswith(("/", "\\"))
+    if src.is_file() and src.suffix.lower() not in src_mod.extensions:
+        raise InputFileError(src, f"not an {source} file ({', '.join(e.lstrip('.') for e in src_mod.extensions)}); "
+                                  f"--to {target} generates from {source}")
+    if src.is_file() and not into_folder and dst.suffix.lower() not in dst_mod.extensions:
+        raise VqfuseError(f"{dst}: a generated {target} file should end with one of {', '.join(dst_mod.extensions)} "
+                          "(or name an existing folder)")
+    pairs = map_paths(src, dst, src_mod.extensions, lambda n: Path(n).stem + suffix, what=source)
+    outs = [b for _, b in pairs]
+    clash = {b for b in outs if outs.count(b) > 1}
+    return [(a, b.with_name(a.name + suffix) if b in clash else b) for a, b in pairs]
+
+
+def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, batch_size: int = 32,
+                  on_error: Any = None, progress: bool = False, seed: int | None = 0, **sampling: Any) -> Any:
+    """Generate `to` files from the other modality's file or folder tree (`vqfuse generate --from`).
+
+    A folder's tree is mirrored into `dst` (a/cat.png -> dst/a/cat.wav). Unreadable files of a folder are
+    reported through `on_error(path, exc)` and skipped; for a single file the error is raised. `sampling`
+    goes to `FusionModel.generate` (steps, temperature, cfg_scale, top_k, top_p). Returns a
+    `vqfuse.codec.BatchResult` (tokens: generated tokens per file, units: pixels or samples).
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    from vqfuse.codec import BatchResult, FileResult
+    from vqfuse.modalities import get_modality
+
+    source = other_modality(to)
+    src, dst = Path(src), Path(dst)
+    pairs = _output_pairs(src, dst, source, to)
+    src_mod, dst_mod = get_modality(source), get_modality(to)
+    meta = {"sample_rate": model.sample_rate, "image_size": model.image_size}
+    generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    n_tokens = model.layout.segment(to).n_tokens
+    result = BatchResult()
+    start = time.perf_counter()
+    bar = tqdm(total=len(pairs), desc="generate", unit="file", disable=not progress or len(pairs) < 2, leave=False)
+    try:
+        for i in range(0, len(pairs), batch_size):
+            chunk, inputs = [], []
+            for a, b in pairs[i:i + batch_size]:
+                try:
+                    x = src_mod.load_file(a, meta)
+                    inputs.append(model.prepare(source, x.unsqueeze(0))[0])
+                    chunk.append((a, b))
+                except VqfuseError as exc:
+                    if not src.is_dir():
+                        raise
+                    result.failed.append((a, str(exc)))
+                    if on_error is not None:
+                        on_error(a, exc)
+                    bar.update(1)
+            if not chunk:
+                continue
+            y = model.generate(torch.stack(inputs), to, generator=generator, batch_size=batch_size, **sampling).cpu()
+            for (a, b), item in zip(chunk, y):
+                try:
+                    dst_mod.save_file(item, b, meta)
+                    result.done.append(FileResult(a, b, n_tokens, 0.0, int(item[0].numel())))
+                except VqfuseError as exc:
+                    if not src.is_dir():
+                        raise
+                    result.failed.append((a, str(exc)))
+                    if on_error is not None:
+                        on_error(a, exc)
+                bar.update(1)
+    finally:
+        bar.close()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def sample_joint_path(model: FusionModel, n: int, out_dir: PathLike, *, batch_size: int = 32, seed: int | None = 0,
+                      **sampling: Any) -> list[tuple[Path, Path]]:
+    """`vqfuse generate --joint N OUT_DIR`: out_dir/sample-000.png + sample-000.wav, ...; returns the pairs."""
+    from vqfuse.modalities import get_modality
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputFileError(out_dir, "exists and is not a folder (joint samples go into a folder)")
+    generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    images, audios = model.sample_joint(n, generator=generator, batch_size=batch_size, **sampling)
+    meta = {"sample_rate": model.sample_rate, "image_size": model.image_size}
+    width = max(3, len(str(n - 1)))
+    written = []
+    for i, (img, aud) in enumerate(zip(images.cpu(), audios.cpu())):
+        stem = out_dir / f"sample-{i:0{width}d}"
+        a, b = stem.with_suffix(".png"), stem.with_suffix(".wav")
+        get_modality("image").save_file(img, a, meta)
+        get_modality("audio").save_file(aud, b, meta)
+        written.append((a, b))
+    return written
+
+
+__all__ = ["FusionModel", "is_fusion_run", "other_modality", "generate_path", "sample_joint_path", "FUSION_FILE"]
