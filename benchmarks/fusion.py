@@ -46,6 +46,20 @@ def train_seed(runs: Path, seed: int, steps: int | None) -> Path:
     return Path(train_fusion(load_config(PRESET, overrides), progress=False))
 
 
+def reusable_evaluation(run: Path, config: FusionEvalConfig) -> dict | None:
+    """The run's saved evaluation report if it was measured with exactly `config`, else None."""
+    import json
+    from dataclasses import asdict
+
+    from vqfuse.fusion.evaluate import _jsonable
+
+    path = run / "evaluation" / "evaluation.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    return report if report.get("config") == _jsonable(asdict(config)) else None
+
+
 def summarise(per_seed: dict[int, dict]) -> dict[str, dict[str, float]]:
     """{figure: {mean, std, min, max, n}} over seeds (figures that are None somewhere are left out of that seed)."""
     figures: dict[str, list[float]] = {}
@@ -100,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--items", type=int, default=200, help="held-out pairs for generation")
     parser.add_argument("--audio-snr-db", type=float, default=-5.0, help="speech noise in the classification study")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reuse-evaluation", action="store_true",
+                        help="take a run's evaluation/evaluation.json when it was made with the same settings")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     env = environment()
@@ -110,7 +126,9 @@ def main(argv: list[str] | None = None) -> dict:
         run = runs / f"seed{seed}" if args.reuse else train_seed(runs, seed, args.steps)
         trained = time.perf_counter()
         config = FusionEvalConfig(items=args.items, seed=seed, audio_snr_db=args.audio_snr_db)
-        per_seed[seed], _ = evaluate_fusion(run, config, log=print)
+        per_seed[seed] = reusable_evaluation(run, config) if args.reuse_evaluation else None
+        if per_seed[seed] is None:
+            per_seed[seed], _ = evaluate_fusion(run, config, log=print)
         timings[seed] = {"train_s": trained - start, "evaluate_s": time.perf_counter() - trained}
         if seed == min(args.seeds):
             for name in PICTURES:

@@ -35,14 +35,12 @@ import logging
 import math
 import os
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import yaml
 from torch import Tensor
 from torch.optim import AdamW
 from torch.utils.data import DataLoader, TensorDataset
@@ -59,31 +57,12 @@ from vqfuse.prior.persist import save_prior
 from vqfuse.prior.sampling import drop_condition, null_condition
 from vqfuse.prior.sequence import SequenceLayout
 from vqfuse.prior.transformer import PriorConfig, PriorTransformer
-from vqfuse.train.checkpoint import (
-    flatten_optimizer_state,
-    latest_checkpoint,
-    load_checkpoint,
-    pack_rng,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    unflatten_optimizer_state,
-    unpack_rng,
-)
+from vqfuse.train.checkpoint import flatten_optimizer_state, latest_checkpoint, unflatten_optimizer_state
 from vqfuse.train.config import RunConfig, load_config
 from vqfuse.train.ema import EMA
+from vqfuse.train.loop import LoopTrainer, RngStates, StepCallback, _jsonable
 from vqfuse.train.schedule import build_scheduler
-from vqfuse.train.trainer import (
-    MAX_CONSECUTIVE_SKIPS,
-    PRECISIONS,
-    InfiniteBatches,
-    ResumableSampler,
-    _jsonable,
-    _load_optimizer,
-    _logged_step,
-    _reset_accelerator_state,
-    _restore_scheduler,
-)
+from vqfuse.train.trainer import PRECISIONS, InfiniteBatches, ResumableSampler, _load_optimizer, _restore_scheduler
 
 log = logging.getLogger("vqfuse.fusion")
 
@@ -453,7 +432,7 @@ def prepare_tokens(config: RunConfig, image_dir: Path, audio_dir: Path, n_q: int
 # ---- the prior trainer ------------------------------------------------------------------------------
 
 
-class FusionTrainer:
+class FusionTrainer(LoopTrainer):
     """Trains the prior on TokenPairs with accelerate; `run()` writes checkpoints/, prior/, fusion.json and metrics.
 
     Args:
@@ -465,33 +444,21 @@ class FusionTrainer:
         on_step: called on the main process after every step with (0-based step, logs).
     """
 
+    logger = log
+    identity_name = "the prior or its tokens"
+
     def __init__(self, config: RunConfig, train_pairs: TokenPairs, test_pairs: TokenPairs,
                  tokenizer_dirs: dict[str, Path], resume: bool = False, progress: bool = True,
-                 on_step: Callable[[int, dict[str, float]], None] | None = None) -> None:
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
-
+                 on_step: StepCallback | None = None) -> None:
         _, self.settings = check_fusion_config(config)
-        self.config, self.tc = config, config.train
+        super().__init__(config, progress, on_step)
         self.train_pairs, self.test_pairs = train_pairs, test_pairs
         self.tokenizer_dirs = tokenizer_dirs
-        self.progress, self.on_step = progress, on_step
-        self.run_dir = Path(config.out)
-        self.ckpt_root = self.run_dir / "checkpoints"
-        _reset_accelerator_state()
-        self.accelerator = Accelerator(mixed_precision=self.tc.mixed_precision, log_with=None)
-        self.is_main = self.accelerator.is_main_process
-        existing = latest_checkpoint(self.ckpt_root)
-        if not resume and existing is not None:
-            raise ConfigError(f"{self.run_dir} already holds a fusion run ({existing}); resume it (--resume), or "
-                              "choose another output directory (out=...)")
-        set_seed(self.tc.seed)
+        self._start_accelerator()
+        existing = self._find_checkpoint(resume, required=False, holds="a fusion run", how="resume it (--resume)")
         self.layout = train_pairs.layout(self.settings.shared_codebook)
         if test_pairs.layout(self.settings.shared_codebook) != self.layout:
             raise VqfuseError(f"train and test tokens differ in shape: {self.layout} vs {test_pairs.layout()}")
-        self.step = self.skipped = self.consecutive = 0
-        self.train_time = self.wall_before = 0.0
-        self.items_seen = 0
         world = self.accelerator.num_processes
         if len(train_pairs) < self.tc.batch_size * world:
             raise ConfigError(f"{len(train_pairs)} training pairs are fewer than one batch ({self.tc.batch_size} x "
@@ -515,9 +482,7 @@ class FusionTrainer:
             self.ema.model.to(acc.device)
         self.batches = InfiniteBatches(loader, self.sampler, self.loader_generator, self.tc.batch_size * world)
         self.task_weights = self.settings.task_weights()
-        self.resumed_from = existing if resume else None
-        if existing is not None and resume:
-            self._load(existing)
+        self._resume(existing)
 
     # ---- one step -----------------------------------------------------------------------------------
 
@@ -562,91 +527,22 @@ class FusionTrainer:
         return {"loss": float(rows[:, 1].mean()), "grad_norm": float(rows[:, 2].mean()),
                 "lr": float(self.opt.param_groups[0]["lr"]), "skipped": 0.0 if ok else 1.0}
 
-    def eval_model(self) -> PriorTransformer:
-        return self.ema.model if self.ema is not None else self.model
-
     def evaluate(self) -> dict[str, float]:
         with torch.random.fork_rng(devices=[]):
             return heldout_metrics(self.eval_model(), self.layout, self.settings.kind, self.test_pairs,
                                    self.tc.batch_size, self.settings.eval_batches, seed=self.tc.seed)
 
-    # ---- the loop -----------------------------------------------------------------------------------
-
-    def run(self) -> Path:
-        tc, acc = self.tc, self.accelerator
-        session_start = time.perf_counter()
-        writer = self._open_logs()
-        bar = tqdm(total=tc.steps, initial=min(self.step, tc.steps), desc=f"{self.config.name} prior", unit="step",
-                   disable=not (self.progress and self.is_main), dynamic_ncols=True)
-        window: dict[str, float] = {}
-        window_steps, window_items, window_time = 0, 0, 0.0
-        try:
-            while self.step < tc.steps:
-                t0 = time.perf_counter()
-                image, audio = next(self.batches)
-                logs = self.train_step(image, audio)
-                dt = time.perf_counter() - t0
-                items = image.shape[0] * acc.num_processes
-                self.train_time += dt
-                self.items_seen += items
-                for k, v in logs.items():
-                    window[k] = window.get(k, 0.0) + v
-                window_steps, window_items, window_time = window_steps + 1, window_items + items, window_time + dt
-                if self.on_step is not None and self.is_main:
-                    self.on_step(self.step - 1, logs)
-                bar.update(1)
-                bar.set_postfix({"loss": f"{logs['loss']:.4g}", "lr": f"{logs['lr']:.2g}"}, refresh=False)
-                if self.consecutive > MAX_CONSECUTIVE_SKIPS:
-                    path = self.save_checkpoint()
-                    raise VqfuseError(f"training diverged: {self.consecutive} steps in a row (up to step {self.step - 1}) "
-                                      f"had a non-finite loss or gradient. The last good state is saved in {path}: "
-                                      "lower train.lr (or turn train.mixed_precision off) and resume")
-                done = self.step
-                if done % tc.log_every == 0 or done == tc.steps:
-                    avg = {k: v / window_steps for k, v in window.items()}
-                    avg["items_per_s"] = window_items / max(window_time, 1e-9)
-                    avg["skipped_steps"] = float(self.skipped)
-                    self._write_logs(writer, done, avg)
-                    window, window_steps, window_items, window_time = {}, 0, 0, 0.0
-                if tc.eval_every and done % tc.eval_every == 0 and done < tc.steps:
-                    self._write_logs(writer, done, self.evaluate(), prefix="eval")
-                if tc.checkpoint_every and done % tc.checkpoint_every == 0 and done < tc.steps:
-                    self.save_checkpoint()
-                if tc.max_minutes is not None and time.perf_counter() - session_start >= 60 * tc.max_minutes:
-                    log.warning("stopping at step %d of %d: train.max_minutes=%g reached", done, tc.steps, tc.max_minutes)
-                    break
-        finally:
-            bar.close()
-        self.wall_before += time.perf_counter() - session_start
-        self.save_checkpoint()
-        self._finish(writer)
-        return self.run_dir
+    def step_batch(self, batch: tuple[Tensor, Tensor]) -> tuple[dict[str, float], int]:
+        image, audio = batch
+        return self.train_step(image, audio), image.shape[0]
 
     # ---- outputs ------------------------------------------------------------------------------------
 
-    def _open_logs(self) -> Any:
-        if not self.is_main:
-            return None
-        from torch.utils.tensorboard import SummaryWriter
+    def _desc(self) -> str:
+        return f"{self.config.name} prior"
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(_jsonable(self.config.to_dict()), sort_keys=False))
-        logs_dir = self.run_dir / "logs"
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        history = logs_dir / "train.jsonl"
-        if self.resumed_from is not None and history.is_file():
-            kept = [line for line in history.read_text().splitlines() if _logged_step(line) <= self.step]
-            atomic_write_text(history, "".join(line + "\n" for line in kept))
-        return SummaryWriter(str(logs_dir), purge_step=self.step + 1 if self.resumed_from is not None else None)
-
-    def _write_logs(self, writer: Any, step: int, values: dict[str, float], prefix: str = "train") -> None:
-        if writer is None:
-            return
-        for k, v in values.items():
-            writer.add_scalar(f"{prefix}/{k}", v, step)
-        writer.flush()
-        with open(self.run_dir / "logs" / "train.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(_jsonable({"step": step, "kind": prefix, **values}), allow_nan=False) + "\n")
+    def _postfix(self, logs: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{logs['loss']:.4g}", "lr": f"{logs['lr']:.2g}"}
 
     def fusion_description(self) -> dict[str, Any]:
         """fusion.json: what FusionModel.from_run needs besides the prior."""
@@ -702,70 +598,24 @@ class FusionTrainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
 
-    def _gathered_rng(self) -> list[tuple[dict[str, Any], dict[str, Tensor]]]:
-        json_part, tensors = rng_state()
-        if self.accelerator.num_processes == 1:
-            return [(json_part, tensors)]
-        packed = pack_rng(json_part, tensors).to(self.accelerator.device)
-        rows = self.accelerator.gather(packed[None]).cpu()
-        return [unpack_rng(row, tensors) for row in rows]
-
     def _identity(self) -> dict[str, Any]:
         """What a checkpoint must agree on to be resumed: architecture, layout, kind, tokenizers."""
         return _jsonable({"prior": self.model.config.to_dict(), "layout": self.layout.to_dict(),
                           "kind": self.settings.kind, "image_model_id": self.train_pairs.image_model_id,
                           "audio_model_id": self.train_pairs.audio_model_id})
 
-    def save_checkpoint(self) -> Path:
-        rngs = self._gathered_rng()
-        path = self.ckpt_root / "last"
-        if self.is_main:
-            weights: dict[str, dict[str, Tensor]] = {"model.safetensors": self.model.state_dict()}
-            if self.ema is not None:
-                weights["ema.safetensors"] = self.ema.state_dict()
-            optim_tensors, optim_meta = flatten_optimizer_state(self.opt.state_dict(), "prior")
-            weights["optim.safetensors"] = optim_tensors
-            weights["rng.safetensors"] = {k: torch.stack([t[k] for _, t in rngs]) for k in rngs[0][1]}
-            scaler = self.accelerator.scaler
-            state = {"step": self.step, "skipped_steps": self.skipped, "consecutive_skips": self.consecutive,
-                     "ema_updates": None if self.ema is None else self.ema.updates, "data": self.batches.state(),
-                     "scheduler": self.sched.state_dict(), "scaler": None if scaler is None else scaler.state_dict(),
-                     "rng": [j for j, _ in rngs], "world_size": self.accelerator.num_processes, "seed": self.tc.seed,
-                     "identity": self._identity(), "train_time_s": self.train_time, "items_seen": self.items_seen,
-                     "wall_time_s": self.wall_before}
-            path = save_checkpoint(self.ckpt_root, weights, {"optim.json": {"prior": optim_meta}}, _jsonable(state))
-        self.accelerator.wait_for_everyone()
-        return path
+    def _write_checkpoint(self, rngs: RngStates) -> Path:
+        weights = self._common_weights(rngs)
+        optim_tensors, optim_meta = flatten_optimizer_state(self.opt.state_dict(), "prior")
+        weights["optim.safetensors"] = optim_tensors
+        state = self._checkpoint_state(rngs, {"scheduler": self.sched.state_dict()}, {"identity": self._identity()})
+        return self._save(weights, {"optim.json": {"prior": optim_meta}}, state)
 
-    def _load(self, path: Path) -> None:
-        weights, docs, state = load_checkpoint(path)
-        saved, now = state.get("identity") or {}, json.loads(json.dumps(self._identity()))
-        if saved != now:
-            changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-            raise ConfigError(f"cannot resume {path}: the prior or its tokens changed ({', '.join(changed)}); train it "
-                              "as a new run in another output directory")
-        self.model.load_state_dict(weights["model.safetensors"])
-        if self.ema is not None:
-            if "ema.safetensors" in weights:
-                self.ema.load_state_dict(weights["ema.safetensors"], state.get("ema_updates") or 0)
-            else:
-                self.ema.model.load_state_dict(self.model.state_dict())
+    def _load_training(self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any],
+                       path: Path) -> None:
         optim = weights.get("optim.safetensors", {})
         _load_optimizer(self.opt, unflatten_optimizer_state(optim, docs["optim.json"]["prior"], "prior"))
         _restore_scheduler(self.sched, state["scheduler"])
-        if self.accelerator.scaler is not None and state.get("scaler"):
-            self.accelerator.scaler.load_state_dict(state["scaler"])
-        self.batches.load_state(state["data"])
-        self.step, self.skipped = int(state["step"]), int(state["skipped_steps"])
-        self.consecutive = int(state.get("consecutive_skips", 0))
-        self.train_time, self.items_seen = float(state["train_time_s"]), int(state["items_seen"])
-        self.wall_before = float(state["wall_time_s"])
-        rank, world = self.accelerator.process_index, len(state["rng"])
-        row = rank % world
-        rng_tensors = {k: v[row] for k, v in weights["rng.safetensors"].items()}
-        if self.accelerator.device.type != "cuda":
-            rng_tensors.pop("cuda", None)
-        set_rng_state(state["rng"][row], rng_tensors)
 
 
 @torch.no_grad()

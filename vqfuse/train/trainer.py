@@ -21,19 +21,15 @@ import json
 import logging
 import math
 import os
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
-import yaml
-from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate import DistributedDataParallelKwargs
 from torch import Tensor, nn
 from torch.optim import AdamW
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm.auto import tqdm
 
 from vqfuse.errors import ConfigError, VqfuseError
 from vqfuse.io.atomic import atomic_write_text
@@ -41,30 +37,27 @@ from vqfuse.io.weights import save_json
 from vqfuse.modalities import Modality, get_modality
 from vqfuse.nets.autoencoder import AutoencoderConfig
 from vqfuse.tokenizer import Tokenizer, TokenizerConfig
-from vqfuse.train.checkpoint import (
-    flatten_optimizer_state,
-    latest_checkpoint,
-    load_checkpoint,
-    pack_rng,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    unflatten_optimizer_state,
-    unpack_rng,
-)
+from vqfuse.train.checkpoint import flatten_optimizer_state, unflatten_optimizer_state
 from vqfuse.train.config import RunConfig
 from vqfuse.train.discriminator import build_discriminator, check_discriminator_input
 from vqfuse.train.ema import EMA
 from vqfuse.train.evaluation import evaluate_tokenizer
+from vqfuse.train.loop import (  # noqa: F401  (_jsonable ... re-exported for older imports)
+    MAX_CONSECUTIVE_SKIPS,
+    LoopTrainer,
+    RngStates,
+    StepCallback,
+    _jsonable,
+    _logged_step,
+    _reset_accelerator_state,
+)
 from vqfuse.train.objectives import TokenizerObjective
 from vqfuse.train.schedule import build_scheduler
 
 log = logging.getLogger("vqfuse.train")
 
-MAX_CONSECUTIVE_SKIPS = 20  # more non-finite steps in a row than this: training diverged
 SAMPLE_ITEMS = 16  # size of the fixed held-out preview batch
 PRECISIONS = ("no", "bf16", "fp16")
-StepCallback = Callable[[int, dict[str, float]], None]
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -171,40 +164,10 @@ def _check_example(model: Tokenizer, example: Tensor) -> None:
         raise ConfigError(f"data items of size {spatial} are not divisible by the model's downsampling {factors}")
 
 
-def _reset_accelerator_state() -> None:
-    """Let a second run in the same process (a notebook, the tests) choose another mixed precision.
-    Keeps the distributed setup (PartialState); only accelerate's per-run settings are cleared."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    for state in (AcceleratorState, GradientState):
-        reset = getattr(state, "_reset_state", None)
-        if callable(reset):
-            reset()
-
-
-def _logged_step(line: str) -> float:
-    """The step of one train.jsonl line; a torn or foreign line sorts last (and is dropped on resume)."""
-    try:
-        return float(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return math.inf
-
-
-def _jsonable(obj: Any) -> Any:
-    """Tuples -> lists and non-finite floats -> None, recursively (strict JSON / YAML)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 # ---- the trainer ------------------------------------------------------------------------------------
 
 
-class Trainer:
+class Trainer(LoopTrainer):
     """Builds everything a run needs from a RunConfig; `run()` trains and writes the run directory.
 
     Args:
@@ -214,43 +177,30 @@ class Trainer:
         on_step: called on the main process after every step with (0-based step, logs averaged over processes).
     """
 
+    log_tags = {"lr": "lr/generator", "disc_lr": "lr/discriminator", "items_per_s": "throughput/items_per_s"}
+    divergence_hint = "lower train.lr (or loss.gan_weight, or turn train.mixed_precision off) and resume"
+    identity_key, identity_name = "model_config", "the model config"
+
     def __init__(self, config: RunConfig, resume: bool = False, progress: bool = True,
                  on_step: StepCallback | None = None) -> None:  # fmt: skip
-        self.config, self.tc, self.lc = config, config.train, config.loss
-        self.progress, self.on_step = progress, on_step
-        self.run_dir = Path(config.out)
-        self.ckpt_root = self.run_dir / "checkpoints"
+        super().__init__(config, progress, on_step)
+        self.lc = config.loss
         self._validate()
         self.modality = get_modality(config.modality)
-        _reset_accelerator_state()
-        self.accelerator = Accelerator(
-            mixed_precision=self.tc.mixed_precision,
-            log_with=None,
+        self._start_accelerator(
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=self._has_unused_parameters())],
             dynamo_backend="inductor" if self.tc.compile else None,
         )
-        self.is_main = self.accelerator.is_main_process
         launched = int(os.environ.get("WORLD_SIZE", "1"))
         if launched > 1 and self.accelerator.num_processes != launched:
             raise ConfigError(f"launched as {launched} processes, but accelerate sees {self.accelerator.num_processes}: "
                               "on CPU-only machines launch with ACCELERATE_USE_CPU=1 (e.g. ACCELERATE_USE_CPU=1 torchrun "
                               "--nproc_per_node N ...)")  # fmt: skip
-        existing = latest_checkpoint(self.ckpt_root)
-        if resume and existing is None:
-            raise ConfigError(f"nothing to resume: no complete checkpoint in {self.ckpt_root}")
-        if not resume and existing is not None:
-            raise ConfigError(f"{self.run_dir} already holds a run ({existing}); resume it, or choose another "
-                              "output directory (out=...)")  # fmt: skip
-        set_seed(self.tc.seed)
-        self.step = self.skipped = self.consecutive = 0
-        self.train_time = self.wall_before = 0.0
-        self.items_seen = 0
+        existing = self._find_checkpoint(resume, required=True, holds="a run", how="resume it")
         self._build_data()
         self._build_models()
         self._prepare()
-        self.resumed_from = existing if resume else None
-        if existing is not None and resume:
-            self._load(existing)
+        self._resume(existing)
 
     # ---- setup --------------------------------------------------------------------------------------
 
@@ -437,107 +387,23 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------------
 
-    def eval_model(self) -> Tokenizer:
-        """The model that is saved and evaluated: the EMA copy when EMA is on."""
-        return self.ema.model if self.ema is not None else self.model
-
-    def run(self) -> Path:
-        """Train to `train.steps`, then write model/, samples/final, metrics.json/.md. Returns the run dir."""
-        tc, acc = self.tc, self.accelerator
-        session_start = time.perf_counter()
-        writer = self._open_logs()
+    def _before_loop(self) -> None:
+        """The fixed held-out preview batch."""
         self.sample_batch = torch.stack([_item(self.test_set[i]) for i in range(min(SAMPLE_ITEMS, len(self.test_set)))])  # type: ignore[arg-type]
-        self.sample_batch = self.sample_batch.to(acc.device)
-        bar = tqdm(total=tc.steps, initial=min(self.step, tc.steps), desc=self.config.name, unit="step",
-                   disable=not (self.progress and self.is_main), dynamic_ncols=True)  # fmt: skip
-        window: dict[str, float] = {}
-        window_steps, window_items, window_time = 0, 0, 0.0
-        try:
-            while self.step < tc.steps:
-                t0 = time.perf_counter()
-                x = _item(next(self.batches))
-                logs = self.train_step(x)
-                dt = time.perf_counter() - t0
-                items = x.shape[0] * acc.num_processes
-                self.train_time += dt
-                self.items_seen += items
-                logs["items_per_s"] = items / max(dt, 1e-9)
-                for k, v in logs.items():
-                    window[k] = window.get(k, 0.0) + v
-                window_steps, window_items, window_time = window_steps + 1, window_items + items, window_time + dt
-                if self.on_step is not None and self.is_main:
-                    self.on_step(self.step - 1, logs)
-                bar.update(1)
-                bar.set_postfix(self._postfix(logs), refresh=False)
-                if self.consecutive > MAX_CONSECUTIVE_SKIPS:
-                    path = self.save_checkpoint()
-                    raise VqfuseError(
-                        f"training diverged: {self.consecutive} steps in a row (up to step {self.step - 1}) had a "
-                        f"non-finite loss or gradient. The last good state is saved in {path}: lower train.lr "
-                        "(or loss.gan_weight, or turn train.mixed_precision off) and resume"
-                    )
-                done = self.step
-                if done % tc.log_every == 0 or done == tc.steps:
-                    avg = {k: v / window_steps for k, v in window.items()}
-                    avg["items_per_s"] = window_items / max(window_time, 1e-9)
-                    avg["skipped_steps"] = float(self.skipped)
-                    self._write_logs(writer, done, avg)
-                    window, window_steps, window_items, window_time = {}, 0, 0, 0.0
-                if tc.eval_every and done % tc.eval_every == 0 and done < tc.steps:
-                    self._write_logs(writer, done, self.evaluate(), prefix="eval")
-                if tc.sample_every and done % tc.sample_every == 0:
-                    self.save_samples(f"step-{done:06d}")
-                if tc.checkpoint_every and done % tc.checkpoint_every == 0 and done < tc.steps:
-                    self.save_checkpoint()
-                if tc.max_minutes is not None and time.perf_counter() - session_start >= 60 * tc.max_minutes:
-                    log.warning("stopping at step %d of %d: train.max_minutes=%g reached", done, tc.steps, tc.max_minutes)
-                    break
-        finally:
-            bar.close()
-        self.wall_before += time.perf_counter() - session_start
-        self.save_checkpoint()
-        self._finish(writer)
-        return self.run_dir
+        self.sample_batch = self.sample_batch.to(self.accelerator.device)
+
+    def next_batch(self) -> Tensor:
+        return _item(next(self.batches))
+
+    def step_batch(self, batch: Tensor) -> tuple[dict[str, float], int]:
+        return self.train_step(batch), batch.shape[0]
 
     # ---- outputs ------------------------------------------------------------------------------------
 
-    def _fork_rng(self) -> Any:
-        """Side work (samples, evaluation) must not move the training RNG streams."""
-        devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
-        return torch.random.fork_rng(devices=devices)
-
-    @staticmethod
-    def _postfix(logs: dict[str, float]) -> dict[str, str]:
+    def _postfix(self, logs: dict[str, float]) -> dict[str, str]:
         names = {"rec": "rec", "quant": "quant", "gan": "gan", "d": "d", "perplexity": "ppl", "usage": "usage",
                  "items_per_s": "items/s"}  # fmt: skip
         return {short: (f"{logs[k]:.0f}" if k == "items_per_s" else f"{logs[k]:.4g}") for k, short in names.items() if k in logs}
-
-    def _open_logs(self) -> Any:
-        """config.yaml, the TensorBoard writer (purging events past a resumed step) and train.jsonl."""
-        if not self.is_main:
-            return None
-        from torch.utils.tensorboard import SummaryWriter  # slow import: only where needed
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.yaml",
-                          yaml.safe_dump(_jsonable(self.config.to_dict()), sort_keys=False))  # fmt: skip
-        logs_dir = self.run_dir / "logs"
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        history = logs_dir / "train.jsonl"
-        if self.resumed_from is not None and history.is_file():  # drop lines logged after the checkpoint
-            kept = [line for line in history.read_text().splitlines() if _logged_step(line) <= self.step]
-            atomic_write_text(history, "".join(line + "\n" for line in kept))
-        return SummaryWriter(str(logs_dir), purge_step=self.step + 1 if self.resumed_from is not None else None)
-
-    def _write_logs(self, writer: Any, step: int, values: dict[str, float], prefix: str = "train") -> None:
-        if writer is None:
-            return
-        for k, v in values.items():
-            tag = {"lr": "lr/generator", "disc_lr": "lr/discriminator", "items_per_s": "throughput/items_per_s"}.get(k)
-            writer.add_scalar(tag if (tag and prefix == "train") else f"{prefix}/{k}", v, step)
-        writer.flush()
-        with open(self.run_dir / "logs" / "train.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(_jsonable({"step": step, "kind": prefix, **values}), allow_nan=False) + "\n")
 
     @torch.no_grad()
     def save_samples(self, name: str) -> list[Path]:
@@ -591,29 +457,11 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
 
-    def _gathered_rng(self) -> list[tuple[dict[str, Any], dict[str, Tensor]]]:
-        """Every process's RNG states (collective: all processes must call)."""
-        json_part, tensors = rng_state()
-        if self.accelerator.num_processes == 1:
-            return [(json_part, tensors)]
-        packed = pack_rng(json_part, tensors).to(self.accelerator.device)
-        rows = self.accelerator.gather(packed[None]).cpu()  # (world, L)
-        return [unpack_rng(row, tensors) for row in rows]
+    def _identity(self) -> dict[str, Any]:
+        return self.model.config.to_dict()
 
-    def save_checkpoint(self) -> Path:
-        """Write `checkpoints/last` (collective: every process calls it; the main process writes)."""
-        rngs = self._gathered_rng()
-        path = self.ckpt_root / "last"
-        if self.is_main:
-            with self._fork_rng():
-                path = self._write_checkpoint(rngs)
-        self.accelerator.wait_for_everyone()
-        return path
-
-    def _write_checkpoint(self, rngs: list[tuple[dict[str, Any], dict[str, Tensor]]]) -> Path:
-        weights: dict[str, dict[str, Tensor]] = {"model.safetensors": self.model.state_dict()}
-        if self.ema is not None:
-            weights["ema.safetensors"] = self.ema.state_dict()
+    def _write_checkpoint(self, rngs: RngStates) -> Path:
+        weights = self._common_weights(rngs)
         optim_tensors, optim_meta = flatten_optimizer_state(self.opt_g.state_dict(), "generator")
         optim_json: dict[str, Any] = {"generator": optim_meta}
         if self.disc is not None:
@@ -623,43 +471,16 @@ class Trainer:
             d_tensors, optim_json["discriminator"] = flatten_optimizer_state(self.opt_d.state_dict(), "discriminator")  # type: ignore[union-attr]
             optim_tensors.update(d_tensors)
         weights["optim.safetensors"] = optim_tensors
-        weights["rng.safetensors"] = {k: torch.stack([t[k] for _, t in rngs]) for k in rngs[0][1]}  # (world, n) uint8
-        scaler = self.accelerator.scaler
-        state = {
-            "step": self.step,
-            "skipped_steps": self.skipped,
-            "consecutive_skips": self.consecutive,
-            "ema_updates": None if self.ema is None else self.ema.updates,
-            "data": self.batches.state(),
-            "schedulers": {"generator": self.sched_g.state_dict(),
-                           "discriminator": None if self.sched_d is None else self.sched_d.state_dict()},
-            "scaler": None if scaler is None else scaler.state_dict(),
-            "rng": [j for j, _ in rngs],
-            "world_size": self.accelerator.num_processes,
-            "seed": self.tc.seed,
-            "model_config": self.model.config.to_dict(),
-            "discriminator": None if self.disc is None else dict(self.lc.discriminator),
-            "train_time_s": self.train_time,
-            "items_seen": self.items_seen,
-            "wall_time_s": self.wall_before,
-        }  # fmt: skip
-        return save_checkpoint(self.ckpt_root, weights, {"optim.json": optim_json}, _jsonable(state))
+        schedulers = {"generator": self.sched_g.state_dict(),
+                      "discriminator": None if self.sched_d is None else self.sched_d.state_dict()}
+        identity = {"model_config": self._identity(),
+                    "discriminator": None if self.disc is None else dict(self.lc.discriminator)}
+        state = self._checkpoint_state(rngs, {"schedulers": schedulers}, identity)
+        return self._save(weights, {"optim.json": optim_json}, state)
 
-    def _load(self, path: Path) -> None:
-        """Restore everything `_write_checkpoint` saved, so the run continues exactly."""
-        weights, docs, state = load_checkpoint(path)
-        saved = state.get("model_config")
-        now = json.loads(json.dumps(_jsonable(self.model.config.to_dict())))
-        if saved != now:
-            changed = sorted(k for k in set(saved or {}) | set(now) if (saved or {}).get(k) != now.get(k))
-            raise ConfigError(f"cannot resume {path}: the model config changed ({', '.join(changed)}); train it as "
-                              "a new run in another output directory")  # fmt: skip
-        self.model.load_state_dict(weights["model.safetensors"])
-        if self.ema is not None:
-            if "ema.safetensors" in weights:
-                self.ema.load_state_dict(weights["ema.safetensors"], state.get("ema_updates") or 0)
-            else:
-                self.ema.model.load_state_dict(self.model.state_dict())  # EMA switched on at resume
+    def _load_training(self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any],
+                       path: Path) -> None:
+        """Optimizers, schedulers and the discriminator (see `LoopTrainer._load`)."""
         optim_json = docs.get("optim.json", {})
         optim = weights.get("optim.safetensors", {})
         _load_optimizer(self.opt_g, unflatten_optimizer_state(optim, optim_json["generator"], "generator"))
@@ -676,22 +497,6 @@ class Trainer:
                     _restore_scheduler(self.sched_d, state["schedulers"]["discriminator"])
             elif self.is_main:
                 log.warning("the checkpoint has no discriminator: a fresh one starts at step %d", state["step"])
-        if self.accelerator.scaler is not None and state.get("scaler"):
-            self.accelerator.scaler.load_state_dict(state["scaler"])
-        self.batches.load_state(state["data"])
-        self.step, self.skipped = int(state["step"]), int(state["skipped_steps"])
-        self.consecutive = int(state.get("consecutive_skips", 0))
-        self.train_time, self.items_seen = float(state["train_time_s"]), int(state["items_seen"])
-        self.wall_before = float(state["wall_time_s"])
-        rank, world = self.accelerator.process_index, len(state["rng"])
-        if world != self.accelerator.num_processes and self.is_main:
-            log.warning("resuming %d process(es) from a checkpoint of %d: RNG streams are reused, so the run will "
-                        "not be bit-identical to an uninterrupted one", self.accelerator.num_processes, world)  # fmt: skip
-        row = rank % world
-        rng_tensors = {k: v[row] for k, v in weights["rng.safetensors"].items()}
-        if self.accelerator.device.type != "cuda":
-            rng_tensors.pop("cuda", None)
-        set_rng_state(state["rng"][row], rng_tensors)
 
 
 def _load_optimizer(optimizer: Any, state_dict: dict[str, Any]) -> None:
