@@ -49,6 +49,7 @@ from vqfuse.io.tokenfile import TokenFile, check_model, read_tokens, write_token
 from vqfuse.modalities import Modality, get_modality
 from vqfuse.modalities.audio import DEFAULT_SAMPLE_RATE
 from vqfuse.tokenizer import Tokenizer
+from vqfuse.io.weights import to_jsonable as _jsonable
 
 TOKEN_SUFFIX = ".vqf"
 ModelLike = Union[Tokenizer, PathLike]
@@ -723,20 +724,6 @@ def evaluation_markdown(report: dict[str, Any]) -> str:
     if report.get("attribution"):
         lines += ["", report["attribution"]]
     return "\n".join(lines) + "\n"
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Tensor):
-        return _jsonable(v.tolist())
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if hasattr(v, "item") and callable(v.item):  # numpy scalars
-        return _jsonable(v.item())
-    return v
 
 
 def evaluate_model(

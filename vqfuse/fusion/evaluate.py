@@ -26,6 +26,7 @@ from torch import Tensor
 
 from vqfuse.errors import PathLike
 from vqfuse.io.atomic import atomic_write_text
+from vqfuse.io.weights import to_jsonable as _jsonable
 
 log = logging.getLogger("vqfuse.fusion")
 Log = Callable[[str], None]
@@ -264,20 +265,6 @@ def fusion_markdown(report: dict[str, Any]) -> str:
     lines.append("Full figures: `evaluation.json`; pictures: `speech-to-image.png` (condition's image above the "
                  "generated one), `joint-images.png`, `robustness.png`; clips: `image-to-speech-*.wav`.")
     return "\n".join(lines) + "\n"
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Tensor):
-        return _jsonable(v.tolist())
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, Path):
-        return str(v)
-    return v
 
 
 __all__ = ["FusionEvalConfig", "evaluate_fusion", "headline", "fusion_markdown", "load_or_fit_judges"]

@@ -7,7 +7,9 @@ Every problem with an input file is an :class:`~vqfuse.errors.InputFileError` na
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -116,4 +118,23 @@ def load_json(path: PathLike) -> Any:
         raise InputFileError(path, "invalid JSON: nested too deeply") from None
 
 
-__all__ = ["save_weights", "load_weights", "load_weights_metadata", "save_json", "load_json"]
+__all__ = ["save_weights", "load_weights", "load_weights_metadata", "save_json", "load_json", "to_jsonable"]
+
+
+def to_jsonable(v: Any) -> Any:
+    """Strict-JSON form, recursively: tuples -> lists, tensors and numpy scalars -> numbers, non-finite floats
+    -> None, paths -> str, dict keys -> str."""
+    if isinstance(v, Mapping):
+        return {str(k): to_jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [to_jsonable(x) for x in v]
+    if isinstance(v, Tensor):
+        return to_jsonable(v.tolist())
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    if hasattr(v, "item") and callable(v.item):  # numpy scalars
+        return to_jsonable(v.item())
+    return v
+

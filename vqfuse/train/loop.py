@@ -29,6 +29,7 @@ from vqfuse.errors import ConfigError, VqfuseError
 from vqfuse.io.atomic import atomic_write_text
 from vqfuse.train.checkpoint import latest_checkpoint, load_checkpoint, pack_rng, rng_state, save_checkpoint, set_rng_state, unpack_rng
 from vqfuse.train.config import RunConfig
+from vqfuse.io.weights import to_jsonable as _jsonable
 
 log = logging.getLogger("vqfuse.train")
 
@@ -54,17 +55,6 @@ def _logged_step(line: str) -> float:
         return float(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return math.inf
-
-
-def _jsonable(obj: Any) -> Any:
-    """Tuples -> lists and non-finite floats -> None, recursively (strict JSON / YAML)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 class LoopTrainer:
