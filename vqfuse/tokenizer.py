@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from vqfuse.errors import InputFileError
-from vqfuse.io.weights import load_json, load_weights, save_json, save_weights
+from vqfuse.io.weights import load_json, load_state_into, save_json, save_weights
 from vqfuse.nets.autoencoder import AutoencoderConfig, Decoder, Encoder
 from vqfuse.quantize.base import QuantizerOutput
 from vqfuse.quantize.builder import build_quantizer
@@ -138,12 +138,7 @@ class Tokenizer(nn.Module):
             model = cls(TokenizerConfig.from_dict(raw))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputFileError(directory / CONFIG_FILE, f"invalid tokenizer config: {exc}") from exc
-        state = load_weights(directory / WEIGHTS_FILE, device=str(device))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InputFileError(directory / WEIGHTS_FILE, f"weights do not match the config: {first}") from exc
+        load_state_into(model, directory / WEIGHTS_FILE, device)
         model.model_id = raw.get("model_id", "")
         return model.to(device).eval()
 

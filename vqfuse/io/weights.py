@@ -118,7 +118,7 @@ def load_json(path: PathLike) -> Any:
         raise InputFileError(path, "invalid JSON: nested too deeply") from None
 
 
-__all__ = ["save_weights", "load_weights", "load_weights_metadata", "save_json", "load_json", "to_jsonable"]
+__all__ = ["save_weights", "load_weights", "load_weights_metadata", "save_json", "load_json", "to_jsonable", "load_state_into"]
 
 
 def to_jsonable(v: Any) -> Any:
@@ -137,4 +137,14 @@ def to_jsonable(v: Any) -> Any:
     if hasattr(v, "item") and callable(v.item):  # numpy scalars
         return to_jsonable(v.item())
     return v
+
+
+def load_state_into(model: torch.nn.Module, path: PathLike, device: str | torch.device = "cpu") -> None:
+    """Load a safetensors state dict into `model`; a shape or key mismatch is an InputFileError naming `path`."""
+    state = load_weights(path, device=str(device))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputFileError(path, f"weights do not match the config: {first}") from exc
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from vqfuse.errors import InputFileError, PathLike
-from vqfuse.io.weights import load_json, load_weights, save_json, save_weights
+from vqfuse.io.weights import load_json, load_state_into, save_json, save_weights
 from vqfuse.prior.sequence import SequenceLayout
 from vqfuse.prior.transformer import PriorConfig, PriorTransformer
 
@@ -48,12 +48,7 @@ def load_prior(directory: PathLike,
         layout = SequenceLayout.from_dict(raw["layout"]) if raw.get("layout") is not None else None
     except (KeyError, TypeError, ValueError) as exc:
         raise InputFileError(directory / CONFIG_FILE, f"invalid prior config: {exc}") from exc
-    state = load_weights(directory / WEIGHTS_FILE, device=str(device))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise InputFileError(directory / WEIGHTS_FILE, f"weights do not match the config: {first}") from exc
+    load_state_into(model, directory / WEIGHTS_FILE, device)
     return model.to(device).eval(), layout
 
 
