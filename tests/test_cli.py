@@ -258,7 +258,7 @@ def test_demo_evaluates_a_model_without_metrics(tmp_path, capsys, fast_evaluatio
 
 @pytest.mark.slow
 def test_demo_with_the_real_trainer(tmp_path, capsys):
-    """End to end: two training steps of the real preset (about a minute on 2 CPU cores)."""
+    """End to end: every demo stage with two training steps (about three minutes on 2 CPU cores)."""
     code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "2", "--no-progress")
     assert code == 0, err
     run_dir = tmp_path / "demo" / "image-emoji32"
@@ -268,6 +268,12 @@ def test_demo_with_the_real_trainer(tmp_path, capsys):
     assert run(capsys, "encode", run_dir, src, tmp_path / "odd.png.vqf")[0] == 0
     assert run(capsys, "decode", run_dir, tmp_path / "odd.png.vqf", tmp_path / "dec.png")[0] == 0
     assert pixels(tmp_path / "dec.png").shape == (23, 37, 3)
+    listen = tmp_path / "demo" / "audio-speech16k" / "listen"
+    assert (listen / "clip0-original.wav").is_file() and (listen / "clip0-6kbps.wav").is_file()
+    evaluation = tmp_path / "demo" / "fusion-av-digits" / "evaluation"
+    for name in ("speech-to-image.png", "joint-images.png", "evaluation.md"):
+        assert (evaluation / name).is_file(), name
+    assert "speech_to_image" in out and list(evaluation.glob("image-to-speech-*.wav"))
 
 
 def test_subprocess_exit_codes_and_stderr(tmp_path):

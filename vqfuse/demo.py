@@ -80,6 +80,8 @@ def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool
     overrides = [*stage.overrides, f"out={Path(out) / stage.name}"] + ([f"steps={steps}"] if steps is not None else [])
     config = load_config(stage.preset, overrides)
     if config.task == "fusion":
+        if steps is not None:  # --steps sizes the whole stage: both tokenizers and the prior
+            config = load_config(stage.preset, [*overrides, f"tokenizers.image.steps={steps}", f"tokenizers.audio.steps={steps}"])
         return run_fusion_stage(stage, config, progress, log)
     run_dir = Path(config.out)
     if (run_dir / "model" / "config.json").is_file():
