@@ -51,13 +51,13 @@ def reusable_evaluation(run: Path, config: FusionEvalConfig) -> dict | None:
     import json
     from dataclasses import asdict
 
-    from vqfuse.fusion.evaluate import _jsonable
+    from vqfuse.io.weights import to_jsonable
 
     path = run / "evaluation" / "evaluation.json"
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
-    return report if report.get("config") == _jsonable(asdict(config)) else None
+    return report if report.get("config") == to_jsonable(asdict(config)) else None
 
 
 def summarise(per_seed: dict[int, dict]) -> dict[str, dict[str, float]]:

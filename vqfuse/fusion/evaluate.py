@@ -131,6 +131,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
 def _noisy_audio_tokens(model: Any, audio: Tensor, snr_db: float | None, seed: int, batch_size: int) -> Tensor:
     """audio (N, 1, T) [+ white noise at snr_db] -> codes (N, n_q, F)."""
     from vqfuse.fusion.repair import add_noise
+    from vqfuse.fusion.tokens import encode_audio
 
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -138,7 +139,7 @@ def _noisy_audio_tokens(model: Any, audio: Tensor, snr_db: float | None, seed: i
         x = audio[start:start + batch_size]
         if snr_db is not None:
             x = add_noise(x, snr_db, g).clamp(-1, 1)
-        out.append(model.tokenizers["audio"].encode(model.prepare("audio", x), n_q=model.n_q))
+        out.append(encode_audio(model.tokenizers["audio"], model.prepare("audio", x), model.n_q))
     return torch.cat(out)
 
 

@@ -297,6 +297,15 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     n_tokens = model.layout.segment(to).n_tokens
     result = BatchResult()
+
+    def skip(path: Path, exc: VqfuseError) -> None:
+        """A bad file inside a folder is reported and skipped; a single bad file is the error."""
+        if not src.is_dir():
+            raise exc
+        result.failed.append((path, str(exc)))
+        if on_error is not None:
+            on_error(path, exc)
+
     start = time.perf_counter()
     bar = tqdm(total=len(pairs), desc="generate", unit="file", disable=not progress or len(pairs) < 2, leave=False)
     try:
@@ -308,11 +317,7 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
                     inputs.append(model.prepare(source, x.unsqueeze(0))[0])
                     chunk.append((a, b))
                 except VqfuseError as exc:
-                    if not src.is_dir():
-                        raise
-                    result.failed.append((a, str(exc)))
-                    if on_error is not None:
-                        on_error(a, exc)
+                    skip(a, exc)
                     bar.update(1)
             if not chunk:
                 continue
@@ -322,11 +327,7 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
                     dst_mod.save_file(item, b, meta)
                     result.done.append(FileResult(a, b, n_tokens, 0.0, int(item[0].numel())))
                 except VqfuseError as exc:
-                    if not src.is_dir():
-                        raise
-                    result.failed.append((a, str(exc)))
-                    if on_error is not None:
-                        on_error(a, exc)
+                    skip(a, exc)
                 bar.update(1)
     finally:
         bar.close()
