@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vqfuse.fusion.repair import (
+    _decode_audio,
     add_noise,
     enhance,
     enhance_tokens,
@@ -21,10 +22,12 @@ from vqfuse.fusion.repair import (
     measured_snr_db,
     random_box_mask,
     select_unknown,
+    spectral_gain,
     token_log_probs,
     token_mask_from_pixels,
 )
 from vqfuse.fusion.tokens import flatten_audio, unflatten_audio
+from vqfuse.metrics.audio import si_snr
 from vqfuse.nets.autoencoder import AutoencoderConfig
 from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout, drop_condition, maskgit_loss
 from vqfuse.tokenizer import Tokenizer, TokenizerConfig
@@ -248,10 +251,33 @@ def test_enhance_end_to_end_keeps_confident_tokens(tokenizers, random_prior):
         for s, u in zip(out.scores, out.unknown):  # per item, the re-infilled ones are the least likely
             assert float(s[u].max()) <= float(s[~u].min())
         assert bool((out.scores <= 0).all())
+        assert torch.equal(out.reencoded, _decode_audio(audio_tok, out.noisy_tokens, noisy.shape[-1]))
+        assert torch.allclose(out.audio, spectral_gain(noisy, out.decoded, out.reencoded))
+    decoded = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, steps=2, output="decoded")
+    assert torch.equal(decoded.audio, decoded.decoded)
+    with pytest.raises(ValueError, match="output must be one of"):
+        enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, steps=1, output="wave")
     fine = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, remask_fraction=0.0,
                    remask_stages_from=1, steps=2)
     assert fine.unknown[:, 1].all() and not fine.unknown[:, 0].any()
     assert torch.equal(fine.tokens[:, 0], fine.noisy_tokens[:, 0])
+
+
+def test_spectral_gain_identity_zero_and_oracle():
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(8000) / 16000
+    clean = (0.5 * torch.sin(2 * math.pi * 440 * t) * torch.sin(2 * math.pi * 3 * t).abs())[None, None].repeat(2, 1, 1)
+    noisy = add_noise(clean, 0.0, g)
+    # equal estimate and reference: gain 1, the noisy input comes back
+    assert torch.allclose(spectral_gain(noisy, noisy, noisy), noisy, atol=1e-4)
+    # a louder estimate is clamped to gain 1; a silent one removes everything
+    assert torch.allclose(spectral_gain(noisy, 3 * noisy, noisy), noisy, atol=1e-4)
+    assert spectral_gain(noisy, torch.zeros_like(noisy), noisy).abs().max() < 1e-6
+    # the oracle gain |clean| / |noisy| enhances: SI-SNR well above the noisy input's
+    oracle = spectral_gain(noisy, clean, noisy)
+    assert float(si_snr(oracle, clean) - si_snr(noisy, clean)) > 6.0
+    with pytest.raises(ValueError, match="shape mismatch"):
+        spectral_gain(noisy, clean[..., :100], noisy)
 
 
 def test_evaluate_repair_is_json_able(tokenizers, random_prior):
@@ -265,7 +291,9 @@ def test_evaluate_repair_is_json_able(tokenizers, random_prior):
     assert all(isinstance(v, float) for v in psnr.values())
     assert 0.25 <= report["inpaint"]["mask_fraction"] <= 0.5
     enh = report["enhance"]
-    assert enh["snr_db"] == 0.0 and set(enh["si_snr_improvement"]) == {"conditioned", "unconditioned", "reencoded"}
+    assert enh["snr_db"] == 0.0
+    assert set(enh["si_snr_improvement"]) == {"conditioned", "unconditioned", "conditioned_decoded",
+                                               "unconditioned_decoded", "reencoded"}
     assert abs(enh["si_snr_noisy"]) < 1.5  # 0 dB white noise
     sweep = evaluate_repair(random_prior, E2E_LAYOUT, image_tok, audio_tok, images, audio, n_q=N_Q, steps=1,
                             snr_db=[0.0, 5.0], noise_kind="babble", mask_fn=free_form_mask)

@@ -4,7 +4,12 @@
 - Image inpainting: the tokens whose cell (dilated by `dilation` cells) overlaps the missing pixels are
   re-infilled by the prior; the decoded image fills the missing pixels only (known pixels are kept).
 - Speech enhancement: the noisy speech's audio tokens that the prior finds least likely (and, optionally,
-  every token of the finer residual stages) are re-infilled, then decoded.
+  every token of the finer residual stages) are re-infilled, then decoded. By default (`output="gain"`)
+  the repair acts as a spectral gain on the noisy input: |STFT(decode(repaired))| / |STFT(decode(noisy
+  tokens))|, clamped to [0, 1], multiplies the noisy STFT, whose phase is kept. Both magnitudes pass through
+  the same decoder, so its colouring cancels out, and a codec that does not reproduce phase (spectral and
+  adversarial training) still yields a waveform aligned with the input. `output="decoded"` returns the
+  decoded waveform of the repaired tokens instead.
 
 Without a condition the other modality's segment holds NULL tokens, the way classifier-free-guidance
 training (`drop_condition`) shows an absent condition: exactly the unconditional half of guidance
@@ -310,10 +315,45 @@ def inpaint(prior: PriorTransformer, layout: SequenceLayout, image_tok: Tokenize
 
 # ---- speech enhancement ---------------------------------------------------------------------------------
 
+# Share of the audio tokens re-infilled by default: chosen on 48 training pairs of av-digits at 0 dB white
+# noise (SI-SNR improvement of the conditioned gain output: 0.3 -> +2.6 dB, 0.6 -> +3.6, 0.8 -> +3.3, 1.0 -> +2.6).
+REMASK_FRACTION = 0.6
+
+
+def _stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
+    """(B, 1, T) -> (B, n_fft // 2 + 1, frames) complex, centred Hann frames (reflect padding where the
+    signal is long enough)."""
+    sig = x.reshape(x.shape[0], -1).float()
+    pad_mode = "reflect" if sig.shape[-1] > n_fft // 2 else "constant"
+    return torch.stft(sig, n_fft, hop, window=torch.hann_window(n_fft, device=sig.device), center=True,
+                      pad_mode=pad_mode, return_complex=True)
+
+
+def spectral_gain(noisy: Tensor, estimate: Tensor, reference: Tensor, *, n_fft: int = 512,
+                  hop: int = 128) -> Tensor:
+    """Apply the gain clamp(|STFT(estimate)| / |STFT(reference)|, 0, 1) to the noisy input's STFT, keeping
+    the noisy phase. noisy, estimate, reference: (B, 1, T) -> (B, 1, T).
+
+    With estimate = decode(repaired tokens) and reference = decode(noisy tokens), the gain is what the
+    token repair removed, measured through one decoder (its own colouring and phase errors cancel)."""
+    if not noisy.shape == estimate.shape == reference.shape:
+        raise ValueError(f"shape mismatch: noisy {tuple(noisy.shape)}, estimate {tuple(estimate.shape)}, "
+                         f"reference {tuple(reference.shape)}")
+    spec = _stft(noisy, n_fft, hop)  # (B, F, frames)
+    gain = (_stft(estimate, n_fft, hop).abs() / _stft(reference, n_fft, hop).abs().clamp(min=1e-8)).clamp(0, 1)
+    window = torch.hann_window(n_fft, device=spec.device)
+    out = torch.istft(spec * gain, n_fft, hop, window=window, center=True, length=noisy.shape[-1])  # (B, T)
+    return out[:, None].to(noisy.dtype)
+
+
+ENHANCE_OUTPUTS = ("gain", "decoded")
+
 
 @dataclass
 class EnhanceResult:
-    audio: Tensor          # (B, 1, T) enhanced speech
+    audio: Tensor          # (B, 1, T) enhanced speech (see `enhance`'s output)
+    decoded: Tensor        # (B, 1, T) the decoded repaired tokens
+    reencoded: Tensor      # (B, 1, T) the decoded noisy tokens (unrepaired)
     tokens: Tensor         # (B, n_q, F) repaired tokens
     noisy_tokens: Tensor   # (B, n_q, F) tokens of the noisy speech
     unknown: Tensor        # (B, n_q, F) bool, the re-infilled tokens
@@ -350,7 +390,7 @@ def select_unknown(scores: Tensor, remask_fraction: float, remask_stages_from: i
 
 @torch.no_grad()
 def enhance_tokens(prior: PriorTransformer, layout: SequenceLayout, tokens: Tensor,
-                   condition_image_tokens: Tensor | None = None, *, remask_fraction: float = 0.3,
+                   condition_image_tokens: Tensor | None = None, *, remask_fraction: float = REMASK_FRACTION,
                    remask_stages_from: int | None = None, score_groups: int = 4, steps: int = 8,
                    cfg_scale: float | None = None, temperature: float = 0.0, noise: float = 4.5,
                    generator: torch.Generator | None = None, image_name: str = "image",
@@ -371,20 +411,28 @@ def enhance_tokens(prior: PriorTransformer, layout: SequenceLayout, tokens: Tens
 
 @torch.no_grad()
 def enhance(prior: PriorTransformer, layout: SequenceLayout, audio_tok: Tokenizer, noisy: Tensor,
-            condition_image_tokens: Tensor | None = None, *, n_q: int | None = None, remask_fraction: float = 0.3,
-            remask_stages_from: int | None = None, score_groups: int = 4, steps: int = 8,
-            cfg_scale: float | None = None, temperature: float = 0.0, noise: float = 4.5,
+            condition_image_tokens: Tensor | None = None, *, n_q: int | None = None,
+            remask_fraction: float = REMASK_FRACTION, remask_stages_from: int | None = None,
+            score_groups: int = 4, steps: int = 8, cfg_scale: float | None = None, temperature: float = 0.0,
+            noise: float = 4.5, output: Literal["gain", "decoded"] = "gain",
             generator: torch.Generator | None = None, image_name: str = "image",
             audio_name: str = "audio") -> EnhanceResult:
     """Enhance noisy speech (B, 1, T) through its audio tokens (see `enhance_tokens`), conditioned on the
-    image tokens ((B, h, w) or flat; None: NULL condition)."""
+    image tokens ((B, h, w) or flat; None: NULL condition).
+
+    output: "gain" (default) applies the repair as a spectral gain to the noisy input, keeping its phase
+    (see `spectral_gain`); "decoded" returns the decoded repaired tokens."""
+    if output not in ENHANCE_OUTPUTS:
+        raise ValueError(f"output must be one of {ENHANCE_OUTPUTS}, got {output!r}")
     tokens = _audio_tokens(audio_tok, noisy, n_q)  # (B, n_q, F)
     repaired, unknown, scores = enhance_tokens(
         prior, layout, tokens, condition_image_tokens, remask_fraction=remask_fraction,
         remask_stages_from=remask_stages_from, score_groups=score_groups, steps=steps, cfg_scale=cfg_scale,
         temperature=temperature, noise=noise, generator=generator, image_name=image_name, audio_name=audio_name)
-    audio = _decode_audio(audio_tok, repaired, noisy.shape[-1]).to(noisy.device)
-    return EnhanceResult(audio, repaired, tokens, unknown, scores)
+    decoded = _decode_audio(audio_tok, repaired, noisy.shape[-1]).to(noisy.device)
+    reencoded = _decode_audio(audio_tok, tokens, noisy.shape[-1]).to(noisy.device)
+    audio = spectral_gain(noisy, decoded, reencoded) if output == "gain" else decoded
+    return EnhanceResult(audio, decoded, reencoded, repaired, tokens, unknown, scores)
 
 
 # ---- evaluation -----------------------------------------------------------------------------------------
@@ -406,7 +454,7 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, image_tok: 
                     images: Tensor, audio: Tensor, *, n_q: int | None = None, snr_db: float | Sequence[float] = 0.0,
                     noise_kind: Literal["white", "babble"] = "white",
                     mask_fn: Callable[..., Tensor] | None = None, frac_range: tuple[float, float] = (0.25, 0.5),
-                    dilation: int = 1, remask_fraction: float = 0.3, remask_stages_from: int | None = None,
+                    dilation: int = 1, remask_fraction: float = REMASK_FRACTION, remask_stages_from: int | None = None,
                     steps: int = 8, cfg_scale: float | None = None, temperature: float = 0.0, seed: int = 0,
                     image_name: str = "image", audio_name: str = "audio") -> dict[str, Any]:
     """Repair a batch of paired images (B, 3, H, W) and speech (B, 1, T), each with the other modality's
@@ -415,7 +463,8 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, image_tok: 
     Returns a JSON-able dict: "inpaint" (masked PSNR conditioned / unconditioned / `fill` (the damaged
     input) / `tokenizer` (clean tokens decoded, the ceiling), token accuracy at the re-infilled positions)
     and "enhance" (one entry per SNR: SI-SNR of the noisy input and its improvement conditioned /
-    unconditioned / `reencoded` (noisy tokens decoded unchanged), token accuracy against the clean tokens).
+    unconditioned (the spectral-gain output), `*_decoded` (the repaired tokens' decoded waveform) and
+    `reencoded` (noisy tokens decoded unchanged), token accuracy against the clean tokens).
     """
     g = torch.Generator().manual_seed(seed)
     b, _, height, width = images.shape
@@ -458,15 +507,19 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, image_tok: 
                           generator=torch.Generator().manual_seed(seed + 2), **common)
                for k in ("conditioned", "unconditioned")}
         noisy_tok = out["conditioned"].noisy_tokens
-        reencoded = _decode_audio(audio_tok, noisy_tok, audio.shape[-1]).to(audio.device)
         everywhere = torch.ones_like(noisy_tok, dtype=torch.bool)
+
+        def gain(x: Tensor) -> float | None:  # mean SI-SNR improvement (dB) of x over the noisy input
+            return _num((si_snr(x, audio, reduction="none") - base).mean())
+
         enhance_reports.append({
             "snr_db": float(level),
             "noise": noise_kind,
             "si_snr_noisy": _num(base.mean()),
             "si_snr_improvement": {
-                **{k: _num((si_snr(r.audio, audio, reduction="none") - base).mean()) for k, r in out.items()},
-                "reencoded": _num((si_snr(reencoded, audio, reduction="none") - base).mean())},
+                **{k: gain(r.audio) for k, r in out.items()},
+                **{f"{k}_decoded": gain(r.decoded) for k, r in out.items()},
+                "reencoded": gain(out["conditioned"].reencoded)},
             "unknown_token_fraction": {k: _num(r.unknown.float().mean()) for k, r in out.items()},
             "token_accuracy": {**{k: _accuracy(r.tokens, clean_aud_tok, everywhere) for k, r in out.items()},
                                "noisy": _accuracy(noisy_tok, clean_aud_tok, everywhere)},
@@ -479,5 +532,6 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, image_tok: 
 __all__ = [
     "random_box_mask", "free_form_mask", "masked_psnr",
     "token_mask_from_pixels", "add_noise", "measured_snr_db", "infill", "token_log_probs", "InpaintResult", "inpaint",
-    "EnhanceResult", "select_unknown", "enhance_tokens", "enhance", "evaluate_repair",
+    "spectral_gain", "ENHANCE_OUTPUTS", "REMASK_FRACTION", "EnhanceResult", "select_unknown", "enhance_tokens",
+    "enhance", "evaluate_repair",
 ]
