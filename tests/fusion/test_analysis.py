@@ -16,6 +16,7 @@ from vqfuse.fusion.analysis import (
     accuracy,
     analyze,
     degrade,
+    degraded_views,
     effective_robustness,
     evaluate_classifiers,
     fit_classifiers,
@@ -215,6 +216,35 @@ def test_robustness_sweep_end_to_end(tmp_path):
     assert occl["relative_robustness"]["audio"] == pytest.approx(occl["accuracy"]["audio"][0])
     png = plot_robustness(res, tmp_path / "robustness.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_image_views_teach_the_classifier():
+    """Clean image tokens without label information plus views that carry it: only training on the views
+    lets the image classifier read label-bearing tokens."""
+    informative, aud, y = _data("image", 800, seed=1)
+    gen = torch.Generator().manual_seed(3)
+    blank = _tokens(len(y), K_IMG, IMG_SHAPE, None, gen)
+    test_img, test_aud, test_y = _data("image", 400, seed=2)
+    acc = {}
+    for name, views in (("with", informative[None]), ("without", None)):
+        models = fit_classifiers(blank, aud, y, K_IMG, K_AUD, num_classes=10, kinds=("image",), steps=STEPS,
+                                 seed=0, image_views=views, **SMALL)  # fmt: skip
+        acc[name] = accuracy(models["image"], test_img, test_aud, test_y)
+    assert acc["with"] > 0.6 and acc["without"] < 0.25, acc
+    with pytest.raises(ValueError, match="image_views must be"):
+        fit_classifiers(blank, aud, y, K_IMG, K_AUD, kinds=("image",), steps=1, image_views=informative)
+
+
+def test_degraded_views_shapes_and_draws():
+    gen = torch.Generator().manual_seed(8)
+    images = _images(torch.randint(0, 8, (40,), generator=gen), gen)
+    views = degraded_views(images, _pool_tokenizer, ("noise", "occlusion"), levels=(0.0, 0.8), seed=0)
+    assert views.shape == (4, 40, 4, 4) and views.dtype == torch.long
+    assert torch.equal(views[0], _pool_tokenizer(images))  # noise of std 0 changes nothing
+    assert torch.equal(views, degraded_views(images, _pool_tokenizer, ("noise", "occlusion"), levels=(0.0, 0.8)))
+    other = degraded_views(images, _pool_tokenizer, ("noise", "occlusion"), levels=(0.0, 0.8), seed=1)
+    assert not torch.equal(views[1], other[1])  # the seed sets the draws
+    assert not torch.equal(views[3], _pool_tokenizer(images))  # 80 % occluded
 
 
 def test_analyze_report_is_json(tmp_path):

@@ -26,6 +26,12 @@ def test_evaluate_fusion_writes_every_section(run_dir, tmp_path):  # noqa: F811
     h = headline(report)
     assert {"noise_mid_gain", "inpaint_masked_psnr_conditioned", "enhance_si_snr_improvement_conditioned"} <= set(h)
     assert h["noise_mid_gain"] == pytest.approx(h["noise_mid_best_fused"] - h["noise_mid_best_single"])
+    # the augmented study: same classifiers trained on degraded images too, swept over the same degradations
+    aug = report["classification"]["augmented"]
+    assert aug["augment_levels"] == list(config.augment_levels)
+    assert list(aug["robustness"]["degradations"]) == ["noise"]
+    assert {"augmented_noise_mid_gain", "augmented_relative_robustness_noise_early"} <= set(h)
+    assert "robustness-augmented.png" in names
     assert (run_dir / "judges" / "image" / "config.json").is_file()  # judges are cached with the run
     # a second evaluation reuses the judges and can run one section alone
     report2, _ = evaluate_fusion(run_dir, FusionEvalConfig(items=4, sections=("coherence",), batch_size=4),

@@ -50,6 +50,7 @@ __all__ = [
     "accuracy",
     "evaluate_classifiers",
     "degrade",
+    "degraded_views",
     "relative_robustness",
     "effective_robustness",
     "robustness_sweep",
@@ -297,17 +298,30 @@ def train_token_classifier(
     lr: float = 4e-3,
     weight_decay: float = 0.01,
     seed: int = 0,
+    image_views: Tensor | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place (AdamW, cosine schedule) with batches drawn from ``seed``; returns the final loss.
 
     Early fusion applies modality dropout: with probability ``config.modality_dropout`` an item loses one of
     its two modalities (each equally likely), replaced by the learned MISSING embedding.
+
+    ``image_views`` (V, N, h, w): other tokenizations of the same N images (e.g. of degraded copies, see
+    :func:`degraded_views`); each training item then shows one of the V + 1 versions, drawn uniformly, so
+    the classifier learns how much to trust damaged images (degradation augmentation).
     """
     c = model.config
     image = _image_tokens(image_tokens, c.image_vocab) if "image" in c.modalities else None
+    if image is not None and image_views is not None:
+        views = torch.as_tensor(image_views).long()
+        if views.dim() != 4 or tuple(views.shape[1:]) != tuple(image.shape):
+            raise ValueError(f"image_views must be (V, {', '.join(map(str, image.shape))}), got {tuple(views.shape)}")
+        _image_tokens(views.flatten(0, 1), c.image_vocab)  # range check
+        image = torch.cat([image[None], views])  # (V + 1, N, h, w)
+    else:
+        image = image[None] if image is not None else None  # (1, N, h, w)
     audio = _audio_tokens(audio_tokens, c.audio_vocab) if "audio" in c.modalities else None
     y = torch.as_tensor(labels).long().reshape(-1)
-    n = _n_items(image, audio)
+    n = _n_items(None if image is None else image[0], audio)
     if len(y) != n:
         raise ValueError(f"{n} items but {len(y)} labels")
     if int(y.min()) < 0 or int(y.max()) >= c.num_classes:
@@ -328,7 +342,12 @@ def train_token_classifier(
                 drop = torch.rand(len(idx), generator=gen) < c.modality_dropout
                 which = torch.rand(len(idx), generator=gen) < 0.5  # True: drop the image, False: the audio
                 ip, ap = ~(drop & which), ~(drop & ~which)
-            logits = model(None if image is None else image[idx], None if audio is None else audio[idx], ip, ap)
+            batch_image = None
+            if image is not None:
+                view = (torch.randint(0, image.shape[0], (len(idx),), generator=gen) if image.shape[0] > 1
+                        else torch.zeros(len(idx), dtype=torch.long))
+                batch_image = image[view, idx]  # (B, h, w)
+            logits = model(batch_image, None if audio is None else audio[idx], ip, ap)
             loss = F.cross_entropy(logits, y[idx].to(logits.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -352,13 +371,16 @@ def fit_classifiers(
     seed: int = 0,
     batch_size: int = 64,
     lr: float = 4e-3,
+    image_views: Tensor | None = None,
     **config: Any,
 ) -> dict[str, Classifier]:
     """Train the classifiers named in ``kinds`` on the same tokens; returns ``{name: classifier}``.
 
     Names: "image", "audio", "early", "early_shared" (early fusion over one shared codebook) and "late" (built
-    from the "image" and "audio" classifiers, trained here if not listed). ``config``: further
-    :class:`TokenClassifierConfig` fields (dim, layers, heads, pool, dropout, modality_dropout).
+    from the "image" and "audio" classifiers, trained here if not listed). ``image_views``: degraded
+    tokenizations of the training images shown to every classifier that reads images (see
+    :func:`train_token_classifier`). ``config``: further :class:`TokenClassifierConfig` fields (dim, layers,
+    heads, pool, dropout, modality_dropout).
     """
     image = _image_tokens(image_tokens, image_vocab)
     audio = _audio_tokens(audio_tokens, audio_vocab)
@@ -379,7 +401,8 @@ def fit_classifiers(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 100 + i)
             model = TokenClassifier(cfg)
-        model.fit_info = train_token_classifier(model, image, audio, y, steps, batch_size, lr, seed=seed * 100 + i)
+        model.fit_info = train_token_classifier(model, image, audio, y, steps, batch_size, lr, seed=seed * 100 + i,
+                                                image_views=image_views)
         trained[name] = model
     if "late" in kinds:
         trained["late"] = LateFusion(trained["image"], trained["audio"])
@@ -496,6 +519,29 @@ def effective_robustness(
     return {"per_level": diff, "area": _area(levels, diff)}
 
 
+def degraded_views(
+    images: Tensor,
+    tokenize_image: Callable[[Tensor], Tensor],
+    degradations: Sequence[str] = DEGRADATIONS,
+    levels: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+    seed: int = 0,
+    batch_size: int = 256,
+    fill: float = -1.0,
+) -> Tensor:
+    """Tokens of degraded copies of training images (N, C, H, W), one view per (degradation, level):
+    (V, N, h, w) with V = len(degradations) * len(levels). The draws use their own seed stream (not the
+    robustness sweep's), for :func:`train_token_classifier`'s ``image_views``."""
+    views = []
+    for d_index, kind in enumerate(degradations):
+        for l_index, level in enumerate(levels):
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + 500_000 + d_index * 1000 + l_index)
+            bad = degrade(images, kind, float(level), generator=gen, fill=fill)
+            views.append(_image_tokens(_tokenize_in_batches(tokenize_image, bad, batch_size)))
+    if not views:
+        raise ValueError("degraded_views needs at least one degradation and one level")
+    return torch.stack(views)  # (V, N, h, w)
+
+
 def _tokenize_in_batches(tokenize_image: Callable[[Tensor], Tensor], images: Tensor, batch_size: int) -> Tensor:
     with torch.no_grad():
         return torch.cat([torch.as_tensor(tokenize_image(images[i : i + batch_size])).cpu()
@@ -607,16 +653,20 @@ def analyze(
     steps: int = 300,
     seed: int = 0,
     levels: Sequence[float] = LEVELS,
+    degradations: Sequence[str] = DEGRADATIONS,
     plot_path: str | Path | None = None,
+    train_image_views: Tensor | None = None,
     **config: Any,
 ) -> dict[str, Any]:
-    """Fit the classifiers on train tokens, evaluate them (both modalities and each missing) on test tokens and,
+    """Fit the classifiers on train tokens (and ``train_image_views``, degraded tokenizations of the training
+    images, see :func:`degraded_views`), evaluate them (both modalities and each missing) on test tokens and,
     given ``test_images`` and ``tokenize_image``, run the robustness sweep (and plot it to ``plot_path``).
 
     Returns ``{"classifiers": {name: config}, "accuracy": ..., "robustness": ... or None}`` (JSON-able).
     """
     models = fit_classifiers(train_image_tokens, train_audio_tokens, train_labels, image_vocab, audio_vocab,
-                             kinds=kinds, steps=steps, seed=seed, **config)  # fmt: skip
+                             kinds=kinds, steps=steps, seed=seed, image_views=train_image_views,
+                             **config)  # fmt: skip
     report: dict[str, Any] = {
         "classifiers": {name: (asdict(m.config) if isinstance(m, TokenClassifier) else dict(m.config))
                         for name, m in models.items()},  # fmt: skip
@@ -629,7 +679,7 @@ def analyze(
                 m[key] = list(m[key])
     if test_images is not None and tokenize_image is not None:
         report["robustness"] = robustness_sweep(models, test_images, test_audio_tokens, test_labels, tokenize_image,
-                                                levels=levels, seed=seed)  # fmt: skip
+                                                degradations=degradations, levels=levels, seed=seed)  # fmt: skip
         if plot_path is not None:
             plot_robustness(report["robustness"], plot_path)
     return report
