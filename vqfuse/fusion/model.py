@@ -46,6 +46,13 @@ def is_fusion_run(path: PathLike) -> bool:
     return (Path(path) / FUSION_FILE).is_file()
 
 
+# Generation defaults (a run's fusion.json may override them). Temperature 0.5 rather than 1: on 100 training
+# conditions of av-digits (seed-0 run) image -> speech coherence rose from 0.15 to 0.26, joint from 0.13 to
+# 0.29, speech -> image stayed at 0.72-0.73; guidance 2 vs 4 changed little.
+DEFAULT_SAMPLING: dict[str, Any] = {"steps": 12, "joint_steps": 24, "temperature": 0.5, "cfg_scale": 2.0,
+                                    "top_k": None, "top_p": None}
+
+
 class FusionModel:
     """Prior + image tokenizer + audio tokenizer (+ the facts in fusion.json).
 
@@ -60,8 +67,7 @@ class FusionModel:
         self.n_q = int(n_q)
         self.kind = kind or ("causal" if prior.causal else "maskgit")
         self.description = dict(description or {})
-        self.sampling: dict[str, Any] = {"steps": 12, "joint_steps": 24, "temperature": 1.0, "cfg_scale": 2.0,
-                                         "top_k": None, "top_p": None, **self.description.get("sampling", {})}
+        self.sampling: dict[str, Any] = {**DEFAULT_SAMPLING, **self.description.get("sampling", {})}
         self.order = tuple(self.description.get("order") or layout.names)
         data = self.description.get("data", {})
         self.image_size = int(image_tok.config.meta.get("image_size", data.get("size", 32)))
@@ -357,4 +363,5 @@ def sample_joint_path(model: FusionModel, n: int, out_dir: PathLike, *, batch_si
     return written
 
 
-__all__ = ["FusionModel", "is_fusion_run", "other_modality", "generate_path", "sample_joint_path", "FUSION_FILE"]
+__all__ = ["DEFAULT_SAMPLING", "FusionModel", "is_fusion_run", "other_modality", "generate_path", "sample_joint_path",
+           "FUSION_FILE"]

@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from vqfuse.errors import ConfigError, ModelMismatchError, VqfuseError
-from vqfuse.fusion.model import FUSION_FILE, FUSION_FORMAT
+from vqfuse.fusion.model import DEFAULT_SAMPLING, FUSION_FILE, FUSION_FORMAT
 from vqfuse.fusion.tokens import TokenPairs, encode_pairs
 from vqfuse.io.atomic import atomic_write_text
 from vqfuse.io.weights import save_json
@@ -119,9 +119,6 @@ class PriorSettings:
 
     def task_weights(self) -> Tensor:
         return torch.tensor([float(self.tasks.get(t, 0.0)) for t in TASKS])
-
-
-DEFAULT_SAMPLING = {"steps": 12, "joint_steps": 24, "temperature": 1.0, "cfg_scale": 2.0, "top_k": None, "top_p": None}
 
 
 @dataclass
