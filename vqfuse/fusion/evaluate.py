@@ -245,6 +245,8 @@ def _noise_figures(rob: dict[str, Any], prefix: str = "") -> dict[str, float]:
         h.update({"noise_mid_best_single": single, "noise_mid_best_fused": fused, "noise_mid_gain": fused - single})
     for name, value in (noise.get("relative_robustness") or {}).items():
         h[f"relative_robustness_noise_{name}"] = value
+    for name, value in (noise.get("effective_robustness") or {}).items():  # vs late fusion: RR difference
+        h[f"effective_robustness_noise_{name}"] = value["area"]
     return {prefix + k: v for k, v in h.items()}
 
 
@@ -269,6 +271,10 @@ def headline(report: dict[str, Any]) -> dict[str, float | None]:
     for k in ("conditioned", "unconditioned", "reencoded"):
         if isinstance(enh, dict) and k in enh.get("si_snr_improvement", {}):
             h[f"enhance_si_snr_improvement_{k}"] = enh["si_snr_improvement"][k]
+    for task, unit in (("inpaint", "masked_psnr"), ("enhance", "si_snr_improvement")):  # what the condition adds
+        cond, uncond = h.get(f"{task}_{unit}_conditioned"), h.get(f"{task}_{unit}_unconditioned")
+        if cond is not None and uncond is not None:
+            h[f"{task}_condition_gain"] = cond - uncond
     return h
 
 
