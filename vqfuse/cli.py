@@ -208,11 +208,20 @@ def evaluate(
 
 @app.command()
 def info(model: ModelArg) -> None:
-    """Print a model's id, codebook, tokens and bits per item, and its config."""
+    """Print a model's id, codebook, tokens and bits per item, and its config (or a fusion run's prior,
+    token sequence, tokenizers and sampling defaults)."""
     import json
 
     from vqfuse.codec import model_info
+    from vqfuse.fusion.model import FusionModel, is_fusion_run
     from vqfuse.tokenizer import resolve_model_dir
+
+    if is_fusion_run(model):
+        fusion_rows = [("fusion run", str(model)), *FusionModel.from_run(model).summary_rows()]
+        width = max(len(k) for k, _ in fusion_rows) + 1
+        for k, v in fusion_rows:
+            typer.echo(f"{k + ':':<{width}} {v}")
+        return
 
     d = model_info(model)
     rows = [

@@ -404,3 +404,15 @@ def test_cli_train_dispatches_fusion_configs(run_dir, tmp_path, capsys, presets)
     assert json.loads((tmp_path / "cli-run/metrics.json").read_text())["steps"] == 2
     code, out, err = run(capsys, "train", cfg, f"out={tmp_path / 'cli-run'}", "--no-progress")
     assert code == 1 and "already holds a fusion run" in err.strip().splitlines()[-1]
+
+
+def test_cli_info_describes_a_fusion_run(run_dir, capsys):
+    code, out, err = run(capsys, "info", run_dir)
+    assert code == 0, err
+    lines = dict(line.split(":", 1) for line in out.strip().splitlines())
+    assert lines["prior"].strip().startswith("maskgit, ")
+    model = FusionModel.from_run(run_dir)
+    image, audio = model.layout.segment("image"), model.layout.segment("audio")
+    assert lines["sequence"].strip() == (f"image: {image.n_tokens} tokens of {image.vocab_size} codes | "
+                                         f"audio: {audio.n_tokens} tokens of {audio.vocab_size} codes")
+    assert f"x {model.n_q} stages" in lines["audio"] and model.tokenizers["audio"].model_id in lines["audio"]

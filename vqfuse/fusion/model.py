@@ -249,6 +249,23 @@ class FusionModel:
             audios.append(self.decode("audio", codes["audio"]))
         return torch.cat(images), torch.cat(audios)
 
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """(label, value) rows for `vqfuse info`: the prior, its sequence, both tokenizers, sampling defaults."""
+        seg = {n: self.layout.segment(n) for n in self.layout.names}
+        frames = self.n_frames
+        rows = [
+            ("prior", f"{self.kind}, {sum(p.numel() for p in self.prior.parameters()):,} parameters"),
+            ("sequence", " | ".join(f"{n}: {seg[n].n_tokens} tokens of {seg[n].vocab_size} codes" for n in seg)),
+            ("image", f"{self.image_size}x{self.image_size} px -> {'x'.join(map(str, self.image_token_shape))} "
+                      f"tokens (tokenizer {self.tokenizers['image'].model_id})"),
+            ("audio", f"{self.segment_length / self.sample_rate:g} s at {self.sample_rate} Hz -> {frames} frames x "
+                      f"{self.n_q} stage{'s' if self.n_q != 1 else ''} (tokenizer {self.tokenizers['audio'].model_id})"),
+            ("sampling", ", ".join(f"{k} {v}" for k, v in self.sampling.items() if v is not None)),
+        ]
+        if self.description.get("name"):
+            rows.insert(0, ("name", str(self.description["name"])))
+        return rows
+
     def __repr__(self) -> str:
         return (f"FusionModel(kind={self.kind!r}, {self.layout}, n_q={self.n_q}, image_size={self.image_size}, "
                 f"sample_rate={self.sample_rate}, segment_length={self.segment_length})")
