@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{len(passes)} passes: {', '.join(f'{p:.1f}' for p in passes)} s for {audio_s:.1f} s of audio); the clips as one "
         f"{audio_s:.0f} s file (10 s windows): {timing['rtf_long_file']:.1f}x. Diagnostic, not the target figure: the per-file "
         f"pass with `torch.backends.mkldnn.enabled = False` ran at {timing['rtf_per_file_without_mkldnn']:.1f}x "
-        "(oneDNN convolutions are very slow on inputs under about 1 s here).",
+        "(oneDNN against the plain convolutions on these short inputs; timings need quiet cores: under a 54% foreign load this model gave 0.5x per file).",
         "## Targets",
         markdown_table(["target", "measured", "verdict"], targets, ["l", "l", "l"]),
         (f"Examples (16-bit WAV, `{EXAMPLES}/`; {', '.join(clip_info[i]['voice'] + ': ' + repr(clip_info[i]['text']) for i in chosen)}): "
