@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vqfuse.fusion.tokens import flatten_audio, unflatten_audio  # frame-major (B, n_q, F) <-> (B, F * n_q)
+# flatten_audio / unflatten_audio: frame-major (B, n_q, F) <-> (B, F * n_q)
+from vqfuse.fusion.tokens import decode_audio, encode_audio, flatten_audio, unflatten_audio
 from vqfuse.metrics.audio import si_snr
 from vqfuse.prior import SequenceLayout, maskgit_decode, null_condition
 from vqfuse.prior.sampling import eval_mode, model_device
@@ -361,14 +362,13 @@ class EnhanceResult:
 
 
 def _audio_tokens(audio_tok: Tokenizer, audio: Tensor, n_q: int | None) -> Tensor:
-    """audio (B, 1, T) -> (B, n_q, F) codes (n_q = 1 for a single-stage quantizer)."""
-    tokens = audio_tok.encode(audio.to(_module_device(audio_tok)), n_q=n_q if audio_tok.is_residual else None)
-    return tokens if tokens.dim() == 3 else tokens[:, None]
+    """audio (B, 1, T) -> (B, n_q, F) codes on the tokenizer's device."""
+    return encode_audio(audio_tok, audio.to(_module_device(audio_tok)), n_q)
 
 
 def _decode_audio(audio_tok: Tokenizer, tokens: Tensor, length: int) -> Tensor:
     """(B, n_q, F) codes -> (B, 1, length) audio (cropped or zero-padded to `length`)."""
-    out = audio_tok.decode(tokens if audio_tok.is_residual else tokens[:, 0])
+    out = decode_audio(audio_tok, tokens)
     if out.shape[-1] >= length:
         return out[..., :length]
     return F.pad(out, (0, length - out.shape[-1]))
