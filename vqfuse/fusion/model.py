@@ -46,9 +46,10 @@ def is_fusion_run(path: PathLike) -> bool:
     return (Path(path) / FUSION_FILE).is_file()
 
 
-# Generation defaults (a run's fusion.json may override them). Temperature 0.5 rather than 1: on 100 training
-# conditions of av-digits (seed-0 run) image -> speech coherence rose from 0.15 to 0.26, joint from 0.13 to
-# 0.29, speech -> image stayed at 0.72-0.73; guidance 2 vs 4 changed little.
+# Generation defaults (a run's fusion.json may override them). Temperature 0.5 rather than 1: in an exploratory
+# run (not a committed benchmark) on 100 training conditions of av-digits (seed-0 run), image -> speech coherence
+# rose from 0.15 to 0.26, joint from 0.13 to 0.29; speech -> image stayed at 0.72-0.73; guidance 2 vs 4 changed
+# little.
 DEFAULT_SAMPLING: dict[str, Any] = {"steps": 12, "joint_steps": 24, "temperature": 0.5, "cfg_scale": 2.0,
                                     "top_k": None, "top_p": None}
 
