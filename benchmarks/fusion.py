@@ -111,7 +111,9 @@ def targets(summary: dict[str, dict[str, float]]) -> list[list[str]]:
         if f is None:
             rows.append([label, "not measured", "n/a"])
             return
-        rows.append([label, f"{fmt.format(f['mean'])} +- {fmt.format(f['std'])} (worst {fmt.format(f['min'])})",
+        single = fig(f"{name}_without_rerank")  # coherence: the same conditions, one sample each
+        extra = f"; one sample each: {fmt.format(single['mean'])}" if single else ""
+        rows.append([label, f"{fmt.format(f['mean'])} +- {fmt.format(f['std'])} (worst {fmt.format(f['min'])}){extra}",
                      verdict(f["mean"], target, True)])  # fmt: skip
 
     add("speech -> image coherence >= 95%", "speech_to_image", 0.95)
@@ -153,6 +155,21 @@ def augmented_study(summary: dict[str, dict[str, float]]) -> str:
             "degraded copies of them (noise, dropout and occlusion at levels 0.25-1; "
             "`FusionEvalConfig.augment_levels`), swept the same way:\n\n"
             + markdown_table(["figure", "mean", "std", "min"], rows, ["l", "r", "r", "r"]))
+
+
+def sampling_line(per_seed: dict[int, dict]) -> str:
+    """How the coherence samples were drawn (from the first seed's report), or "" when not recorded."""
+    for report in per_seed.values():
+        s = (report.get("coherence") or {}).get("sampling")
+        if s:
+            text = (f"Sampling: temperature {s.get('temperature')}, guidance {s.get('cfg_scale')}, "
+                    f"{s.get('steps')} MaskGIT steps (joint {s.get('joint_steps')})")
+            n = int(s.get("rerank") or 1)
+            if n > 1:
+                text += (f", best of {n} candidates by the prior's own cross-modal likelihood (no judge involved); "
+                         "'one sample each' is the same evaluation without reranking")
+            return text + "."
+    return ""
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -206,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
         + ("Runs and evaluations reused (see the note for how they were made)." if args.reuse else
          "Time per seed (train / evaluate, s): " + "; ".join(f"{s}: {t['train_s']:.0f} / {t['evaluate_s']:.0f}" for s, t in timings.items())),
         args.note,
+        sampling_line(per_seed),
         markdown_table(["figure", "mean", "std", "min", "max", "seeds"], rows, ["l", "r", "r", "r", "r", "r"]),
         "Coherence: judges trained on real held-in data classify generations of held-out conditions (speech -> "
         "image: the spoken digit must be drawn; image -> speech: the drawn digit must be spoken); joint: both "

@@ -267,6 +267,7 @@ def generate(
     cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: none).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample among the k most likely codes.")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")] = None,
+    rerank: Annotated[Optional[int], typer.Option("--rerank", min=1, help="Candidates per output; the one the prior finds most coherent with the other modality is kept (1: none; default: the model's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed gives the same outputs).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Items per prior call.")] = 32,
 ) -> None:
@@ -286,7 +287,7 @@ def generate(
     if joint is not None and to is not None:
         raise VqfuseError("--to goes with --from; --joint samples both modalities")
     sampling = {k: v for k, v in {"steps": steps, "temperature": temperature, "cfg_scale": cfg_scale,
-                                  "top_k": top_k, "top_p": top_p}.items() if v is not None}
+                                  "top_k": top_k, "top_p": top_p, "rerank": rerank}.items() if v is not None}
     if cfg_scale is not None and cfg_scale == 1.0:
         sampling["cfg_scale"] = None  # the conditional model alone: skip the unconditional pass
     device = "cuda" if _cuda() else "cpu"

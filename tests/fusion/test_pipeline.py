@@ -18,7 +18,7 @@ from tests.train import TINY_DATASET, TinyImages
 from vqfuse.cli import main
 from vqfuse.data.paired import PairedDataset
 from vqfuse.data.registry import register_dataset
-from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError
+from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, VqfuseError
 from vqfuse.fusion.model import FusionModel
 from vqfuse.fusion.tokens import TokenPairs, encode_pairs, flatten_audio_tokens, unflatten_audio_tokens
 from vqfuse.fusion.trainer import FusionTrainer, train_fusion
@@ -310,6 +310,32 @@ def test_fusion_model_generates_both_ways_and_jointly(kind, run_dir, causal_dir)
     seeded = [model.generate_tokens(model.encode("image", images), "audio", generator=torch.Generator().manual_seed(1))
               for _ in range(2)]
     assert torch.equal(*seeded) and seeded[0].shape == (3, 64) and int(seeded[0].max()) < 16
+
+
+@pytest.mark.parametrize("kind", ["maskgit", "causal"])
+def test_rerank_keeps_the_candidate_that_best_explains_the_condition(kind, run_dir, causal_dir):
+    from vqfuse.prior.scoring import segment_log_likelihood
+
+    model = FusionModel.from_run(run_dir if kind == "maskgit" else causal_dir)
+    data = TinyPairs("test")
+    codes = model.encode("image", torch.stack([data.image(j) for j in range(3)]))  # (3, 36)
+    n = 4
+    # rerank N samples the N candidates as one batch, candidate-major: the same draws as rerank=1 on N copies
+    candidates = model.generate_tokens(codes.repeat(n, 1), "audio", rerank=1, generator=torch.Generator().manual_seed(2))
+    best = model.generate_tokens(codes, "audio", rerank=n, generator=torch.Generator().manual_seed(2))
+    scores = segment_log_likelihood(model.prior, model.layout, {"image": codes.repeat(n, 1), "audio": candidates},
+                                    "image").view(n, 3)
+    want = candidates.view(n, 3, -1)[scores.argmax(0), torch.arange(3)]
+    assert torch.equal(best, want)
+    joint = model.sample_joint_tokens(2, rerank=3, generator=torch.Generator().manual_seed(0))
+    pool = model.sample_joint_tokens(6, rerank=1, generator=torch.Generator().manual_seed(0))
+    total = sum(segment_log_likelihood(model.prior, model.layout, pool, m) for m in ("image", "audio")).view(3, 2)
+    pick = total.argmax(0)
+    for m in ("image", "audio"):
+        assert torch.equal(joint[m], pool[m].view(3, 2, -1)[pick, torch.arange(2)])
+    with pytest.raises(VqfuseError, match="rerank must be >= 1"):
+        model.generate_tokens(codes, "audio", rerank=0)
+    assert model.sampling["rerank"] == 8  # the default, for runs saved before reranking existed too
 
 
 def test_from_run_rejects_swapped_tokenizers_and_non_fusion_dirs(run_dir, tmp_path):

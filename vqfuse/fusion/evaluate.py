@@ -116,8 +116,9 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
                         out_dir / f"image-to-speech-{i}-digit{int(labels[i])}.wav", model.sample_rate)  # fmt: skip
     get_modality("image").save_samples(joint_images[:n_show], joint_images[:n_show].clamp(-1, 1),
                                        out_dir / "joint-images.png", {})  # fmt: skip
-    return {
+    report = {
         "items": len(labels),
+        "sampling": dict(model.sampling),
         "judge_accuracy_real": {"image": ij.accuracy(images, labels), "audio": aj.accuracy(audio, labels)},
         "speech_to_image": coherence(ij, gen_images.clamp(-1, 1), labels),
         "image_to_speech": coherence(aj, gen_audio.clamp(-1, 1), labels),
@@ -129,6 +130,16 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
             "joint_audio": judge_frechet_distance(aj, audio, joint_audio.clamp(-1, 1)),
         },
     }
+    if int(model.sampling.get("rerank") or 1) > 1:  # what best-of-N adds: the same conditions, one sample each
+        g = torch.Generator().manual_seed(config.seed)
+        single = {"rerank": 1, "generator": g, "batch_size": config.batch_size}
+        one_images, one_audio = model.sample_joint(len(labels), **single)
+        report["without_rerank"] = {
+            "speech_to_image": coherence(ij, model.generate(audio, to="image", **single), labels),
+            "image_to_speech": coherence(aj, model.generate(images, to="audio", **single), labels),
+            "joint": joint_coherence(ij, aj, one_images, one_audio),
+        }
+    return report
 
 
 def _noisy_audio_tokens(model: Any, audio: Tensor, snr_db: float | None, seed: int, batch_size: int) -> Tensor:
@@ -260,6 +271,8 @@ def headline(report: dict[str, Any]) -> dict[str, float | None]:
         "speech_to_image": coh.get("speech_to_image"), "image_to_speech": coh.get("image_to_speech"),
         "joint": coh.get("joint"),
     }
+    for k, v in (coh.get("without_rerank") or {}).items():
+        h[f"{k}_without_rerank"] = v
     h.update(_noise_figures(rob))
     h.update(_noise_figures((cls.get("augmented") or {}).get("robustness") or {}, "augmented_"))
     inp = rep.get("inpaint") or {}
