@@ -389,7 +389,8 @@ def test_cli_generate_files_folders_and_joint(run_dir, tmp_path, capsys):
         ["sub", "sub/one.png", "zero.png"]
     code, out, err = run(capsys, "generate", run_dir, "--from", src, "--to", "audio", tmp_path / "auds")
     assert code == 0 and (tmp_path / "auds/sub/one.wav").is_file()
-    code, out, err = run(capsys, "generate", run_dir, "--joint", "3", tmp_path / "joint", "--temperature", "0.5")
+    code, out, err = run(capsys, "generate", run_dir, "--joint", "3", tmp_path / "joint", "--temperature", "0.5",
+                         "--rerank", "2")
     assert code == 0 and "sampled 3 image + audio pairs" in out
     assert sorted(p.name for p in (tmp_path / "joint").iterdir()) == [f"sample-00{i}.{e}" for i in range(3) for e in ("png", "wav")]
 

@@ -4,26 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout
+from tests.prior.test_maskgit import LAYOUT, tiny, tokens
 from vqfuse.prior.scoring import pick_best, segment_log_likelihood
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-LAYOUT = SequenceLayout([("image", 16, 9), ("audio", 24, 12)], shared_codebook=True)
-
-
-def tiny(causal: bool, seed: int = 0) -> PriorTransformer:
-    torch.manual_seed(seed)
-    return PriorTransformer(PriorConfig.for_layout(LAYOUT, dim=32, depth=2, heads=4, causal=causal)).eval()
-
-
-def tokens(b: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {s.name: torch.randint(0, s.vocab_size, (b, s.n_tokens), generator=g) for s in LAYOUT.segments}
-
 
 def test_bidirectional_score_hides_the_whole_segment_and_averages_its_log_probs():
-    model, data = tiny(causal=False), tokens()
+    model, data = tiny(causal=False), tokens(3)
     score = segment_log_likelihood(model, LAYOUT, data, "image")
     packed = LAYOUT.pack(data)
     sl = LAYOUT.slices()["image"]
@@ -39,7 +27,7 @@ def test_bidirectional_score_hides_the_whole_segment_and_averages_its_log_probs(
 
 
 def test_causal_score_is_the_teacher_forced_log_likelihood_with_the_segment_last():
-    model, data = tiny(causal=True), tokens()
+    model, data = tiny(causal=True), tokens(3)
     score = segment_log_likelihood(model, LAYOUT, data, "image")
     order = ("audio", "image")
     packed = LAYOUT.pack(data, order)
@@ -55,10 +43,10 @@ def test_causal_score_is_the_teacher_forced_log_likelihood_with_the_segment_last
 
 def test_scores_are_log_probabilities_and_bad_names_are_errors():
     for causal in (False, True):
-        s = segment_log_likelihood(tiny(causal), LAYOUT, tokens(), "audio")
+        s = segment_log_likelihood(tiny(causal), LAYOUT, tokens(3), "audio")
         assert s.shape == (3,) and bool((s < 0).all())
     with pytest.raises(ValueError, match="not among"):
-        segment_log_likelihood(tiny(False), LAYOUT, {"image": tokens()["image"]}, "audio")
+        segment_log_likelihood(tiny(False), LAYOUT, {"image": tokens(3)["image"]}, "audio")
 
 
 def test_pick_best_takes_each_items_highest_scoring_candidate():
