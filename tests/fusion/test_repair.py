@@ -280,6 +280,28 @@ def test_spectral_gain_identity_zero_and_oracle():
         spectral_gain(noisy, clean[..., :100], noisy)
 
 
+def test_gain_smoothing_averages_the_gain_over_neighbouring_bins_and_frames():
+    from vqfuse.fusion.repair import _stft
+
+    g = torch.Generator().manual_seed(1)
+    noisy = torch.randn(1, 1, 4000, generator=g) * 0.3
+    # a constant gain (estimate = half the reference) is left as it is by any smoothing
+    for s in (0, 1, 2):
+        torch.testing.assert_close(spectral_gain(noisy, 0.5 * noisy, noisy, smoothing=s), 0.5 * noisy, atol=1e-4, rtol=0)
+    # a random gain: the applied gain is the 3x3 mean of the raw one (edges average the bins that exist)
+    estimate = torch.randn(1, 1, 4000, generator=g) * 0.3
+    raw = (_stft(estimate, 512, 128).abs() / _stft(noisy, 512, 128).abs()).clamp(0, 1)[0]  # (F, frames)
+    padded = torch.nn.functional.pad(raw, (1, 1, 1, 1))
+    ones = torch.nn.functional.pad(torch.ones_like(raw), (1, 1, 1, 1))
+    box = lambda x: sum(x[i:i + raw.shape[0], j:j + raw.shape[1]] for i in range(3) for j in range(3))  # noqa: E731
+    want = box(padded) / box(ones)
+    spec = _stft(noisy, 512, 128)[0]
+    expected = torch.istft(spec * want, 512, 128, window=torch.hann_window(512), center=True, length=4000)
+    torch.testing.assert_close(spectral_gain(noisy, estimate, noisy, smoothing=1)[0, 0], expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="smoothing"):
+        spectral_gain(noisy, estimate, noisy, smoothing=-1)
+
+
 def test_evaluate_repair_is_json_able(tokenizers, random_prior):
     image_tok, audio_tok = tokenizers
     images, audio = paired_batch(2)

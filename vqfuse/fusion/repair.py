@@ -331,18 +331,31 @@ def _stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
                       pad_mode=pad_mode, return_complex=True)
 
 
+# Half-width (bins and frames) of the mean filter on the gain. In an exploratory run (not a committed
+# benchmark) on 48 training pairs at 0 dB, conditioned SI-SNR improvement rose with the filter: CPU
+# tokenizers (bench-fusion seed 0) +3.28 dB (none) -> +3.51 (3x3) -> +3.68 (5x5); GPU codec (bench-fusion-gpucodec
+# seed 0) +0.32 -> +0.54 -> about +0.6: a noisy gain leaves "musical noise", and smoothing it is the usual cure.
+GAIN_SMOOTHING = 2
+
+
 def spectral_gain(noisy: Tensor, estimate: Tensor, reference: Tensor, *, n_fft: int = 512,
-                  hop: int = 128) -> Tensor:
-    """Apply the gain clamp(|STFT(estimate)| / |STFT(reference)|, 0, 1) to the noisy input's STFT, keeping
-    the noisy phase. noisy, estimate, reference: (B, 1, T) -> (B, 1, T).
+                  hop: int = 128, smoothing: int = GAIN_SMOOTHING) -> Tensor:
+    """Apply the gain clamp(|STFT(estimate)| / |STFT(reference)|, 0, 1), averaged over a (2 smoothing + 1)^2
+    neighbourhood of frequency bins and frames (0: no smoothing), to the noisy input's STFT, keeping the noisy
+    phase. noisy, estimate, reference: (B, 1, T) -> (B, 1, T).
 
     With estimate = decode(repaired tokens) and reference = decode(noisy tokens), the gain is what the
     token repair removed, measured through one decoder (its own colouring and phase errors cancel)."""
     if not noisy.shape == estimate.shape == reference.shape:
         raise ValueError(f"shape mismatch: noisy {tuple(noisy.shape)}, estimate {tuple(estimate.shape)}, "
                          f"reference {tuple(reference.shape)}")
+    if smoothing < 0:
+        raise ValueError(f"smoothing must be >= 0, got {smoothing}")
     spec = _stft(noisy, n_fft, hop)  # (B, F, frames)
     gain = (_stft(estimate, n_fft, hop).abs() / _stft(reference, n_fft, hop).abs().clamp(min=1e-8)).clamp(0, 1)
+    if smoothing:
+        size = 2 * smoothing + 1  # mean over the bins and frames that exist (edges average fewer)
+        gain = F.avg_pool2d(gain[:, None], size, stride=1, padding=smoothing, count_include_pad=False)[:, 0]
     window = torch.hann_window(n_fft, device=spec.device)
     out = torch.istft(spec * gain, n_fft, hop, window=window, center=True, length=noisy.shape[-1])  # (B, T)
     return out[:, None].to(noisy.dtype)
@@ -533,6 +546,6 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, image_tok: 
 __all__ = [
     "random_box_mask", "free_form_mask", "masked_psnr",
     "token_mask_from_pixels", "add_noise", "measured_snr_db", "infill", "token_log_probs", "InpaintResult", "inpaint",
-    "spectral_gain", "ENHANCE_OUTPUTS", "REMASK_FRACTION", "EnhanceResult", "select_unknown", "enhance_tokens",
+    "spectral_gain", "GAIN_SMOOTHING", "ENHANCE_OUTPUTS", "REMASK_FRACTION", "EnhanceResult", "select_unknown", "enhance_tokens",
     "enhance", "evaluate_repair",
 ]
