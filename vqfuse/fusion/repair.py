@@ -334,7 +334,8 @@ def _stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
 # Half-width (bins and frames) of the mean filter on the gain. In an exploratory run (not a committed
 # benchmark) on 48 training pairs at 0 dB, conditioned SI-SNR improvement rose with the filter: CPU
 # tokenizers (bench-fusion seed 0) +3.28 dB (none) -> +3.51 (3x3) -> +3.68 (5x5); GPU codec (bench-fusion-gpucodec
-# seed 0) +0.32 -> +0.54 -> about +0.6: a noisy gain leaves "musical noise", and smoothing it is the usual cure.
+# seed 0) +0.32 -> +0.54 (3x3; 5x5 was not tried at this remask fraction, and beat 3x3 at 0.2 and 0.4). A noisy
+# gain leaves "musical noise"; smoothing it is the usual cure. Committed figures: benchmarks/results/fusion*.md.
 GAIN_SMOOTHING = 2
 
 
