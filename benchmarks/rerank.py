@@ -1,8 +1,8 @@
 """Best-of-N reranking: coherence against the number of candidates, on one fusion run's held-out pairs.
 
-Each held-out condition gets `--max-n` candidates, scored once by the prior (the condition's log-likelihood
-given the candidate; for joint pairs the sum over both directions); best-of-n uses the first n of them, so
-every n is measured on the same draws. The run's judges (trained on real data) score every candidate, which
+Each held-out condition gets `--max-n` candidates, scored once by the prior (`FusionModel.coherence_score`:
+the condition's log-likelihood given the candidate; for joint pairs the sum over both directions); best-of-n
+uses the first n of them, so every n is measured on the same draws. The run's judges (trained on real data) score every candidate, which
 also gives the oracle (some candidate right) as the ceiling reranking could reach.
 
     python benchmarks/rerank.py --run runs/bench-fusion-gpucodec/seed0 --items 100 --max-n 16
@@ -24,13 +24,12 @@ from vqfuse.data.paired import make_paired_dataset  # noqa: E402
 from vqfuse.fusion.evaluate import _spread, _stack  # noqa: E402
 from vqfuse.fusion.judges import load_judge  # noqa: E402
 from vqfuse.fusion.model import MODALITIES, FusionModel, other_modality  # noqa: E402
-from vqfuse.prior.scoring import segment_log_likelihood  # noqa: E402
+from vqfuse.prior.scoring import pick_best  # noqa: E402
 
 
 def best_of(correct: torch.Tensor, scores: torch.Tensor, n: int) -> float:
     """correct (N, B) bool and scores (N, B): accuracy of the best-scored among the first n candidates."""
-    pick = scores[:n].argmax(0)
-    return float(correct[pick, torch.arange(correct.shape[1])].float().mean())
+    return float(pick_best(correct[:n], scores[:n]).float().mean())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
             correct, scores = [], []
             for _ in range(args.max_n):
                 cand = model.generate_tokens(cond, to, rerank=1, generator=g)
-                scores.append(segment_log_likelihood(model.prior, model.layout, {source: cond, to: cand}, source))
+                scores.append(model.coherence_score({source: cond, to: cand}, condition=source))
                 correct.append(judges[to].predict(model.decode(to, cand)) == labels)
             c, s = torch.stack(correct), torch.stack(scores)
             name = f"{source}_to_{to}".replace("audio", "speech")
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
         correct, scores = [], []
         for _ in range(args.max_n):
             codes = model.sample_joint_tokens(len(labels), rerank=1, generator=g)
-            scores.append(sum(segment_log_likelihood(model.prior, model.layout, codes, m) for m in MODALITIES))
+            scores.append(model.coherence_score(codes))
             correct.append(judges["image"].predict(model.decode("image", codes["image"]))
                            == judges["audio"].predict(model.decode("audio", codes["audio"])))
         c, s = torch.stack(correct), torch.stack(scores)

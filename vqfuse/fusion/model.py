@@ -204,7 +204,7 @@ class FusionModel:
         """Condition codes (B, n_from) of the other modality -> target codes (B, n_to).
 
         With `rerank` N > 1, N candidates are sampled per condition and the one under which the prior best
-        recovers the condition (`segment_log_likelihood` of the condition given the candidate) is kept."""
+        recovers the condition (`coherence_score`) is kept."""
         source = other_modality(to)
         temperature, cfg = self._opt("temperature", temperature), self._opt("cfg_scale", cfg_scale)
         top_k, top_p = self._opt("top_k", top_k), self._opt("top_p", top_p)
@@ -221,8 +221,17 @@ class FusionModel:
                                  temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
         if n_cand == 1:
             return target
-        scores = segment_log_likelihood(self.prior, self.layout, {source: cond, to: target}, source)  # (N*B,)
+        scores = self.coherence_score({source: cond, to: target}, condition=source)  # (N*B,)
         return pick_best(target.view(n_cand, batch, -1), scores.view(n_cand, batch))
+
+    @torch.no_grad()
+    def coherence_score(self, codes: dict[str, Tensor], condition: str | None = None) -> Tensor:
+        """How coherent the prior finds pairs of codes {"image": (B, n_image), "audio": (B, n_audio)}: (B,).
+
+        With a `condition` (cross-modal generation), the mean log-likelihood of its codes given the other
+        modality's; without (joint pairs), the sum of that over both modalities. `rerank` keeps the highest."""
+        names = (condition,) if condition is not None else MODALITIES
+        return sum(segment_log_likelihood(self.prior, self.layout, codes, name) for name in names)
 
     @torch.no_grad()
     def generate(self, x: Tensor, to: str, *, steps: int | None = _UNSET, temperature: float = _UNSET,
@@ -255,7 +264,7 @@ class FusionModel:
         """n unconditional pairs of codes: {"image": (n, n_image), "audio": (n, n_audio)}.
 
         With `rerank` N > 1, N pairs are sampled per output and the most coherent kept: the highest sum of
-        each modality's log-likelihood given the other (`segment_log_likelihood`)."""
+        each modality's log-likelihood given the other (`coherence_score`)."""
         temperature, top_k, top_p = self._opt("temperature", temperature), self._opt("top_k", top_k), self._opt("top_p", top_p)
         n_cand = _rerank_count(self._opt("rerank", rerank))
         if self.kind == "maskgit":
@@ -267,8 +276,7 @@ class FusionModel:
                                     top_k=top_k, top_p=top_p, generator=generator)
         if n_cand == 1:
             return codes
-        scores = sum(segment_log_likelihood(self.prior, self.layout, codes, name) for name in MODALITIES)  # (N*n,)
-        scores = scores.view(n_cand, n)
+        scores = self.coherence_score(codes).view(n_cand, n)
         return {name: pick_best(c.view(n_cand, n, -1), scores) for name, c in codes.items()}
 
     @torch.no_grad()
