@@ -132,6 +132,26 @@ def test_early_fusion_missing_token_replaces_per_item(pool_per_modality):
         model(img[:, :2], aud)
 
 
+@pytest.mark.parametrize("kind", ["image", "audio", "early"])
+def test_token_dropout_hides_tokens_only_while_training(kind):
+    cfg = TokenClassifierConfig(kind=kind, num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE,
+                                audio_vocab=K_AUD, audio_shape=AUD_SHAPE, dropout=0.0, token_dropout=0.5)  # fmt: skip
+    model = TokenClassifier(cfg)
+    present = torch.tensor([True] * 3000 + [False] * 1000)
+    torch.manual_seed(0)
+    keep = model.train()._keep(present, 16)  # (4000, 16)
+    assert abs(keep[:3000].float().mean().item() - 0.5) < 0.02 and not keep[3000:].any()
+    assert model.eval()._keep(present, 16).equal(present[:, None].expand(-1, 16))
+    img, aud, _ = _data("split", 8, seed=3)
+    with torch.no_grad():
+        train_a, train_b = model.train()(img, aud), model(img, aud)
+        eval_a, eval_b = model.eval()(img, aud), model(img, aud)
+    assert not torch.allclose(train_a, train_b) and torch.equal(eval_a, eval_b)
+    with pytest.raises(ValueError, match="token_dropout"):
+        TokenClassifierConfig(kind=kind, num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE, audio_vocab=K_AUD,
+                              audio_shape=AUD_SHAPE, token_dropout=1.0)  # fmt: skip
+
+
 @pytest.mark.parametrize("level", [0.1, 0.3, 0.7])
 def test_dropout_zeroes_the_requested_fraction(level):
     x = torch.rand(8, 3, 32, 32) * 0.5 + 0.25  # no pixel is -1

@@ -125,6 +125,11 @@ class TokenClassifierConfig:
     dropout: float = 0.1
     shared_codebook: bool = False
     modality_dropout: float = 0.3  # early fusion: chance per training item that one modality is dropped
+    # training only: chance per token position that it shows its MISSING embedding. Makes every classifier less
+    # sure of damaged inputs and makes early fusion use both modalities (exploratory, CPU-tokenizer run 0, one
+    # classifier seed: relative robustness under image noise 0.53 -> 0.74 image-only, 0.61 -> 0.79 early, 0.64 -> 0.83
+    # late, at 0.5)
+    token_dropout: float = 0.5
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "audio", "early"):
@@ -141,6 +146,8 @@ class TokenClassifierConfig:
                 raise ValueError(f"{self.kind} classifier needs {m}_vocab >= 1 and a {m}_shape, got {vocab}, {shape}")
         if not 0.0 <= self.modality_dropout <= 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1], got {self.modality_dropout}")
+        if not 0.0 <= self.token_dropout < 1.0:
+            raise ValueError(f"token_dropout must be in [0, 1), got {self.token_dropout}")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -190,7 +197,7 @@ class TokenClassifier(nn.Module):
             if tuple(tokens.shape[1:]) != (h, w):
                 raise ValueError(f"image tokens must be (N, {h}, {w}), got {tuple(tokens.shape)}")
             e = self.image_embed(tokens.flatten(1))  # (N, h*w, d)
-            e = torch.where(present[:, None, None], e, self.missing[0])
+            e = torch.where(self._keep(present, h * w)[..., None], e, self.missing[0])
         else:
             e = self.missing[0].expand(n, h * w, -1)
         return e + self.image_pos + self.modality_embed[0]  # (N, h*w, d)
@@ -202,10 +209,18 @@ class TokenClassifier(nn.Module):
                 raise ValueError(f"audio tokens must be (N, {n_q}, {frames}), got {tuple(tokens.shape)}")
             e = self.audio_embed(tokens.transpose(1, 2))  # (N, F, n_q, d)
             e = self.audio_levels(e.flatten(2))  # (N, F, d)
-            e = torch.where(present[:, None, None], e, self.missing[1])
+            e = torch.where(self._keep(present, frames)[..., None], e, self.missing[1])
         else:
             e = self.missing[1].expand(n, frames, -1)
         return e + self.audio_pos + self.modality_embed[1]  # (N, F, d)
+
+    def _keep(self, present: Tensor, length: int) -> Tensor:
+        """(N,) presence -> (N, length) positions that show their token (token dropout while training)."""
+        keep = present[:, None].expand(-1, length)
+        p = self.config.token_dropout
+        if self.training and p > 0:
+            keep = keep & (torch.rand(keep.shape, device=keep.device) >= p)
+        return keep
 
     def forward(
         self,
