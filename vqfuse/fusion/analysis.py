@@ -17,6 +17,9 @@ Inputs are plain tensors: image tokens ``(N, h, w)`` long in ``[0, K_img)``, aud
 - ``"late"`` (:class:`LateFusion`): the mean of the unimodal heads' log-probabilities; a missing modality's
   head is dropped.
 
+Every classifier trains with token dropout (``token_dropout``, 0.5): each token position shows its modality's
+MISSING embedding with that chance, so no single token pattern is trusted and damaged inputs cost less.
+
 Robustness (:func:`robustness_sweep`): test images are degraded in PIXEL space (:func:`degrade`: Gaussian
 noise of std ``level``, pixel dropout with probability ``level``, a square occluding ``level`` of the area) for
 ``level`` in 0, 0.1, ..., 1, re-tokenized by a caller's ``tokenize_image`` and classified with the clean audio
@@ -126,9 +129,8 @@ class TokenClassifierConfig:
     shared_codebook: bool = False
     modality_dropout: float = 0.3  # early fusion: chance per training item that one modality is dropped
     # training only: chance per token position that it shows its MISSING embedding. Makes every classifier less
-    # sure of damaged inputs and makes early fusion use both modalities (exploratory, CPU-tokenizer run 0, one
-    # classifier seed: relative robustness under image noise 0.53 -> 0.74 image-only, 0.61 -> 0.79 early, 0.64 -> 0.83
-    # late, at 0.5)
+    # sure of damaged inputs (exploratory, CPU-tokenizer run 0, one classifier seed: relative robustness under
+    # image noise 0.53 -> 0.74 image-only, 0.61 -> 0.79 early, 0.64 -> 0.83 late, at 0.5)
     token_dropout: float = 0.5
 
     def __post_init__(self) -> None:
