@@ -119,6 +119,11 @@ def targets(summary: dict[str, dict[str, float]]) -> list[list[str]]:
     add("speech -> image coherence >= 95%", "speech_to_image", 0.95)
     add("image -> speech coherence >= 90%", "image_to_speech", 0.90)
     add("joint coherence >= 90%", "joint", 0.90)
+    entropy = fig("joint_class_entropy")
+    if entropy and rows[-1][1] != "not measured":  # agreement alone would reward a sampler stuck on one digit
+        single = fig("joint_class_entropy_without_rerank")
+        rows[-1][1] += (f"; digits drawn: class entropy {entropy['mean']:.2f} of 1 (worst {entropy['min']:.2f})"
+                        + (f", one sample each {single['mean']:.2f}" if single else ""))
     add("fused beats best single modality by >= 5 points at noise 0.5", "noise_mid_gain", 0.05)
     late = fig("relative_robustness_noise_late")
     for name, label in (("early", "early fusion (a codebook per modality)"), ("early_shared", "early fusion (one shared codebook)")):

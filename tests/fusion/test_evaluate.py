@@ -25,9 +25,12 @@ def test_evaluate_fusion_writes_every_section(run_dir, tmp_path):  # noqa: F811
     assert set(coh["frechet"]) == {"speech_to_image", "image_to_speech", "joint_image", "joint_audio"}
     # the default samples best of 8; the same conditions are also measured with one sample each
     assert coh["sampling"]["rerank"] == 8
-    assert set(coh["without_rerank"]) == {"speech_to_image", "image_to_speech", "joint"}
+    assert set(coh["without_rerank"]) == {"speech_to_image", "image_to_speech", "joint", "joint_diversity"}
+    assert coh["joint_diversity"]["covered"] >= 1 and 0.0 <= coh["joint_diversity"]["entropy"] <= 1.0
     h = headline(report)
     assert h["joint_without_rerank"] == coh["without_rerank"]["joint"]
+    assert h["joint_class_entropy"] == coh["joint_diversity"]["entropy"]
+    assert h["joint_class_entropy_without_rerank"] == coh["without_rerank"]["joint_diversity"]["entropy"]
     assert {"noise_mid_gain", "inpaint_masked_psnr_conditioned", "enhance_si_snr_improvement_conditioned"} <= set(h)
     assert h["noise_mid_gain"] == pytest.approx(h["noise_mid_best_fused"] - h["noise_mid_best_single"])
     # the augmented study: same classifiers trained on degraded images too, swept over the same degradations

@@ -199,3 +199,19 @@ def test_bad_arguments():
         ImageJudge(num_classes=3).fit(torch.zeros(4, 3, 16, 16), torch.tensor([0, 1, 2, 3]), steps=1)
     with pytest.raises(ValueError):
         ImageJudge().predict(torch.zeros(4, 1, 16, 16))
+
+
+def test_class_diversity_tells_a_one_class_sampler_from_an_even_one():
+    from types import SimpleNamespace
+
+    from vqfuse.fusion.judges import class_diversity
+
+    def judge(pred: list[int]) -> SimpleNamespace:  # a judge that predicts `pred`, whatever it is shown
+        return SimpleNamespace(num_classes=4, predict=lambda x: torch.tensor(pred))
+
+    one = class_diversity(judge([2] * 8), torch.zeros(8))
+    assert one == {"entropy": 0.0, "covered": 1, "top_share": 1.0}
+    even = class_diversity(judge([0, 1, 2, 3] * 2), torch.zeros(8))
+    assert even["entropy"] == pytest.approx(1.0) and even["covered"] == 4 and even["top_share"] == 0.25
+    half = class_diversity(judge([0] * 4 + [1] * 4), torch.zeros(8))
+    assert half["entropy"] == pytest.approx(0.5) and half["covered"] == 2  # log 2 / log 4

@@ -98,7 +98,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
                       out_dir: Path) -> dict[str, Any]:  # fmt: skip
     """Speech -> image, image -> speech and joint coherence, judge accuracy on real data, Frechet distances."""
     from vqfuse.data.audio import save_audio_file
-    from vqfuse.fusion.judges import coherence, joint_coherence, judge_frechet_distance
+    from vqfuse.fusion.judges import class_diversity, coherence, joint_coherence, judge_frechet_distance
     from vqfuse.modalities import get_modality
 
     images, audio, labels = _stack(test_set, _spread(len(test_set), config.items))
@@ -123,6 +123,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
         "speech_to_image": coherence(ij, gen_images.clamp(-1, 1), labels),
         "image_to_speech": coherence(aj, gen_audio.clamp(-1, 1), labels),
         "joint": joint_coherence(ij, aj, joint_images.clamp(-1, 1), joint_audio.clamp(-1, 1)),
+        "joint_diversity": class_diversity(ij, joint_images.clamp(-1, 1)),  # by the image judge
         "frechet": {
             "speech_to_image": judge_frechet_distance(ij, images, gen_images.clamp(-1, 1)),
             "image_to_speech": judge_frechet_distance(aj, audio, gen_audio.clamp(-1, 1)),
@@ -138,6 +139,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
             "speech_to_image": coherence(ij, model.generate(audio, to="image", **single), labels),
             "image_to_speech": coherence(aj, model.generate(images, to="audio", **single), labels),
             "joint": joint_coherence(ij, aj, one_images, one_audio),
+            "joint_diversity": class_diversity(ij, one_images),
         }
     return report
 
@@ -271,8 +273,13 @@ def headline(report: dict[str, Any]) -> dict[str, float | None]:
         "speech_to_image": coh.get("speech_to_image"), "image_to_speech": coh.get("image_to_speech"),
         "joint": coh.get("joint"),
     }
+    if "joint_diversity" in coh:  # runs measured before it have none
+        h["joint_class_entropy"] = coh["joint_diversity"]["entropy"]
     for k, v in (coh.get("without_rerank") or {}).items():
-        h[f"{k}_without_rerank"] = v
+        if k == "joint_diversity":
+            h["joint_class_entropy_without_rerank"] = v["entropy"]
+        else:
+            h[f"{k}_without_rerank"] = v
     h.update(_noise_figures(rob))
     h.update(_noise_figures((cls.get("augmented") or {}).get("robustness") or {}, "augmented_"))
     inp = rep.get("inpaint") or {}

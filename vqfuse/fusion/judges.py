@@ -447,6 +447,20 @@ def joint_coherence(
     return float(((pi == labels) & (pa == labels)).float().mean())
 
 
+def class_diversity(judge: Judge, samples: Tensor) -> dict[str, float]:
+    """How evenly a judge spreads generated samples over its classes: a joint sampler that draws one digit
+    every time can still have judges agree on every pair (high joint coherence), so report this beside it.
+
+    Returns {"entropy": H(classes) / log(C), 1 for a uniform spread and 0 for one class; "covered": classes
+    seen at least once; "top_share": the largest class's share}."""
+    pred = judge.predict(samples).cpu()  # (N,)
+    counts = torch.bincount(pred, minlength=judge.num_classes).double()
+    p = counts / counts.sum()
+    nz = p[p > 0]
+    entropy = float(-(nz * nz.log()).sum() / math.log(judge.num_classes))
+    return {"entropy": entropy, "covered": int((counts > 0).sum()), "top_share": float(p.max())}
+
+
 def _sqrt_psd(a: np.ndarray) -> np.ndarray:
     """Square root of a symmetric positive semi-definite matrix (negative eigenvalues from round-off -> 0)."""
     w, v = np.linalg.eigh((a + a.T) / 2)
