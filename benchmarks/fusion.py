@@ -120,7 +120,7 @@ def targets(summary: dict[str, dict[str, float]]) -> list[list[str]]:
     add("image -> speech coherence >= 90%", "image_to_speech", 0.90)
     add("joint coherence >= 90%", "joint", 0.90)
     entropy = fig("joint_class_entropy")
-    if entropy and rows[-1][1] != "not measured":  # agreement alone would reward a sampler stuck on one digit
+    if entropy and fig("joint"):  # agreement alone would reward a sampler stuck on one digit
         single = fig("joint_class_entropy_without_rerank")
         rows[-1][1] += (f"; digits drawn: class entropy {entropy['mean']:.2f} of 1 (worst {entropy['min']:.2f})"
                         + (f", one sample each {single['mean']:.2f}" if single else ""))

@@ -269,17 +269,12 @@ def headline(report: dict[str, Any]) -> dict[str, float | None]:
     cls = report.get("classification") or {}
     rob = cls.get("robustness") or {}
     rep = report.get("repair", {})
-    h: dict[str, float | None] = {
-        "speech_to_image": coh.get("speech_to_image"), "image_to_speech": coh.get("image_to_speech"),
-        "joint": coh.get("joint"),
-    }
-    if "joint_diversity" in coh:  # runs measured before it have none
-        h["joint_class_entropy"] = coh["joint_diversity"]["entropy"]
-    for k, v in (coh.get("without_rerank") or {}).items():
-        if k == "joint_diversity":
-            h["joint_class_entropy_without_rerank"] = v["entropy"]
-        else:
-            h[f"{k}_without_rerank"] = v
+    h: dict[str, float | None] = {k: coh.get(k) for k in ("speech_to_image", "image_to_speech", "joint")}
+    for suffix, part in (("", coh), ("_without_rerank", coh.get("without_rerank") or {})):
+        if suffix:
+            h.update({f"{k}{suffix}": v for k, v in part.items() if k != "joint_diversity"})
+        if "joint_diversity" in part:  # runs measured before it have none
+            h[f"joint_class_entropy{suffix}"] = part["joint_diversity"]["entropy"]
     h.update(_noise_figures(rob))
     h.update(_noise_figures((cls.get("augmented") or {}).get("robustness") or {}, "augmented_"))
     inp = rep.get("inpaint") or {}
