@@ -1,9 +1,10 @@
 """Best-of-N reranking: coherence against the number of candidates, on one fusion run's held-out pairs.
 
-Each held-out condition gets `--max-n` candidates, scored once by the prior (`FusionModel.coherence_score`:
-the condition's log-likelihood given the candidate; for joint pairs the sum over both directions); best-of-n
-uses the first n of them, so every n is measured on the same draws. The run's judges (trained on real data) score every candidate, which
-also gives the oracle (some candidate right) as the ceiling reranking could reach.
+Each held-out condition gets `--max-n` candidates, scored once by the prior (`FusionModel.coherence_score`: the
+sum over both modalities of its log-likelihood given the other, for cross-modal and joint pairs alike);
+best-of-n uses the first n of them, so every n is measured on the same draws. The run's judges (trained on real
+data) score every candidate, which also gives the oracle (some candidate right) as the ceiling reranking
+could reach.
 
     python benchmarks/rerank.py --run runs/bench-fusion-gpucodec/seed0 --items 100 --max-n 16
 """
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
             correct, scores = [], []
             for _ in range(args.max_n):
                 cand = model.generate_tokens(cond, to, rerank=1, generator=g)
-                scores.append(model.coherence_score({source: cond, to: cand}, condition=source))
+                scores.append(model.coherence_score({source: cond, to: cand}))
                 correct.append(judges[to].predict(model.decode(to, cand)) == labels)
             c, s = torch.stack(correct), torch.stack(scores)
             name = f"{source}_to_{to}".replace("audio", "speech")

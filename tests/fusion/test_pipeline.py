@@ -323,8 +323,8 @@ def test_rerank_keeps_the_candidate_that_best_explains_the_condition(kind, run_d
     # rerank N samples the N candidates as one batch, candidate-major: the same draws as rerank=1 on N copies
     candidates = model.generate_tokens(codes.repeat(n, 1), "audio", rerank=1, generator=torch.Generator().manual_seed(2))
     best = model.generate_tokens(codes, "audio", rerank=n, generator=torch.Generator().manual_seed(2))
-    scores = segment_log_likelihood(model.prior, model.layout, {"image": codes.repeat(n, 1), "audio": candidates},
-                                    "image").view(n, 3)
+    pairs = {"image": codes.repeat(n, 1), "audio": candidates}
+    scores = sum(segment_log_likelihood(model.prior, model.layout, pairs, m) for m in ("image", "audio")).view(n, 3)
     want = candidates.view(n, 3, -1)[scores.argmax(0), torch.arange(3)]
     assert torch.equal(best, want)
     joint = model.sample_joint_tokens(2, rerank=3, generator=torch.Generator().manual_seed(0))
