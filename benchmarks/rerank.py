@@ -1,7 +1,7 @@
 """Best-of-N reranking: coherence against the number of candidates, on one fusion run's held-out pairs.
 
 Each held-out condition gets `--max-n` candidates, scored once by the prior (`FusionModel.coherence_score`: the
-sum over both modalities of its log-likelihood given the other, for cross-modal and joint pairs alike);
+pointwise mutual information of the pair under the prior, for cross-modal and joint pairs alike);
 best-of-n uses the first n of them, so every n is measured on the same draws. The run's judges (trained on real
 data) score every candidate, which also gives the oracle (some candidate right) as the ceiling reranking
 could reach.

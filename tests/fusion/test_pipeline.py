@@ -323,13 +323,17 @@ def test_rerank_keeps_the_candidate_that_best_explains_the_condition(kind, run_d
     # rerank N samples the N candidates as one batch, candidate-major: the same draws as rerank=1 on N copies
     candidates = model.generate_tokens(codes.repeat(n, 1), "audio", rerank=1, generator=torch.Generator().manual_seed(2))
     best = model.generate_tokens(codes, "audio", rerank=n, generator=torch.Generator().manual_seed(2))
-    pairs = {"image": codes.repeat(n, 1), "audio": candidates}
-    scores = sum(segment_log_likelihood(model.prior, model.layout, pairs, m) for m in ("image", "audio")).view(n, 3)
+    def pmi(pairs):  # pointwise mutual information of each pair, summed over both modalities
+        return sum(segment_log_likelihood(model.prior, model.layout, pairs, m)
+                   - segment_log_likelihood(model.prior, model.layout, pairs, m, unconditional=True)
+                   for m in ("image", "audio"))
+
+    scores = pmi({"image": codes.repeat(n, 1), "audio": candidates}).view(n, 3)
     want = candidates.view(n, 3, -1)[scores.argmax(0), torch.arange(3)]
     assert torch.equal(best, want)
     joint = model.sample_joint_tokens(2, rerank=3, generator=torch.Generator().manual_seed(0))
     pool = model.sample_joint_tokens(6, rerank=1, generator=torch.Generator().manual_seed(0))
-    total = sum(segment_log_likelihood(model.prior, model.layout, pool, m) for m in ("image", "audio")).view(3, 2)
+    total = pmi(pool).view(3, 2)
     pick = total.argmax(0)
     for m in ("image", "audio"):
         assert torch.equal(joint[m], pool[m].view(3, 2, -1)[pick, torch.arange(2)])

@@ -41,6 +41,33 @@ def test_causal_score_is_the_teacher_forced_log_likelihood_with_the_segment_last
     assert not torch.allclose(segment_log_likelihood(model, LAYOUT, changed, "image"), score)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_unconditional_score_sees_null_in_place_of_the_other_segments(causal):
+    from vqfuse.prior.sampling import null_condition
+
+    model, data = tiny(causal), tokens(3)
+    alone = segment_log_likelihood(model, LAYOUT, data, "image", unconditional=True)
+    changed = dict(data, audio=(data["audio"] + 1) % 12)
+    torch.testing.assert_close(segment_log_likelihood(model, LAYOUT, changed, "image", unconditional=True), alone)
+    assert not torch.allclose(segment_log_likelihood(model, LAYOUT, data, "image"), alone)
+    # the same as scoring a sequence whose audio tokens are NULL, which the plain score would read as given
+    order = ("audio", "image") if causal else LAYOUT.names
+    packed = LAYOUT.pack(data, order)
+    ids = null_condition(packed.ids, LAYOUT, order, condition=["audio"])
+    if causal:
+        logits = model(ids, packed.modalities, packed.positions)
+        sl = LAYOUT.slices(order)["image"]
+        lo, hi = LAYOUT.vocab_range("image")
+        logp = logits[:, sl.start - 1:sl.stop - 1, lo:hi].log_softmax(-1)
+    else:
+        sl = LAYOUT.slices()["image"]
+        ids[:, sl] = LAYOUT.mask_id
+        lo, hi = LAYOUT.vocab_range("image")
+        logp = model(ids, packed.modalities, packed.positions)[:, sl, lo:hi].log_softmax(-1)
+    want = logp.gather(-1, data["image"][..., None]).squeeze(-1).mean(1)
+    torch.testing.assert_close(alone, want)
+
+
 def test_scores_are_log_probabilities_and_bad_names_are_errors():
     for causal in (False, True):
         s = segment_log_likelihood(tiny(causal), LAYOUT, tokens(3), "audio")

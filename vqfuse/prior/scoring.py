@@ -2,7 +2,8 @@
 
 Used to rerank sampled candidates (best-of-N, as DALL-E reranked with CLIP, but with the prior itself):
 a generated speech clip that lets the prior recover the image it was generated from is more likely to say
-the right thing. No judge or extra model is involved.
+the right thing. No judge or extra model is involved. `unconditional=True` scores a segment with the others
+NULL (as in condition dropout), so that the difference of the two is a pointwise mutual information.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vqfuse.prior.maskgit import masked_logits
-from vqfuse.prior.sampling import eval_mode, model_device
+from vqfuse.prior.sampling import eval_mode, model_device, null_condition
 from vqfuse.prior.sequence import SequenceLayout
 from vqfuse.prior.transformer import PriorTransformer
 
 
 @torch.no_grad()
 def segment_log_likelihood(model: PriorTransformer, layout: SequenceLayout, tokens: Mapping[str, Tensor],
-                           name: str, order: Iterable[str] | None = None) -> Tensor:
+                           name: str, order: Iterable[str] | None = None, unconditional: bool = False) -> Tensor:
     """Mean log-probability per token (B,) of segment `name`'s codes given the other segments of `tokens`
-    ({segment: (B, n_i) local codes}).
+    ({segment: (B, n_i) local codes}); with `unconditional`, given NULL in their place instead (the prior
+    learnt that from condition dropout), i.e. the segment's own likelihood.
 
     A bidirectional (MaskGIT) prior hides the whole segment and predicts it in one pass (the factorised
     conditional); a causal prior scores it token by token with `name` placed last in the sequence. `order`
@@ -39,12 +41,15 @@ def segment_log_likelihood(model: PriorTransformer, layout: SequenceLayout, toke
         if not model.causal:
             order = layout.resolve_order(order if order is not None else [n for n in layout.names if n in tokens])
             ids = layout.pack(tokens, order).ids
+            if unconditional:
+                ids = null_condition(ids, layout, order, condition=[n for n in order if n != name])
             hidden = torch.ones_like(target, dtype=torch.bool)
             logits, local = masked_logits(model, layout, ids, {name: hidden}, order)[name]  # (B*n, K), (B*n,)
         else:
             order = [n for n in layout.names if n in tokens and n != name] + [name]
             packed = layout.pack(tokens, order)
-            logits = model(packed.ids[:, :-1], packed.modalities[:-1].to(device), packed.positions[:-1].to(device))
+            ids = null_condition(packed.ids, layout, order, condition=order[:-1]) if unconditional else packed.ids
+            logits = model(ids[:, :-1], packed.modalities[:-1].to(device), packed.positions[:-1].to(device))
             sl = layout.slices(order)[name]
             lo, hi = layout.vocab_range(name)
             logits = logits[:, sl.start - 1:sl.stop - 1, lo:hi].reshape(-1, hi - lo)  # position i predicts i + 1
