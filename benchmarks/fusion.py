@@ -171,7 +171,8 @@ def sampling_line(per_seed: dict[int, dict]) -> str:
                     f"{s.get('steps')} MaskGIT steps (joint {s.get('joint_steps')})")
             n = int(s.get("rerank") or 1)
             if n > 1:
-                text += (f", best of {n} candidates by the prior's own cross-modal likelihood (no judge involved); "
+                text += (f", best of {n} candidates by the prior's own coherence score (`FusionModel.coherence_score` "
+                         "at the commit above; no judge involved); "
                          "'one sample each' is the same evaluation without reranking")
             return text + "."
     return ""
