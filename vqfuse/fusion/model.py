@@ -55,8 +55,9 @@ def is_fusion_run(path: PathLike) -> bool:
 # rose from 0.15 to 0.26, joint from 0.13 to 0.29; speech -> image stayed at 0.72-0.73; guidance 2 vs 4 changed
 # little. Rerank 8 (best of 8 candidates by the prior's coherence score): benchmarks/results/rerank-gpucodec.md
 # (100 held-out conditions, GPU-codec seed-0 run, measured with the earlier scores: the condition's likelihood,
-# and for joint pairs both modalities' likelihoods without the unconditional terms) gives image -> speech 0.34 / 0.46 / 0.53 / 0.54 and joint 0.59 / 0.73 / 0.86 / 0.88 for best of
-# 1 / 4 / 8 / 16; speech -> image stays at 0.90-0.93.
+# and for joint pairs both modalities' likelihoods without the unconditional terms) gives image -> speech
+# 0.34 / 0.46 / 0.53 / 0.54 and joint 0.59 / 0.73 / 0.86 / 0.88 for best of 1 / 4 / 8 / 16; speech -> image
+# stays at 0.90-0.93.
 DEFAULT_SAMPLING: dict[str, Any] = {"steps": 12, "joint_steps": 24, "temperature": 0.5, "cfg_scale": 2.0,
                                     "top_k": None, "top_p": None, "rerank": 8}
 
