@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     sampling = {k: v for k, v in model.sampling.items() if k != "rerank"}
     rows = [[task] + [f"{r[f'best_of_{n}']:.3f}" for n in ns] + [f"{r['oracle']:.3f}"] for task, r in results.items()]
     md = "\n\n".join([
-        "# Best-of-N reranking by the prior's own cross-modal likelihood",
+        "# Best-of-N reranking by the prior's own coherence score (`FusionModel.coherence_score`)",
         "Command: `" + shlex.join(["python", "benchmarks/rerank.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
         environment_line(env),
         f"Run `{run}`, {len(labels)} held-out conditions (test images and voices), sampling {sampling}. Candidates are "
