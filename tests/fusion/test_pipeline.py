@@ -313,7 +313,7 @@ def test_fusion_model_generates_both_ways_and_jointly(kind, run_dir, causal_dir)
 
 
 @pytest.mark.parametrize("kind", ["maskgit", "causal"])
-def test_rerank_keeps_the_candidate_that_best_explains_the_condition(kind, run_dir, causal_dir):
+def test_rerank_keeps_the_pair_with_the_highest_pointwise_mutual_information(kind, run_dir, causal_dir):
     from vqfuse.prior.scoring import segment_log_likelihood
 
     model = FusionModel.from_run(run_dir if kind == "maskgit" else causal_dir)
