@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, environment, environment_line, markdown_table, verdict, write_results  # noqa: E402
 
 from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion, headline  # noqa: E402
-from vqfuse.train.config import load_config  # noqa: E402
+from vqfuse.train.config import ConfigError, apply_overrides, load_config  # noqa: E402
 
 PRESET = "fusion-av-digits"
 PICTURES = ("speech-to-image.png", "joint-images.png", "robustness.png", "robustness-augmented.png")
@@ -178,6 +178,14 @@ def sampling_line(per_seed: dict[int, dict]) -> str:
     return ""
 
 
+def classifier_options(pairs: list[str], parser: argparse.ArgumentParser) -> dict:
+    """['key=value', ...] -> {key: YAML-parsed value} (the config overrides' parser); bad pairs are usage errors."""
+    try:
+        return apply_overrides({}, pairs)
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/bench-fusion", help="where the seed runs live")
@@ -195,10 +203,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every seed's run, e.g. "
                              "'tokenizers.audio={model: runs/gpu/audio/model, n_q: 1}' (repeatable)")
+    parser.add_argument("--classifier", action="append", default=[], metavar="KEY=VALUE",
+                        help="token classifier option for the classification study, e.g. unimodal_loss_weight=1.0 "
+                             "(a TokenClassifierConfig field; repeatable)")
     parser.add_argument("--name", default="fusion", help="results file stem under benchmarks/results/")
     args = parser.parse_args(argv)
     if args.remeasure and not args.reuse:
         parser.error("--remeasure needs --reuse")
+    classifier = classifier_options(args.classifier, parser)
     torch.set_num_threads(args.threads)
     env = environment()
     runs = Path(args.runs)
@@ -207,7 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         run = runs / f"seed{seed}" if args.reuse else train_seed(runs, seed, args.steps, args.override)
         trained = time.perf_counter()
-        config = FusionEvalConfig(items=args.items, seed=seed, audio_snr_db=args.audio_snr_db)
+        config = FusionEvalConfig(items=args.items, seed=seed, audio_snr_db=args.audio_snr_db,
+                                  extra={"classifier": classifier} if classifier else {})
         per_seed[seed] = reusable_evaluation(run, config) if args.reuse_evaluation else None
         if args.remeasure:
             per_seed[seed] = remeasure(run, config, args.remeasure)

@@ -286,3 +286,35 @@ def test_token_validation():
         fit_classifiers(img, aud[:10], y, K_IMG, K_AUD, steps=1)
     models = fit_classifiers(img, aud[:, 0], y, K_IMG, K_AUD, num_classes=10, kinds=("audio",), steps=1)  # (N, F)
     assert models["audio"].config.audio_shape == (1, AUD_SHAPE[1])
+
+
+def test_unimodal_loss_trains_a_head_per_modality():
+    # "redundant": each modality alone carries the label ~65% of the time; the per-modality heads only learn
+    # that through the auxiliary loss (untrained, they sit near chance, 0.1)
+    models, (img, aud, y) = _fit("redundant", kinds=("early", "image"), unimodal_loss_weight=1.0)
+    early = models["early"].eval()
+    assert models["image"].unimodal is None  # unimodal classifiers ignore the option
+    with torch.no_grad():
+        logits, heads = early(img, aud, unimodal=True)
+        plain = early(img, aud)
+    assert torch.equal(logits, plain)  # the heads never change the fused prediction
+    for name in ("image", "audio"):
+        head_acc = float((heads[name].argmax(-1) == y).float().mean())
+        assert head_acc > 0.5, (name, head_acc)
+    untrained = fit_classifiers(*_data("redundant", 800, seed=1), K_IMG, K_AUD, num_classes=10, kinds=("early",),
+                                steps=0, seed=0, unimodal_loss_weight=1.0, **SMALL)["early"].eval()  # fmt: skip
+    with torch.no_grad():
+        _, cold = untrained(img, aud, unimodal=True)
+    assert float((cold["audio"].argmax(-1) == y).float().mean()) < 0.3
+
+
+def test_unimodal_loss_validation():
+    base = dict(num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE, audio_vocab=K_AUD, audio_shape=AUD_SHAPE)
+    with pytest.raises(ValueError, match="pool_per_modality"):
+        TokenClassifierConfig(kind="early", unimodal_loss_weight=1.0, pool_per_modality=False, **base)
+    with pytest.raises(ValueError, match=">= 0"):
+        TokenClassifierConfig(kind="early", unimodal_loss_weight=-1.0, **base)
+    plain = TokenClassifier(TokenClassifierConfig(kind="early", **base))
+    img, aud, _ = _data("split", 4, seed=3)
+    with pytest.raises(ValueError, match="no unimodal heads"):
+        plain(img, aud, unimodal=True)
