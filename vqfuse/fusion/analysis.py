@@ -135,8 +135,8 @@ class TokenClassifierConfig:
     # early fusion, training only: weight of a cross-entropy loss on a linear head per modality (each reads its
     # own modality's pooled features). A fused model otherwise leans on the easier modality (image) and trains
     # the other one's features less (modality laziness), which costs it most when the image is damaged.
-    # Exploratory, seed 0 of the GPU-codec runs: relative robustness under image noise 0.876 -> 0.903 at 1.0
-    # (late fusion 0.934); not yet measured over 3 seeds, hence off by default.
+    # Seed 0 of the GPU-codec runs: relative robustness under image noise 0.876 -> 0.902 at 1.0, late fusion
+    # 0.934 (benchmarks/results/fusion-gpucodec-unimodal-seed0.md); not yet measured over 3 seeds, hence off.
     unimodal_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
