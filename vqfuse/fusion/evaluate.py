@@ -163,11 +163,10 @@ def _image_tokens(model: Any, images: Tensor, batch_size: int) -> Tensor:
     return torch.cat([model.tokenizers["image"].encode(images[s:s + batch_size]) for s in range(0, len(images), batch_size)])
 
 
-def classification_section(model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig,
-                           out_dir: Path) -> dict[str, Any]:  # fmt: skip
-    """Token classifiers (single modality, early / late fusion) and the image-degradation robustness sweep."""
-    from vqfuse.fusion.analysis import analyze, degraded_views
-
+def classification_inputs(model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig) -> dict[str, Any]:
+    """What the classification study reads: train / test image tokens (N, h, w), audio tokens (N, n_q, F) of
+    the speech at ``config.audio_snr_db``, labels (N,), the clean test images (N, 3, S, S) with a function that
+    tokenizes degraded copies of them, and both codebook sizes."""
     train_images, train_audio, train_labels = _stack(train_set, range(len(train_set)))
     test_images, test_audio, test_labels = _stack(test_set, range(len(test_set)))
     with torch.no_grad():
@@ -179,14 +178,27 @@ def classification_section(model: Any, train_set: Any, test_set: Any, config: Fu
         with torch.no_grad():
             return _image_tokens(model, x, 256)
 
-    k_img = int(model.tokenizers["image"].codebook_size)
-    k_aud = int(model.tokenizers["audio"].codebook_size)
-    common = dict(test_images=test_images, tokenize_image=tokenize, steps=config.classifier_steps, seed=config.seed,
-                  levels=config.levels, degradations=config.degradations, **config.extra.get("classifier", {}))
+    return {"train": (tr_img, tr_aud, train_labels), "test": (te_img, te_aud, test_labels),
+            "train_images": train_images, "test_images": test_images, "tokenize_image": tokenize,
+            "image_vocab": int(model.tokenizers["image"].codebook_size),
+            "audio_vocab": int(model.tokenizers["audio"].codebook_size)}  # fmt: skip
+
+
+def classification_section(model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig,
+                           out_dir: Path) -> dict[str, Any]:  # fmt: skip
+    """Token classifiers (single modality, early / late fusion) and the image-degradation robustness sweep."""
+    from vqfuse.fusion.analysis import analyze, degraded_views
+
+    inputs = classification_inputs(model, train_set, test_set, config)
+    (tr_img, tr_aud, train_labels), (te_img, te_aud, test_labels) = inputs["train"], inputs["test"]
+    tokenize, k_img, k_aud = inputs["tokenize_image"], inputs["image_vocab"], inputs["audio_vocab"]
+    common = dict(test_images=inputs["test_images"], tokenize_image=tokenize, steps=config.classifier_steps,
+                  seed=config.seed, levels=config.levels, degradations=config.degradations,
+                  **config.extra.get("classifier", {}))  # fmt: skip
     report = analyze(tr_img, tr_aud, train_labels, te_img, te_aud, test_labels, k_img, k_aud,
                      plot_path=out_dir / "robustness.png", **common)  # fmt: skip
     if config.augment_levels:  # the same classifiers, trained on degraded training images too
-        views = degraded_views(train_images, tokenize, config.degradations, config.augment_levels, seed=config.seed)
+        views = degraded_views(inputs["train_images"], tokenize, config.degradations, config.augment_levels, seed=config.seed)
         report["augmented"] = analyze(tr_img, tr_aud, train_labels, te_img, te_aud, test_labels, k_img, k_aud,
                                       plot_path=out_dir / "robustness-augmented.png", train_image_views=views,
                                       **common)  # fmt: skip
@@ -208,23 +220,28 @@ def repair_section(model: Any, test_set: Any, config: FusionEvalConfig) -> dict[
                            seed=config.seed)  # fmt: skip
 
 
+def load_run_data(run_dir: PathLike) -> tuple[Any, str, Any, Any]:
+    """A fusion run's model with its paired dataset: (FusionModel, dataset spec, train split, held-out split)."""
+    from vqfuse.data.paired import make_paired_dataset
+    from vqfuse.fusion.model import FusionModel
+
+    model = FusionModel.from_run(run_dir)
+    data = dict(model.description.get("data", {}))
+    spec = str(data.pop("train", "av-digits"))
+    data.pop("test", None)
+    return model, spec, make_paired_dataset(spec, "train", **data), make_paired_dataset(spec, "test", **data)
+
+
 def evaluate_fusion(run_dir: PathLike, config: FusionEvalConfig | None = None, out: PathLike | None = None,
                     log: Log = print) -> tuple[dict[str, Any], list[Path]]:  # fmt: skip
     """Evaluate a fusion run; writes `<out>/evaluation.json`, `evaluation.md`, pictures and clips (out defaults
     to `<run>/evaluation`). Returns (report, written files)."""
-    from vqfuse.data.paired import make_paired_dataset
-    from vqfuse.fusion.model import FusionModel
-
     config = config or FusionEvalConfig()
     run_dir = Path(run_dir)
     out_dir = Path(out) if out is not None else run_dir / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    model = FusionModel.from_run(run_dir)
-    data = dict(model.description.get("data", {}))
-    spec = str(data.pop("train", "av-digits"))
-    data.pop("test", None)
-    train_set, test_set = make_paired_dataset(spec, "train", **data), make_paired_dataset(spec, "test", **data)
+    model, spec, train_set, test_set = load_run_data(run_dir)
     report: dict[str, Any] = {"run": str(run_dir), "dataset": spec, "kind": model.kind, "n_q": model.n_q,
                               "config": _jsonable(asdict(config))}  # fmt: skip
     if "coherence" in config.sections:
@@ -306,4 +323,4 @@ def fusion_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["FusionEvalConfig", "evaluate_fusion", "headline", "fusion_markdown", "load_or_fit_judges"]
+__all__ = ["FusionEvalConfig", "evaluate_fusion", "load_run_data", "classification_inputs", "headline", "fusion_markdown", "load_or_fit_judges"]
