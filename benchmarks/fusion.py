@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="config override for every seed's run, e.g. "
                              "'tokenizers.audio={model: runs/gpu/audio/model, n_q: 1}' (repeatable)")
     parser.add_argument("--classifier", action="append", default=[], metavar="KEY=VALUE",
-                        help="token classifier option for the classification study, e.g. unimodal_loss_weight=1.0 "
+                        help="token classifier option for the classification study, e.g. unimodal_loss_weight=0 "
                              "(a TokenClassifierConfig field; repeatable)")
     parser.add_argument("--name", default="fusion", help="results file stem under benchmarks/results/")
     args = parser.parse_args(argv)

@@ -117,7 +117,8 @@ def test_missing_modality_inference():
 def test_early_fusion_missing_token_replaces_per_item(pool_per_modality):
     cfg = TokenClassifierConfig(kind="early", num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE,
                                 audio_vocab=K_AUD, audio_shape=AUD_SHAPE, layers=1, pool="attention", dropout=0.0,
-                                pool_per_modality=pool_per_modality)  # fmt: skip
+                                pool_per_modality=pool_per_modality,
+                                unimodal_loss_weight=1.0 if pool_per_modality else 0.0)  # fmt: skip
     model = TokenClassifier(cfg).eval()
     img, aud, _ = _data("split", 4, seed=3)
     other = img.flip(0)
@@ -314,7 +315,7 @@ def test_unimodal_loss_validation():
         TokenClassifierConfig(kind="early", unimodal_loss_weight=1.0, pool_per_modality=False, **base)
     with pytest.raises(ValueError, match=">= 0"):
         TokenClassifierConfig(kind="early", unimodal_loss_weight=-1.0, **base)
-    plain = TokenClassifier(TokenClassifierConfig(kind="early", **base))
+    plain = TokenClassifier(TokenClassifierConfig(kind="early", unimodal_loss_weight=0.0, **base))
     img, aud, _ = _data("split", 4, seed=3)
     with pytest.raises(ValueError, match="no unimodal heads"):
         plain(img, aud, unimodal=True)
