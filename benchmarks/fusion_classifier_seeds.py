@@ -69,21 +69,19 @@ def _stats(values: list[float]) -> str:
 
 def report(results: list[dict]) -> tuple[list[list[str]], list[list[str]]]:
     """Rows per (run seed, classifier seed) and summary rows of the paired fused-minus-late differences."""
-    rows, diffs = [], {name: [] for name in FUSED}
-    by_run = {name: {} for name in FUSED}
+    rows: list[list[str]] = []
+    by_run: dict[str, dict[int, list[float]]] = {name: {} for name in FUSED}  # fused -> run seed -> differences
     for res in results:
         for c, rr in res["relative_robustness"].items():
             rows.append([res["seed"], c] + [f"{rr[k]:.3f}" for k in KINDS]
                         + [f"{rr[f] - rr['late']:+.3f}" for f in FUSED])  # fmt: skip
             for f in FUSED:
-                diffs[f].append(rr[f] - rr["late"])
                 by_run[f].setdefault(res["seed"], []).append(rr[f] - rr["late"])
     summary = []
     for f in FUSED:
-        run_means = {s: statistics.mean(v) for s, v in by_run[f].items()}
-        wins = sum(d > 0 for d in diffs[f])
-        summary.append([f, _stats(diffs[f]), f"{wins} / {len(diffs[f])}",
-                        ", ".join(f"{s}: {m:+.3f}" for s, m in sorted(run_means.items()))])  # fmt: skip
+        diffs = [d for run in by_run[f].values() for d in run]
+        per_run = ", ".join(f"{s}: {statistics.mean(v):+.3f}" for s, v in sorted(by_run[f].items()))
+        summary.append([f, _stats(diffs), f"{sum(d > 0 for d in diffs)} / {len(diffs)}", per_run])
     return rows, summary
 
 
@@ -128,9 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
         markdown_table(["fused classifier", "RR minus late fusion: mean +- std", "above late", "mean per run seed"],
                        summary, ["l", "r", "r", "l"]),
     ] if part)
-    write_results(args.name, {"environment": env, "options": options, "results": results,
-                              "summary": [dict(zip(("classifier", "difference", "wins", "per_run"), s)) for s in summary]},
-                  md)  # fmt: skip
+    summary_json = [dict(zip(("classifier", "difference", "wins", "per_run"), row)) for row in summary]
+    write_results(args.name, {"environment": env, "options": options, "results": results, "summary": summary_json}, md)
     print(md)
     return {"results": results, "summary": summary}
 

@@ -19,6 +19,8 @@ Inputs are plain tensors: image tokens ``(N, h, w)`` long in ``[0, K_img)``, aud
 
 Every classifier trains with token dropout (``token_dropout``, 0.5): each token position shows its modality's
 MISSING embedding with that chance, so no single token pattern is trusted and damaged inputs cost less.
+Early fusion also trains a linear head per modality on that modality's pooled features (``unimodal_loss_weight``,
+1.0), so the easier modality cannot leave the other one's features under-trained.
 
 Robustness (:func:`robustness_sweep`): test images are degraded in PIXEL space (:func:`degrade`: Gaussian
 noise of std ``level``, pixel dropout with probability ``level``, a square occluding ``level`` of the area) for

@@ -198,7 +198,8 @@ def classification_section(model: Any, train_set: Any, test_set: Any, config: Fu
     report = analyze(tr_img, tr_aud, train_labels, te_img, te_aud, test_labels, k_img, k_aud,
                      plot_path=out_dir / "robustness.png", **common)  # fmt: skip
     if config.augment_levels:  # the same classifiers, trained on degraded training images too
-        views = degraded_views(inputs["train_images"], tokenize, config.degradations, config.augment_levels, seed=config.seed)
+        views = degraded_views(inputs["train_images"], tokenize, config.degradations, config.augment_levels,
+                               seed=config.seed)  # fmt: skip
         report["augmented"] = analyze(tr_img, tr_aud, train_labels, te_img, te_aud, test_labels, k_img, k_aud,
                                       plot_path=out_dir / "robustness-augmented.png", train_image_views=views,
                                       **common)  # fmt: skip
@@ -323,4 +324,5 @@ def fusion_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["FusionEvalConfig", "evaluate_fusion", "load_run_data", "classification_inputs", "headline", "fusion_markdown", "load_or_fit_judges"]
+__all__ = ["FusionEvalConfig", "evaluate_fusion", "load_run_data", "classification_inputs", "headline",
+           "fusion_markdown", "load_or_fit_judges"]
