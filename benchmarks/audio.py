@@ -1,8 +1,8 @@
 """Speech codec benchmark: held-out voices at 16 kHz, vqfuse tokens at every bitrate vs Opus in the same run.
 
 The clips are the `speech` dataset's test split (voices never heard in training), whole utterances at
-16 kHz mono. The model is measured through the public codec API (encode_tensor -> .vqf bytes ->
-decode_tokenfile) at each number of residual stages; Opus is encoded and decoded by libsndfile through
+16 kHz mono. The model is measured through the public codec API (Tokenizer.encode_item -> .vqf bytes ->
+Tokenizer.decode_item) at each number of residual stages; Opus is encoded and decoded by libsndfile through
 soundfile (Ogg Opus, ``compression_level`` calibrated on these clips to payload bitrates near the
 targets). Both are scored by the package's own metrics: SI-SNR, log-mel L1 and MR-STFT per clip, STOI per
 voice (its clips joined, as pystoi needs ~0.4 s of speech). Also: codebook usage per residual stage, the
@@ -40,14 +40,7 @@ from common import (  # noqa: E402
     write_results,
 )
 
-from vqfuse.codec import (  # noqa: E402
-    allowed_kbps,
-    decode_tokenfile,
-    encode_tensor,
-    kbps_for_n_q,
-    load_model,
-    n_q_for_kbps,
-)
+from vqfuse.codec import load_model  # noqa: E402
 from vqfuse.io.tokenfile import decode_tokens, encode_tokens  # noqa: E402
 from vqfuse.metrics.audio import log_mel_l1, mr_stft_distance, si_snr, stoi  # noqa: E402
 from vqfuse.modalities import get_modality  # noqa: E402
@@ -256,9 +249,9 @@ def paired(a: dict, b: dict, metric: str) -> dict[str, float]:
 
 def roundtrip(model, x: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """encode -> .vqf bytes -> decode through the public codec API: (output (1, T), indices, file bytes)."""
-    data = encode_tokens(encode_tensor(model, x, n_q=n_q))
+    data = encode_tokens(model.encode_item(x, n_q=n_q))
     tf = decode_tokens(data)
-    return decode_tokenfile(model, tf), torch.as_tensor(tf.indices), len(data)
+    return model.decode_item(tf), torch.as_tensor(tf.indices), len(data)
 
 
 def run_model(model, clips: list[torch.Tensor], n_q: int) -> dict:
@@ -343,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
         run = Path(args.runs)
         train(load_config(PRESET, ([f"steps={args.steps}"] if args.steps else []) + [f"out={run}"]), progress=False)
     model = load_model(run)
-    if not model.is_residual or model.config.modality != "audio":
+    if not model.quantizer.variable_rate or model.modality.rate_unit != "kbit/s":
         raise SystemExit(f"{run}: expected a residual audio model")
     sr = int(model.config.meta.get("sample_rate", 16000))
     max_q = model.quantizer.n_quantizers
@@ -375,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
             usage = {"n_q": n_q, "stages": stage_usage(res["indices"], int(model.codebook_size))}
         ours[n_q] = {
             "n_q": n_q,
-            "kbps": kbps_for_n_q(model, n_q),
+            "kbps": model.rate(n_q),
             "vqf_file_kbps": res["bytes"] * 8 / audio_s / 1000,
             "rtf_per_file": audio_s / res["seconds"],
             "high_band_ratio": high_band_ratio([y[0].numpy() for y in res["outputs"]], np_clips, sr),
@@ -459,8 +452,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- targets
     targets, target_data = [], {}
-    full_q = max((n for n in n_qs if kbps_for_n_q(model, n) <= 6 + 1e-9), default=None)
-    q3 = n_q_for_kbps(model, 3.0) if allowed_kbps(model)[0] <= 3.0 else None
+    full_q = max((n for n in n_qs if model.rate(n) <= 6 + 1e-9), default=None)
+    q3 = model.n_q_for_rate(3.0) if model.rates()[0] <= 3.0 else None
     q3 = q3 if q3 in n_qs else None
     o6, o12 = opus_for(6.0), opus_for(12.0)
 
@@ -476,19 +469,19 @@ def main(argv: list[str] | None = None) -> dict:
                         verdict(min(ds["diff"], -dm["diff"]), 1e-12, True)])
 
     if o6:
-        beats(full_q, o6, f"<= 6 kbps ({kbps_for_n_q(model, full_q):g} kbps, n_q {full_q}): higher STOI and lower log-mel L1 than "
+        beats(full_q, o6, f"<= 6 kbps ({model.rate(full_q):g} kbps, n_q {full_q}): higher STOI and lower log-mel L1 than "
                           f"Opus at ~6 kbps ({opus[o6]['payload_kbps']:.2f} kbps payload)" if full_q else "<= 6 kbps vs Opus ~6 kbps")
         beats(q3, o6, f"stretch: 3 kbps (n_q {q3}) better than Opus at ~6 kbps ({opus[o6]['payload_kbps']:.2f} kbps payload)")
     if o12 and full_q:
         ds, dm = paired(per_clip_ours[full_q], per_clip_opus[o12], "stoi"), paired(per_clip_ours[full_q], per_clip_opus[o12], "log_mel_l1")
         a, b = ours[full_q]["metrics"], opus[o12]["metrics"]
-        label = (f"stretch: {kbps_for_n_q(model, full_q):g} kbps matches Opus at ~12 kbps ({opus[o12]['payload_kbps']:.2f} kbps "
+        label = (f"stretch: {model.rate(full_q):g} kbps matches Opus at ~12 kbps ({opus[o12]['payload_kbps']:.2f} kbps "
                  "payload): STOI and log-mel L1 no worse beyond the 95% CI of the paired difference")
         target_data[label] = {"n_q": full_q, "opus": o12, "stoi": ds, "log_mel_l1": dm}
         targets.append([label, f"STOI {a['stoi']['mean']:.3f} vs {b['stoi']['mean']:.3f} ({ds['diff']:+.3f} ± {ds['ci95']:.3f}); "
                                f"log-mel L1 {a['log_mel_l1']['mean']:.3f} vs {b['log_mel_l1']['mean']:.3f} ({dm['diff']:+.3f} ± {dm['ci95']:.3f})",
                         verdict(min(ds["diff"] + ds["ci95"], dm["ci95"] - dm["diff"]), 0.0, True)])
-    targets.append([f"real-time factor >= 50x at {kbps_for_n_q(model, top):g} kbps, encode + decode, {args.threads} threads",
+    targets.append([f"real-time factor >= 50x at {model.rate(top):g} kbps, encode + decode, {args.threads} threads",
                     f"{timing['rtf_per_file_median']:.1f}x per file (median of {len(passes)} passes), {timing['rtf_long_file']:.1f}x as one long file",
                     verdict(timing["rtf_per_file_median"], 50.0, True)])
     if usage:
@@ -499,14 +492,14 @@ def main(argv: list[str] | None = None) -> dict:
     # ---- example WAVs: the first clips of kind "sentences", from different voices
     example_files = []
     if chosen:
-        ex_q = sorted({min(n_qs, key=lambda n: abs(kbps_for_n_q(model, n) - k)) for k in (1.5, 3.0, 6.0)})
+        ex_q = sorted({min(n_qs, key=lambda n: abs(model.rate(n) - k)) for k in (1.5, 3.0, 6.0)})
         ex_dir = Path(args.results) / EXAMPLES
         ex_dir.mkdir(parents=True, exist_ok=True)
         for old in ex_dir.glob("clip*.wav"):
             old.unlink()
         for j, i in enumerate(chosen):
             files = [(f"clip{j}-original.wav", np_clips[i])]
-            files += [(f"clip{j}-vqfuse-{kbps_for_n_q(model, q):g}kbps.wav", outputs_for_examples[q][i]) for q in ex_q]
+            files += [(f"clip{j}-vqfuse-{model.rate(q):g}kbps.wav", outputs_for_examples[q][i]) for q in ex_q]
             if o6:
                 files.append((f"clip{j}-opus-{opus[o6]['payload_kbps']:.1f}kbps.wav", opus_examples[o6][i]))
             for name, audio in files:
@@ -571,7 +564,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"Codebook usage per residual stage at n_q = {usage['n_q']} over all {len(clips)} clips "
         f"({sum(c.shape[-1] for c in clips) // model.downsample_factors[0]} frames, {model.codebook_size} codes per stage):" if usage else "",
         usage_table,
-        f"Real-time factor at {kbps_for_n_q(model, top):g} kbps: per file {timing['rtf_per_file_median']:.1f}x (median of "
+        f"Real-time factor at {model.rate(top):g} kbps: per file {timing['rtf_per_file_median']:.1f}x (median of "
         f"{len(passes)} passes: {', '.join(f'{p:.1f}' for p in passes)} s for {audio_s:.1f} s of audio); the clips as one "
         f"{audio_s:.0f} s file (10 s windows): {timing['rtf_long_file']:.1f}x. Diagnostic, not the target figure: the per-file "
         f"pass with `torch.backends.mkldnn.enabled = False` ran at {timing['rtf_per_file_without_mkldnn']:.1f}x "

@@ -14,6 +14,7 @@ from torch import nn
 from tests.test_codec import SR, make_audio_model, tone, wav_samples, write_wav
 from vqfuse import codec
 from vqfuse.chunking import Chunking, Window, apply_chunked, plan_windows
+from vqfuse.io.paths import BatchResult
 from vqfuse.io.tokenfile import TokenFile, read_tokens
 from vqfuse.nets.blocks import Norm
 from vqfuse.tokenizer import Tokenizer
@@ -127,15 +128,15 @@ def test_chunked_encode_and_decode_equal_one_shot(kind):
     assert rf < 24  # causal layers look twice as far back
     plan = Chunking(chunk=20, margin=rf + 4, crossfade=4)  # 200 frames -> 10 windows
     x = tone(4.0)  # (1, 64000): 200 frames
-    whole = codec.encode_tensor(model, x, chunking=False)
-    windowed = codec.encode_tensor(model, x, chunking=plan)
+    whole = model.encode_item(x, chunking=False)
+    windowed = model.encode_item(x, chunking=plan)
     assert whole.shape == windowed.shape == (4, 200)
     assert torch.equal(whole.indices, windowed.indices)
-    z_whole = codec.encode_latents(model, x[None], chunking=False)  # (1, 8, 200)
-    z_windowed = codec.encode_latents(model, x[None], chunking=plan)
+    z_whole = model.encode_latents(x[None], chunking=False)  # (1, 8, 200)
+    z_windowed = model.encode_latents(x[None], chunking=plan)
     assert (z_whole - z_windowed).abs().max() <= 1e-4 * z_whole.abs().max()
-    y_whole = codec.decode_tokenfile(model, whole, chunking=False)  # (1, 64000)
-    y_windowed = codec.decode_tokenfile(model, whole, chunking=plan)
+    y_whole = model.decode_item(whole, chunking=False)  # (1, 64000)
+    y_windowed = model.decode_item(whole, chunking=plan)
     assert y_whole.shape == y_windowed.shape == x.shape
     assert (y_whole - y_windowed).abs().max() <= 1e-4 * y_whole.abs().max()
 
@@ -143,12 +144,12 @@ def test_chunked_encode_and_decode_equal_one_shot(kind):
 def test_long_token_sequence_decodes_like_one_shot():
     """30 s of random tokens through the default windows (500 frames + 50 either side) and in one go."""
     model = bounded_model("no-norm")
-    assert codec.audio_chunking(model) == Chunking(500, 50, 25)
+    assert model.chunking() == Chunking(500, 50, 25)
     torch.manual_seed(3)
     indices = torch.randint(0, 1024, (4, 1500))
     tf = TokenFile(indices, model.model_id, "audio", [1024] * 4, {"size": [1500 * HOP]})
-    y_default = codec.decode_tokenfile(model, tf)  # 3 windows
-    y_whole = codec.decode_tokenfile(model, tf, chunking=False)
+    y_default = model.decode_item(tf)  # 3 windows
+    y_whole = model.decode_item(tf, chunking=False)
     assert y_default.shape == (1, 1500 * HOP)
     assert (y_default - y_whole).abs().max() <= 1e-4 * y_whole.abs().max()
 
@@ -158,7 +159,7 @@ def test_three_minutes_round_trip_in_bounded_windows(tmp_path, monkeypatch):
     decoded file has exactly the input's length."""
     model = make_audio_model(seed=5)
     src = write_wav(tmp_path / "long.wav", 180.0)
-    window = codec.audio_chunking(model).window  # 600 frames = 12 s
+    window = model.chunking().window  # 600 frames = 12 s
     largest = {"encoder": 0, "decoder": 0}
     calls = {"encoder": 0, "decoder": 0}
 
@@ -174,15 +175,15 @@ def test_three_minutes_round_trip_in_bounded_windows(tmp_path, monkeypatch):
             sub.register_forward_hook(watch(name))
     r = codec.encode_file(model, src, tmp_path / "long.vqf", kbps=1)
     tf = read_tokens(tmp_path / "long.vqf")
-    assert tf.shape == (2, 9000) and r.units == 180 * SR and r.bits == pytest.approx(9000 * 2 * 10)
+    assert tf.shape == (2, 9000) and r.duration == 180 and r.bits == pytest.approx(9000 * 2 * 10)
     d = codec.decode_file(model, tmp_path / "long.vqf", tmp_path / "long-out.wav")
-    assert d.units == 180 * SR and wav_samples(tmp_path / "long-out.wav").shape == (180 * SR,)
+    assert d.duration == 180 and wav_samples(tmp_path / "long-out.wav").shape == (180 * SR,)
     assert calls == {"encoder": 18, "decoder": 18}  # 18 windows of 10 s (+ 1 s either side)
     in_file = dict(largest)
     largest.update(encoder=0, decoder=0)
-    z = codec.encode_latents(model, torch.zeros(1, 1, window * HOP), chunking=False)  # one 12 s window
-    codec.decode_latents(model, z, chunking=False)
+    z = model.encode_latents(torch.zeros(1, 1, window * HOP), chunking=False)  # one 12 s window
+    model.decode_latents(z, chunking=False)
     assert in_file == largest  # the largest layer output for the file is that of a single window
     assert largest["encoder"] < 4 * 180 * SR / 10  # while the file at full rate x 4 channels is 10x that
-    summary = codec.summary_line("encoded", codec.BatchResult(done=[r], seconds=1.0), "audio", model.config.meta)
+    summary = codec.summary_line("encoded", BatchResult(done=[r], seconds=1.0), model.modality)
     assert summary == "encoded 1 file: 18000 tokens, 1 kbit/s, 100 tokens/s, 180 s of audio in 1.00 s (180x real time)"

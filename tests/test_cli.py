@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.test_codec import (
-    fake_evaluation_module,
+    fake_evaluate_tokenizer,
     make_audio_model,
     make_model,
     pixels,
@@ -58,18 +58,9 @@ def error_line(err: str) -> str:
 
 
 @pytest.fixture
-def evaluation(monkeypatch) -> None:
-    """The real vqfuse.train.evaluation when it exists, otherwise a stand-in."""
-    try:
-        import vqfuse.train.evaluation  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "vqfuse.train.evaluation", fake_evaluation_module())
-
-
-@pytest.fixture
 def fast_evaluation(monkeypatch) -> None:
     """A stand-in that looks at one batch only (the demo test is about orchestration, not metrics)."""
-    monkeypatch.setitem(sys.modules, "vqfuse.train.evaluation", fake_evaluation_module())
+    monkeypatch.setattr("vqfuse.evaluate.evaluate_tokenizer", fake_evaluate_tokenizer)
 
 
 @pytest.fixture
@@ -188,7 +179,7 @@ def test_train_unknown_preset_and_overrides(fake_trainer, tmp_path, capsys):
     assert code == 1 and error_line(err) == "error: override 'steps' is not key=value"
 
 
-def test_evaluate(model_dir, tmp_path, capsys, evaluation, monkeypatch):
+def test_evaluate(model_dir, tmp_path, capsys, monkeypatch):
     for i in range(3):
         write_png(tmp_path / "imgs" / f"{i}.png", 20, 20, seed=i)
     code, out, err = run(capsys, "evaluate", model_dir, "--data", f"folder:{tmp_path / 'imgs'}", "--split", "all",
@@ -197,7 +188,7 @@ def test_evaluate(model_dir, tmp_path, capsys, evaluation, monkeypatch):
     assert "| metric | value |" in out and "| psnr |" in out and "| bits_per_pixel | 1.25 |" in out
     report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     assert report["split"] == "all" and report["items"] == 3 and (tmp_path / "ev" / "evaluation.md").is_file()
-    monkeypatch.setitem(sys.modules, "vqfuse.train.evaluation", fake_evaluation_module())
+    monkeypatch.setattr("vqfuse.evaluate.evaluate_tokenizer", fake_evaluate_tokenizer)
     code, out, err = run(capsys, "evaluate", model_dir)  # the training data's test split, into the run directory
     assert code == 0, err
     report = json.loads((model_dir / "evaluation.json").read_text())
@@ -327,7 +318,7 @@ def test_audio_option_and_file_errors(audio_dir, model_dir, tmp_path, capsys):
     assert code == 1 and error_line(err) == "error: --n-q must be in 1..4, got 5"
     write_png(tmp_path / "p.png", 8, 8)
     code, _, err = run(capsys, "encode", model_dir, tmp_path / "p.png", tmp_path / "p.vqf", "--kbps", "1")
-    assert code == 1 and error_line(err) == "error: --kbps needs an audio model; this model is for image (use --n-q)"
+    assert code == 1 and error_line(err) == "error: --kbps needs a model rated in kbit/s; this image model is rated in bits/pixel (use --n-q)"
     (tmp_path / "bad.wav").write_bytes(b"RIFF not really audio")
     code, _, err = run(capsys, "encode", audio_dir, tmp_path / "bad.wav", tmp_path / "bad.vqf", "--kbps", "2")
     assert code == 1 and error_line(err).startswith(f"error: {tmp_path / 'bad.wav'}: ")

@@ -12,6 +12,9 @@ import torch
 from PIL import Image
 
 from vqfuse import codec
+from vqfuse.chunking import pad_to_multiple
+from vqfuse.evaluate import evaluate_model, model_info
+from vqfuse.io.paths import BatchResult, FileResult, map_paths
 from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, TokenFileError, VqfuseError
 from vqfuse.io.tokenfile import read_tokens, write_tokens
 from vqfuse.modalities import get_modality
@@ -109,27 +112,27 @@ def model(model_dir) -> Tokenizer:
 
 def test_pad_to_multiple_replicates_the_edge():
     x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)
-    y = codec.pad_to_multiple(x, (2, 4))
+    y = pad_to_multiple(x, (2, 4))
     assert y.shape == (2, 4, 8)
     torch.testing.assert_close(y[:, :3, :5], x)
     torch.testing.assert_close(y[:, 3, :5], x[:, 2])  # last row repeated
     torch.testing.assert_close(y[:, :3, 7], x[:, :, 4])  # last column repeated
-    assert codec.pad_to_multiple(x[:, :2, :4], (2, 4)).shape == (2, 2, 4)  # already a multiple
+    assert pad_to_multiple(x[:, :2, :4], (2, 4)).shape == (2, 2, 4)  # already a multiple
 
 
 def test_odd_size_round_trips_to_the_same_size(model):
     x = torch.rand(3, 23, 37) * 2 - 1
-    tf = codec.encode_tensor(model, x, source="odd.png")
+    tf = model.encode_item(x, source="odd.png")
     assert tf.shape == (12, 19) and tf.meta == {"size": [23, 37], "source": "odd.png"}
     assert tf.model_id == model.model_id and tf.codebook_size == 32
-    y = codec.decode_tokenfile(model, tf)
+    y = model.decode_item(tf)
     assert y.shape == x.shape
 
 
 def test_encode_decode_file_equals_reconstruct(model, tmp_path):
     src = write_png(tmp_path / "in.png", 37, 23)
     r = codec.encode_file(model, src, tmp_path / "in.png.vqf")
-    assert r.tokens == 12 * 19 and r.units == 37 * 23 and r.bits == pytest.approx(12 * 19 * 5)
+    assert r.tokens == 12 * 19 and r.extent == 37 * 23 and r.duration == 0 and r.bits == pytest.approx(12 * 19 * 5)
     codec.decode_file(model, tmp_path / "in.png.vqf", tmp_path / "dec.png")
     codec.reconstruct_file(model, src, tmp_path / "rec.png")
     assert pixels(tmp_path / "dec.png").shape == (23, 37, 3)
@@ -142,22 +145,22 @@ def test_map_paths_mirrors_the_tree(tmp_path):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_bytes(b"x")
     exts = get_modality("image").extensions
-    pairs = codec.map_paths(src, tmp_path / "out", exts, codec.token_name)
+    pairs = map_paths(src, tmp_path / "out", exts, codec.token_name)
     assert [(a.relative_to(src).as_posix(), b.relative_to(tmp_path / "out").as_posix()) for a, b in pairs] == [
         ("a.png", "a.png.vqf"),
         ("sub/b.JPG", "sub/b.JPG.vqf"),
         ("sub/deeper/c.webp", "sub/deeper/c.webp.vqf"),
     ]
     (src / "sub" / "loop").symlink_to(src)  # a symlink loop is walked once
-    assert len(codec.map_paths(src, tmp_path / "out", exts)) == 3
+    assert len(map_paths(src, tmp_path / "out", exts)) == 3
     (src / "sub" / "loop").unlink()
     # an output folder inside the input folder is not read back as input
     (src / "out" / "x.png").parent.mkdir()
     (src / "out" / "x.png").write_bytes(b"x")
-    assert len(codec.map_paths(src, src / "out", exts)) == 3
+    assert len(map_paths(src, src / "out", exts)) == 3
     # a single file into an existing folder
     (tmp_path / "dst").mkdir()
-    assert codec.map_paths(src / "a.png", tmp_path / "dst", exts, codec.token_name) == [
+    assert map_paths(src / "a.png", tmp_path / "dst", exts, codec.token_name) == [
         (src / "a.png", tmp_path / "dst" / "a.png.vqf")
     ]
 
@@ -165,16 +168,16 @@ def test_map_paths_mirrors_the_tree(tmp_path):
 def test_map_paths_errors(tmp_path):
     exts = (".png",)
     with pytest.raises(InputFileError, match="does not exist"):
-        codec.map_paths(tmp_path / "missing", tmp_path / "out", exts)
+        map_paths(tmp_path / "missing", tmp_path / "out", exts)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputFileError, match=r"empty: no image files \(png\) found"):
-        codec.map_paths(tmp_path / "empty", tmp_path / "out", exts, what="image")
+        map_paths(tmp_path / "empty", tmp_path / "out", exts, what="image")
     write_png(tmp_path / "d" / "a.png", 4, 4)
     with pytest.raises(VqfuseError, match="overwrite its own input"):
-        codec.map_paths(tmp_path / "d", tmp_path / "d", exts)
+        map_paths(tmp_path / "d", tmp_path / "d", exts)
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(InputFileError, match="not a folder"):
-        codec.map_paths(tmp_path / "d", tmp_path / "file", exts)
+        map_paths(tmp_path / "d", tmp_path / "file", exts)
 
 
 def test_decoded_name():
@@ -265,40 +268,34 @@ def test_residual_n_q(tmp_path):
 
 
 def test_model_info(model_dir):
-    info = codec.model_info(model_dir)
+    info = model_info(model_dir)
     assert info["codebook_size"] == 32 and info["downsample_factors"] == [2, 2]
     assert info["tokens_per_item"] == 64 and info["bits_per_item"] == pytest.approx(320)
     assert info["rate"] == "1.25 bits/pixel"
 
 
 def test_summary_line():
-    r = codec.BatchResult(done=[codec.FileResult(Path("a"), Path("b"), 64, 320.0, 256)], seconds=0.5)
-    assert codec.summary_line("encoded", r, "image") == "encoded 1 file: 64 tokens, 1.25 bits/pixel, 0.50 s"
+    r = BatchResult(done=[FileResult(Path("a"), Path("b"), 64, 320.0, 256)], seconds=0.5)
+    assert codec.summary_line("encoded", r, get_modality("image")) == "encoded 1 file: 64 tokens, 1.25 bits/pixel, 0.50 s"
 
 
-def fake_evaluation_module() -> types.ModuleType:
-    """Stand-in for vqfuse.train.evaluation: mean PSNR-ish numbers over the dataset."""
-    mod = types.ModuleType("vqfuse.train.evaluation")
-
-    def evaluate_tokenizer(model, modality, dataset, batch_size, meta):
-        x = torch.stack([dataset[i] for i in range(min(len(dataset), batch_size))])
-        with torch.no_grad():
-            y = model(x).reconstruction
-        return {**modality.metrics(y, x, meta), "items": len(dataset), "codebook": {"usage": 0.5}}
-
-    mod.evaluate_tokenizer = evaluate_tokenizer
-    return mod
+def fake_evaluate_tokenizer(model, modality, dataset, batch_size, meta, accelerator=None):
+    """Stand-in for vqfuse.evaluate.evaluate_tokenizer: the modality's metrics on one batch."""
+    x = torch.stack([dataset[i] for i in range(min(len(dataset), batch_size))])
+    with torch.no_grad():
+        y = model(x).reconstruction
+    return {**modality.metrics(y, x, meta), "items": len(dataset), "codebook": {"usage": 0.5}}
 
 
 def test_evaluate_model_writes_json_and_markdown(model_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "vqfuse.train.evaluation", fake_evaluation_module())
-    report, paths = codec.evaluate_model(model_dir, out=tmp_path / "ev", batch_size=8)
+    monkeypatch.setattr("vqfuse.evaluate.evaluate_tokenizer", fake_evaluate_tokenizer)
+    report, paths = evaluate_model(model_dir, out=tmp_path / "ev", batch_size=8)
     assert [p.name for p in paths] == ["evaluation.json", "evaluation.md"] and all(p.is_file() for p in paths)
     assert report["dataset"] == "digits" and report["split"] == "test" and "psnr" in report["metrics"]
     md = paths[1].read_text()
     assert "| psnr |" in md and "| codebook.usage | 0.5 |" in md
     with pytest.raises(VqfuseError, match="unknown dataset 'nope'"):
-        codec.evaluate_model(model_dir, data="nope", out=tmp_path / "ev")
+        evaluate_model(model_dir, data="nope", out=tmp_path / "ev")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,18 +309,18 @@ def audio_model() -> Tokenizer:
 
 def test_audio_rates_and_n_q_for_kbps(audio_model):
     m = audio_model
-    assert codec.frames_per_second(m) == 50
-    assert codec.allowed_kbps(m) == pytest.approx([0.5, 1.0, 1.5, 2.0])
-    assert codec.kbps_for_n_q(m, 3) == pytest.approx(1.5) and codec.kbps_for_n_q(m) == pytest.approx(2.0)
-    assert [codec.n_q_for_kbps(m, k) for k in (0.5, 0.99, 1.0, 1.2, 2.0, 6.0)] == [1, 1, 2, 2, 4, 4]
+    assert m.frame_rate == 50
+    assert m.rates() == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    assert m.rate(3) == pytest.approx(1.5) and m.rate() == pytest.approx(2.0)
+    assert [m.n_q_for_rate(k) for k in (0.5, 0.99, 1.0, 1.2, 2.0, 6.0)] == [1, 1, 2, 2, 4, 4]
     with pytest.raises(ConfigError, match=r"^--kbps 0.3 is below the lowest bitrate of this model; "
                                           r"allowed: 0.5, 1, 1.5, 2 kbit/s$"):
-        codec.n_q_for_kbps(m, 0.3)
+        codec.resolve_n_q(m, kbps=0.3)
     assert codec.resolve_n_q(m, kbps=1.6) == 3 and codec.resolve_n_q(m, n_q=2) == 2 and codec.resolve_n_q(m) is None
     with pytest.raises(ConfigError, match="not both"):
         codec.resolve_n_q(m, n_q=2, kbps=1)
     single = make_audio_model(quantizer={"kind": "vq", "codebook_size": 256})  # 8 bits x 50 frames/s
-    assert codec.allowed_kbps(single) == [0.4]
+    assert single.rates() == [0.4]
     assert codec.resolve_n_q(single, kbps=6) is None
     with pytest.raises(ConfigError, match=r"allowed: 0.4 kbit/s"):
         codec.resolve_n_q(single, kbps=0.2)
@@ -331,7 +328,7 @@ def test_audio_rates_and_n_q_for_kbps(audio_model):
 
 def test_kbps_on_an_image_model_is_an_error(model, tmp_path):
     write_png(tmp_path / "a.png", 8, 8)
-    with pytest.raises(ConfigError, match="--kbps needs an audio model; this model is for image"):
+    with pytest.raises(ConfigError, match="--kbps needs a model rated in kbit/s; this image model is rated in bits/pixel"):
         codec.encode_path(model, tmp_path / "a.png", tmp_path / "a.vqf", kbps=1)
     assert not (tmp_path / "a.vqf").exists()
 
@@ -342,10 +339,10 @@ def test_audio_file_at_a_chosen_bitrate(audio_model, tmp_path):
     tf = read_tokens(tmp_path / "in.wav.vqf")
     assert tf.shape == (2, 69) and tf.codebook_size == [1024, 1024]
     assert tf.meta == {"size": [21920], "source": "in.wav", "sample_rate": SR}
-    assert r.tokens == 138 and r.bits == pytest.approx(1380) and r.units == 21920
+    assert r.tokens == 138 and r.bits == pytest.approx(1380) and r.extent == pytest.approx(21920 / SR) and r.duration == r.extent
     d = codec.decode_file(audio_model, tmp_path / "in.wav.vqf", tmp_path / "dec.wav")
     codec.reconstruct_file(audio_model, src, tmp_path / "rec.wav", kbps=1.2)
-    assert d.units == 21920 and wav_samples(tmp_path / "dec.wav").shape == (21920,)
+    assert d.duration == pytest.approx(21920 / SR) and wav_samples(tmp_path / "dec.wav").shape == (21920,)
     np.testing.assert_array_equal(wav_samples(tmp_path / "dec.wav"), wav_samples(tmp_path / "rec.wav"))
     # one stage fewer when asked by n_q; all stages by default
     codec.encode_file(audio_model, src, tmp_path / "n1.vqf", n_q=1)
@@ -358,39 +355,41 @@ def test_audio_file_at_a_chosen_bitrate(audio_model, tmp_path):
 
 def test_long_audio_is_encoded_in_windows(audio_model, tmp_path, monkeypatch):
     """Past CHUNK_SECONDS + 2 * MARGIN_SECONDS the encoder and decoder see bounded windows only."""
-    monkeypatch.setattr(codec, "CHUNK_SECONDS", 0.5)
-    monkeypatch.setattr(codec, "MARGIN_SECONDS", 0.2)
-    monkeypatch.setattr(codec, "CROSSFADE_SECONDS", 0.06)
-    plan = codec.audio_chunking(audio_model)
+    monkeypatch.setattr("vqfuse.tokenizer.CHUNK_SECONDS", 0.5)
+    monkeypatch.setattr("vqfuse.tokenizer.MARGIN_SECONDS", 0.2)
+    monkeypatch.setattr("vqfuse.tokenizer.CROSSFADE_SECONDS", 0.06)
+    plan = audio_model.chunking()
     assert (plan.chunk, plan.margin, plan.crossfade) == (25, 10, 3)
     seen: dict[str, list[int]] = {"encoder": [], "decoder": []}
     for name in seen:
         net = getattr(audio_model, name)
         monkeypatch.setattr(net, "forward", lambda x, _f=net.forward, _n=name: seen[_n].append(x.shape[-1]) or _f(x))
     x = tone(3.3)  # 165 frames -> 7 windows of <= 25 + 2 * 10 frames
-    y = codec.decode_tokenfile(audio_model, codec.encode_tensor(audio_model, x))
+    y = audio_model.decode_item(audio_model.encode_item(x))
     assert y.shape == x.shape
     assert len(seen["encoder"]) == 7 and max(seen["encoder"]) <= 45 * 320
     assert len(seen["decoder"]) == 7 and max(seen["decoder"]) <= 45
     seen["encoder"].clear()
-    codec.encode_tensor(audio_model, tone(0.9))  # 45 frames: one go
+    audio_model.encode_item(tone(0.9))  # 45 frames: one go
     assert seen["encoder"] == [45 * 320]
-    assert codec.audio_chunking(audio_model, chunking=False) is None
-    assert codec.audio_chunking(make_model(tmp_path / "img")) is None  # images: whole file
+    assert audio_model.chunking(False) is None
+    assert make_model(tmp_path / "img").chunking() is None  # images: whole file
 
 
 def test_summary_line_audio():
-    r = codec.BatchResult(done=[codec.FileResult(Path("a"), Path("b"), 1000, 10000.0, 10 * SR)], seconds=0.5)
-    assert codec.summary_line("encoded", r, "audio", {"sample_rate": SR}) == (
+    audio = get_modality("audio")
+    r = BatchResult(done=[FileResult(Path("a"), Path("b"), 1000, 10000.0, 10.0, 10.0)], seconds=0.5)
+    assert codec.summary_line("encoded", r, audio) == (
         "encoded 1 file: 1000 tokens, 1 kbit/s, 100 tokens/s, 10 s of audio in 0.50 s (20x real time)"
     )
     r.failed.append((Path("c"), "bad"))
-    assert codec.summary_line("decoded", r, "audio", {"sample_rate": SR}).endswith("(20x real time); 1 failed")
-    empty = codec.BatchResult(seconds=0.1)
-    assert codec.summary_line("encoded", empty, "audio", {"sample_rate": SR}) == "encoded 0 files: 0 tokens, n/a, 0.10 s"
+    assert codec.summary_line("decoded", r, audio).endswith("(20x real time); 1 failed")
+    empty = BatchResult(seconds=0.1)
+    assert codec.summary_line("encoded", empty, audio) == "encoded 0 files: 0 tokens, n/a, 0.10 s"
 
 
 def test_model_info_audio(audio_model):
-    info = codec.model_info(audio_model)
-    assert info["frames_per_second"] == 50 and info["kbps"] == pytest.approx([0.5, 1, 1.5, 2])
+    info = model_info(audio_model)
+    assert info["frames_per_second"] == 50 and info["rates"] == pytest.approx([0.5, 1, 1.5, 2])
+    assert info["rate_unit"] == "kbit/s"
     assert info["rate"] == "2 kbit/s" and info["tokens_per_item"] == 200

@@ -24,7 +24,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+# Long inputs are processed in windows of CHUNK_SECONDS plus MARGIN_SECONDS of context on each side, and
+# neighbouring windows are crossfaded over 2 * CROSSFADE_SECONDS. The speech preset's encoder and decoder
+# convolutions each see 8 frames (0.16 s) either side of a frame, well inside MARGIN - CROSSFADE; only
+# non-causal GroupNorm, whose statistics span the whole window, makes windows differ from one pass.
+CHUNK_SECONDS = 10.0
+MARGIN_SECONDS = 1.0
+CROSSFADE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -157,4 +166,18 @@ def apply_chunked(
     return out
 
 
-__all__ = ["Chunking", "Window", "plan_windows", "apply_chunked"]
+def pad_to_multiple(x: Tensor, factors: tuple[int, ...]) -> Tensor:
+    """(C, *spatial) -> (C, *padded): each axis padded at its end by replicating the edge, up to a
+    multiple of its factor."""
+    spatial = x.shape[1:]
+    extra = [(-n) % f for n, f in zip(spatial, factors)]
+    if not any(extra):
+        return x
+    pad: list[int] = []
+    for e in reversed(extra):  # F.pad lists the last axis first
+        pad += [0, e]
+    return F.pad(x.unsqueeze(0), pad, mode="replicate").squeeze(0)
+
+
+__all__ = ["Chunking", "Window", "plan_windows", "apply_chunked", "pad_to_multiple",
+           "CHUNK_SECONDS", "MARGIN_SECONDS", "CROSSFADE_SECONDS"]

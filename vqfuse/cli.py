@@ -22,7 +22,7 @@ _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "C
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 if TYPE_CHECKING:
-    from vqfuse.codec import BatchResult
+    from vqfuse.io.paths import BatchResult
 
 app = typer.Typer(
     name="vqfuse",
@@ -117,7 +117,7 @@ def _on_file_error(path: Path, exc: VqfuseError) -> None:
 def _finish(verb: str, result: "BatchResult", model) -> None:
     from vqfuse.codec import summary_line
 
-    typer.echo(summary_line(verb, result, model.config.modality, model.config.meta))
+    typer.echo(summary_line(verb, result, model.modality))
     if result.failed:
         total = len(result.failed) + len(result.done)
         _err(f"error: {len(result.failed)} of {total} files failed")
@@ -190,7 +190,7 @@ def evaluate(
 ) -> None:
     """Evaluate a tokenizer (reconstruction quality, codebook use) or a fusion run (cross-modal coherence, fused
     classification and robustness, repair) on held-out data; writes evaluation.json and evaluation.md."""
-    from vqfuse.codec import evaluate_model, evaluation_markdown
+    from vqfuse.evaluate import evaluate_model, evaluation_markdown
     from vqfuse.fusion.model import is_fusion_run
 
     if is_fusion_run(model):
@@ -212,7 +212,7 @@ def info(model: ModelArg) -> None:
     token sequence, tokenizers and sampling defaults)."""
     import json
 
-    from vqfuse.codec import model_info
+    from vqfuse.evaluate import model_info
     from vqfuse.fusion.model import FusionModel, is_fusion_run
     from vqfuse.tokenizer import resolve_model_dir
 
@@ -233,12 +233,11 @@ def info(model: ModelArg) -> None:
         ("downsampling", "x".join(str(f) for f in d["downsample_factors"])),
         ("parameters", f"{d['parameters']:,}"),
     ]
-    if "kbps" in d:
-        rows += [
-            ("frames per second", f"{d['frames_per_second']:.6g}"),
-            ("bitrates (kbit/s)", ", ".join(f"{r:g}" for r in d["kbps"])
-             + (f" (--n-q 1..{len(d['kbps'])})" if len(d["kbps"]) > 1 else "")),
-        ]
+    if d["frames_per_second"] is not None:
+        rows.append(("frames per second", f"{d['frames_per_second']:.6g}"))
+    if d["frames_per_second"] is not None or len(d["rates"]) > 1:
+        rows.append((f"bitrates ({d['rate_unit']})", ", ".join(f"{r:g}" for r in d["rates"])
+                     + (f" (--n-q 1..{len(d['rates'])})" if len(d["rates"]) > 1 else "")))
     if "item_shape" in d:
         rows += [
             ("item", "x".join(str(n) for n in d["item_shape"])),

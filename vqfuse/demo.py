@@ -73,7 +73,7 @@ def _complete_checkpoint(run_dir: Path) -> bool:
 
 def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool, log: Log) -> DemoResult:
     """Train one stage (or reuse / resume what is there) and collect its model, samples and metrics."""
-    from vqfuse.codec import evaluate_model
+    from vqfuse.evaluate import evaluate_model
     from vqfuse.tokenizer import resolve_model_dir
     from vqfuse.train.config import load_config
 
@@ -129,13 +129,12 @@ def write_bitrate_examples(model_dir: PathLike, out_dir: PathLike, clips: int = 
     """Held-out speech clips as `clip<i>-original.wav` and `clip<i>-<kbps>kbps.wav` at every bitrate of a residual model."""
     import torch
 
-    from vqfuse.codec import allowed_kbps, modality_of
     from vqfuse.data.audio import save_audio_file
     from vqfuse.tokenizer import Tokenizer
 
     model = Tokenizer.from_pretrained(model_dir).eval()
     sr = int(model.config.meta["sample_rate"])
-    test = modality_of(model).dataset("speech", "test", {"sample_rate": sr, "segment_seconds": 2.0})
+    test = model.modality.dataset("speech", "test", {"sample_rate": sr, "segment_seconds": 2.0})
     x = torch.stack([test[i] for i in range(min(clips, len(test)))])  # (n, 1, T) held-out voices
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -143,8 +142,8 @@ def write_bitrate_examples(model_dir: PathLike, out_dir: PathLike, clips: int = 
         written.append(out_dir / f"clip{i}-original.wav")
         save_audio_file(clip, written[-1], sr)
     with torch.no_grad():
-        for n_q, kbps in enumerate(allowed_kbps(model), start=1):
-            y = model.decode(model.encode(x, n_q=n_q if model.is_residual else None)).clamp(-1, 1)
+        for n_q, kbps in enumerate(model.rates(), start=1):
+            y = model.decode_codes(model.encode_codes(x, n_q=n_q if model.quantizer.variable_rate else None)).clamp(-1, 1)
             for i, clip in enumerate(y):
                 path = out_dir / f"clip{i}-{kbps:g}kbps.wav"
                 save_audio_file(clip, path, sr)

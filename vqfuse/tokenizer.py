@@ -1,29 +1,38 @@
 """A tokenizer: encoder -> any quantizer -> decoder, for 1D (audio), 2D (images) and 3D (video).
 
+The tokenizer is the codec: `encode` / `decode` take inputs of any size (each spatial axis padded up to a
+multiple of the downsampling factor, and cropped back on decoding) and of any length along the modality's
+time axis (processed in overlapping windows, see :mod:`vqfuse.chunking`, so memory stays bounded). It
+also answers its rate facts: stages and their codebook sizes, frames per second, the rate (bits per pixel,
+kbit/s ...) that each number of stages gives.
+
 Saved as a directory: `config.json` (architecture + modality metadata) and `model.safetensors`.
 Loading reads JSON and tensors only; nothing is unpickled and no code runs.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from vqfuse.errors import InputFileError
-from vqfuse.io.weights import load_json, load_state_into, save_json, save_weights
+from vqfuse.chunking import CHUNK_SECONDS, CROSSFADE_SECONDS, MARGIN_SECONDS, Chunking, apply_chunked, pad_to_multiple
+from vqfuse.errors import ConfigError, InputFileError, PathLike
+from vqfuse.io.model_dir import CONFIG_FILE, load_model_dir, save_model_dir, weights_fingerprint
+from vqfuse.io.tokenfile import TokenFile, check_decodable, stage_codes, staged_tokenfile
 from vqfuse.nets.autoencoder import AutoencoderConfig, Decoder, Encoder
 from vqfuse.quantize.base import QuantizerOutput
 from vqfuse.quantize.builder import build_quantizer
-from vqfuse.quantize.residual import ResidualVQ
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+if TYPE_CHECKING:
+    from vqfuse.modalities.base import Modality
+
 FORMAT = "vqfuse-tokenizer/1"
+ChunkingLike = Chunking | bool
 
 
 @dataclass
@@ -31,7 +40,7 @@ class TokenizerConfig:
     """Architecture of a tokenizer plus what its modality needs to read and write files.
 
     Args:
-        modality: "image", "audio" or "video".
+        modality: a registered modality name ("image", "audio", ...).
         autoencoder: the Encoder/Decoder shape (its `dims` must suit the modality).
         quantizer: quantizer spec, see `vqfuse.quantize.builder.build_quantizer`.
         meta: modality facts, e.g. {"image_size": 64} or {"sample_rate": 16000}.
@@ -78,80 +87,190 @@ class Tokenizer(nn.Module):
         self.decoder = Decoder(config.autoencoder)
         self.model_id = ""  # content hash of the weights, set by save_pretrained / from_pretrained
 
+    # ---- facts --------------------------------------------------------------------------------------
+
+    @property
+    def modality(self) -> "Modality":
+        from vqfuse.modalities import get_modality
+
+        return get_modality(self.config.modality)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.config.meta
+
     @property
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
     @property
-    def is_residual(self) -> bool:
-        return isinstance(self.quantizer, ResidualVQ)
+    def n_stages(self) -> int:
+        """Quantizer stages (1 unless residual); `n_q` keeps the first n_q of them."""
+        return self.quantizer.n_stages
 
     @property
     def downsample_factors(self) -> tuple[int, ...]:
         return self.config.autoencoder.downsample_factors
 
-    def _quantizer_kwargs(self, n_q: int | None) -> dict[str, int]:
+    def stage_sizes(self, n_q: int | None = None) -> list[int]:
+        return self.quantizer.stage_sizes(n_q)
+
+    def check_n_q(self, n_q: int | None) -> None:
+        """Raise ConfigError unless `n_q` (stages kept; None: all) suits this model."""
         if n_q is None:
-            return {}
-        if not self.is_residual:
-            raise ValueError("n_q (bitrate choice) needs a residual quantizer ('rvq')")
-        return {"n_q": n_q}
+            return
+        if not self.quantizer.variable_rate:
+            raise ConfigError(f"--n-q needs a residual quantizer ('rvq'); this model's quantizer is "
+                              f"{self.config.quantizer.get('kind', '?')!r}")
+        if not 1 <= n_q <= self.n_stages:
+            raise ConfigError(f"--n-q must be in 1..{self.n_stages}, got {n_q}")
+
+    @property
+    def frame_rate(self) -> float | None:
+        """Token frames per second along the modality's time axis (50 for 16 kHz audio and hop 320)."""
+        axis = self.modality.time_axis
+        steps = self.modality.steps_per_second(self.meta)
+        return None if axis is None or steps is None else steps / self.downsample_factors[axis]
+
+    def rate(self, n_q: int | None = None) -> float:
+        """The code stream's rate with `n_q` stages, in the modality's unit (bits/pixel, kbit/s ...)."""
+        bits = sum(math.log2(k) for k in self.stage_sizes(n_q))  # per latent position
+        return self.modality.rate(bits, self.modality.extent(self.downsample_factors, self.meta))
+
+    def rates(self) -> list[float]:
+        """The rate of each choice of stages: n_q = 1 .. n_stages (a single one for fixed-rate quantizers)."""
+        if not self.quantizer.variable_rate:
+            return [self.rate()]
+        return [self.rate(n) for n in range(1, self.n_stages + 1)]
+
+    def n_q_for_rate(self, value: float, what: str = "the rate") -> int | None:
+        """The most stages whose rate does not exceed `value` (None, all stages, for fixed-rate models);
+        `what` names the value in the error (e.g. "--kbps")."""
+        rates = self.rates()
+        if not math.isfinite(value) or value < rates[0] * (1 - 1e-9):
+            listed = ", ".join(f"{r:g}" for r in rates)
+            raise ConfigError(f"{what} {value:g} is below the lowest bitrate of this model; "
+                              f"allowed: {listed} {self.modality.rate_unit}")
+        n = max(n for n, r in enumerate(rates, start=1) if r <= value * (1 + 1e-9))
+        return n if self.quantizer.variable_rate else None
+
+    def chunking(self, plan: ChunkingLike = True) -> Chunking | None:
+        """The windows along the time axis: None (one go) for untimed modalities or `plan=False`; the
+        default plan (CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS) for True; a Chunking as given."""
+        if plan is False or self.frame_rate is None:
+            return None
+        if isinstance(plan, Chunking):
+            return plan
+        return Chunking.from_seconds(self.frame_rate, CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- training -----------------------------------------------------------------------------------
+
+    def _n_q_kwargs(self, n_q: int | None) -> dict[str, int]:
+        self.check_n_q(n_q)
+        return {} if n_q is None else {"n_q": n_q}
 
     def forward(self, x: Tensor, n_q: int | None = None) -> TokenizerOutput:
         """x (B, C, *spatial) -> reconstruction (B, C, *spatial) and the quantizer's result."""
         z = self.encoder(x)  # (B, D, *latent)
-        quant = self.quantizer(z, **self._quantizer_kwargs(n_q))
+        quant = self.quantizer(z, **self._n_q_kwargs(n_q))
         return TokenizerOutput(self.decoder(quant.quantized), quant)
+
+    # ---- codes with a stage axis (B, S, *latent) ----------------------------------------------------
+
+    def _axis(self) -> int:
+        return 2 + (self.modality.time_axis or 0)
+
+    @torch.no_grad()
+    def encode_latents(self, x: Tensor, chunking: ChunkingLike = True) -> Tensor:
+        """(B, C, *spatial), sizes multiples of the factors -> encoder output (B, D, *latent), windowed."""
+        hop = self.downsample_factors[self._axis() - 2]
+        return apply_chunked(self.encoder, x, self.chunking(chunking), in_step=hop, out_step=1, axis=self._axis())
+
+    @torch.no_grad()
+    def decode_latents(self, z: Tensor, chunking: ChunkingLike = True) -> Tensor:
+        """(B, D, *latent) -> decoder output (B, C, *latent * factors), windowed like `encode_latents`."""
+        hop = self.downsample_factors[self._axis() - 2]
+        return apply_chunked(self.decoder, z, self.chunking(chunking), in_step=1, out_step=hop, axis=self._axis())
+
+    @torch.no_grad()
+    def encode_codes(self, x: Tensor, n_q: int | None = None, chunking: ChunkingLike = True) -> Tensor:
+        """(B, C, *spatial) of any size -> codes (B, S, *latent), latent = ceil(spatial / factors)."""
+        cfg = self.config.autoencoder
+        if x.dim() != cfg.dims + 2 or x.shape[1] != cfg.in_channels:
+            raise ValueError(f"expected (B, {cfg.in_channels}, <{cfg.dims} axes>), got {tuple(x.shape)}")
+        padded = torch.stack([pad_to_multiple(item, self.downsample_factors) for item in x.float()])
+        z = self.encode_latents(padded.to(self.device), chunking)
+        return self.quantizer.to_stages(self.quantizer.encode(z, **self._n_q_kwargs(n_q)))
+
+    @torch.no_grad()
+    def decode_codes(self, codes: Tensor, size: list[int] | tuple[int, ...] | None = None,
+                     chunking: ChunkingLike = True) -> Tensor:
+        """codes (B, S, *latent) -> (B, C, *size), unclamped (the padded size when `size` is None)."""
+        z = self.quantizer.decode(self.quantizer.from_stages(codes.long().to(self.device)))  # (B, D, *latent)
+        x = self.decode_latents(z, chunking)
+        if size is not None:
+            x = x[(slice(None), slice(None)) + tuple(slice(0, int(s)) for s in size)]
+        return x
+
+    # ---- the public edge: the quantizer's own index layout ------------------------------------------
 
     @torch.no_grad()
     def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
-        """x (B, C, *spatial) -> indices (B, *latent), or (B, n_q, *latent) for residual quantizers."""
-        return self.quantizer.encode(self.encoder(x), **self._quantizer_kwargs(n_q))
+        """x (B, C, *spatial), any size -> indices (B, *latent), or (B, n_q, *latent) for residual quantizers."""
+        return self.quantizer.from_stages(self.encode_codes(x, n_q))
 
     @torch.no_grad()
-    def decode(self, indices: Tensor) -> Tensor:
-        """indices as returned by `encode` -> (B, C, *spatial)."""
-        return self.decoder(self.quantizer.decode(indices))
+    def decode(self, indices: Tensor, size: list[int] | tuple[int, ...] | None = None) -> Tensor:
+        """indices as returned by `encode` -> (B, C, *latent * factors), cropped to `size` when given."""
+        return self.decode_codes(self.quantizer.to_stages(indices), size)
+
+    # ---- one item <-> a token file ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_item(self, x: Tensor, n_q: int | None = None, source: str = "",
+                    chunking: ChunkingLike = True) -> TokenFile:
+        """One item (C, *spatial) in [-1, 1], any size -> a TokenFile recording the original size
+        (`meta["size"]`), the source file name and what the modality needs to decode it alone."""
+        codes = self.encode_codes(x.unsqueeze(0), n_q, chunking)[0].cpu()  # (S, *latent)
+        meta: dict[str, Any] = {"size": [int(n) for n in x.shape[1:]]}
+        if source:
+            meta["source"] = source
+        meta.update(self.modality.token_meta(self.meta))
+        return staged_tokenfile(codes, self.stage_sizes(codes.shape[0]), self.quantizer.variable_rate,
+                                model_id=self.model_id, modality=self.config.modality, meta=meta)
+
+    def check_tokenfile(self, tf: TokenFile, path: PathLike = "<tokens>") -> list[int]:
+        """Raise unless this model can decode `tf`; returns the original spatial size to crop to."""
+        return check_decodable(tf, path, modality=self.config.modality, model_id=self.model_id,
+                               codebook_size=int(self.codebook_size), max_stages=self.n_stages,
+                               staged=self.quantizer.variable_rate, factors=tuple(self.downsample_factors))
+
+    @torch.no_grad()
+    def decode_item(self, tf: TokenFile, path: PathLike = "<tokens>", chunking: ChunkingLike = True) -> Tensor:
+        """A TokenFile -> one item (C, *size) in [-1, 1], cropped to the original size."""
+        size = self.check_tokenfile(tf, path)
+        return self.decode_codes(stage_codes(tf).unsqueeze(0), size, chunking)[0].float().cpu().clamp(-1, 1)
 
     # ---- persistence --------------------------------------------------------------------------------
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Writes config.json and model.safetensors (each atomically) into `directory`."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = self.state_dict()
-        save_weights(state, directory / WEIGHTS_FILE, metadata={"format": FORMAT})
         config = self.config.to_dict()
-        config["model_id"] = weights_fingerprint(state)
-        save_json(config, directory / CONFIG_FILE)
-        self.model_id = config["model_id"]
-        return directory
+        config.pop("format")
+        self.model_id = save_model_dir(directory, self, config, FORMAT)
+        return Path(directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Tokenizer":
         """Loads a directory written by `save_pretrained` (or a run directory holding `model/`)."""
-        directory = resolve_model_dir(directory)
-        raw = load_json(directory / CONFIG_FILE)
-        if raw.get("format") != FORMAT:
-            raise InputFileError(directory / CONFIG_FILE, f"not a vqfuse tokenizer config (format {raw.get('format')!r})")
-        try:
-            model = cls(TokenizerConfig.from_dict(raw))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputFileError(directory / CONFIG_FILE, f"invalid tokenizer config: {exc}") from exc
-        load_state_into(model, directory / WEIGHTS_FILE, device)
+        model, raw = load_model_dir(resolve_model_dir(directory), FORMAT, "tokenizer",
+                                    lambda raw: cls(TokenizerConfig.from_dict(raw)), device)
         model.model_id = raw.get("model_id", "")
-        return model.to(device).eval()
-
-
-def weights_fingerprint(state: dict[str, Tensor]) -> str:
-    """A short content hash of the weights: token files record it so that decoding with another model
-    is caught."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        h.update(name.encode())
-        h.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.float().numpy().tobytes())
-    return h.hexdigest()[:16]
+        return model
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -164,3 +283,6 @@ def resolve_model_dir(path: str | Path) -> Path:
     if not path.exists():
         raise InputFileError(path, "model directory does not exist")
     raise InputFileError(path, f"not a vqfuse model or run directory (no {CONFIG_FILE} here or in model/)")
+
+
+__all__ = ["Tokenizer", "TokenizerConfig", "TokenizerOutput", "resolve_model_dir", "weights_fingerprint", "FORMAT"]

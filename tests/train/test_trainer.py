@@ -15,7 +15,7 @@ from vqfuse.tokenizer import Tokenizer
 from vqfuse.train import train
 from vqfuse.train.checkpoint import latest_checkpoint
 from vqfuse.train.config import RunConfig
-from vqfuse.train.evaluation import evaluate_tokenizer
+from vqfuse.evaluate import evaluate_tokenizer
 from vqfuse.train.trainer import InfiniteBatches, ResumableSampler, Trainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")

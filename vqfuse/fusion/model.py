@@ -333,7 +333,7 @@ class FusionModel:
 def _output_pairs(src: Path, dst: Path, source: str, target: str) -> list[tuple[Path, Path]]:
     """(input, output) files: a file to a file (or into a folder), a folder tree to a mirrored folder tree;
     outputs take the target modality's suffix (cat.png -> cat.wav; cat.png.wav when two inputs share a stem)."""
-    from vqfuse.codec import map_paths
+    from vqfuse.io.paths import map_paths
     from vqfuse.modalities import get_modality
 
     src_mod, dst_mod = get_modality(source), get_modality(target)
@@ -358,13 +358,13 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
     A folder's tree is mirrored into `dst` (a/cat.png -> dst/a/cat.wav). Unreadable files of a folder are
     reported through `on_error(path, exc)` and skipped; for a single file the error is raised. `sampling`
     goes to `FusionModel.generate` (steps, temperature, cfg_scale, top_k, top_p). Returns a
-    `vqfuse.codec.BatchResult` (tokens: generated tokens per file, units: pixels or samples).
+    `vqfuse.io.paths.BatchResult` (tokens: generated tokens per file).
     """
     import time
 
     from tqdm.auto import tqdm
 
-    from vqfuse.codec import BatchResult, FileResult
+    from vqfuse.io.paths import BatchResult, FileResult
     from vqfuse.modalities import get_modality
 
     source = other_modality(to)
@@ -403,7 +403,9 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
             for (a, b), item in zip(chunk, y):
                 try:
                     dst_mod.save_file(item, b, meta)
-                    result.done.append(FileResult(a, b, n_tokens, 0.0, int(item[0].numel())))
+                    size = list(item.shape[1:])
+                    result.done.append(FileResult(a, b, n_tokens, 0.0, dst_mod.extent(size, meta),
+                                                  dst_mod.duration(size, meta) or 0.0))
                 except VqfuseError as exc:
                     skip(a, exc)
                 bar.update(1)

@@ -196,17 +196,17 @@ def _batches(n: int, size: int) -> Iterator[range]:
 
 
 def encode_audio(tokenizer: Any, x: Tensor, n_q: int | None) -> Tensor:
-    """(B, 1, T) -> (B, n_q, F) codes; a non-residual tokenizer gives n_q = 1."""
-    if tokenizer.is_residual:
-        return tokenizer.encode(x, n_q=n_q)
-    if n_q not in (None, 1):
-        raise VqfuseError(f"n_q={n_q} needs a residual audio tokenizer (its quantizer is not 'rvq')")
-    return tokenizer.encode(x).unsqueeze(1)
+    """(B, 1, T) -> (B, n_q, F) codes; a single-stage tokenizer gives n_q = 1."""
+    if n_q is not None and not tokenizer.quantizer.variable_rate:
+        if n_q != 1:
+            raise VqfuseError(f"n_q={n_q} needs a residual audio tokenizer (its quantizer is not 'rvq')")
+        n_q = None
+    return tokenizer.encode_codes(x, n_q=n_q)
 
 
 def decode_audio(tokenizer: Any, codes: Tensor) -> Tensor:
     """(B, n_q, F) codes -> (B, 1, T)."""
-    return tokenizer.decode(codes if tokenizer.is_residual else codes[:, 0])
+    return tokenizer.decode_codes(codes)
 
 
 @torch.no_grad()
@@ -227,8 +227,8 @@ def encode_pairs(dataset: Any, image_tok: Any, audio_tok: Any, n_q: int | None =
 
     if len(dataset) == 0:
         raise VqfuseError("the paired dataset is empty: nothing to encode")
-    if n_q is not None and audio_tok.is_residual and not 1 <= n_q <= audio_tok.quantizer.n_quantizers:
-        raise VqfuseError(f"n_q={n_q}: the audio tokenizer has {audio_tok.quantizer.n_quantizers} stage(s)")
+    if n_q is not None and audio_tok.quantizer.variable_rate and not 1 <= n_q <= audio_tok.n_stages:
+        raise VqfuseError(f"n_q={n_q}: the audio tokenizer has {audio_tok.n_stages} stage(s)")
     dev_i = next(image_tok.parameters()).device
     dev_a = next(audio_tok.parameters()).device
     paired = all(hasattr(dataset, a) for a in ("pairs", "image", "audio", "labels")) and callable(dataset.image)

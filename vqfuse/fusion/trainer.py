@@ -383,9 +383,9 @@ def _check_tokenizers(image_tok: Any, audio_tok: Any, data: dict[str, Any], n_q:
     if length % hop:
         raise ConfigError(f"data.segment_seconds={seconds} gives {length} samples, not a multiple of the audio "
                           f"tokenizer's hop of {hop} samples")
-    if n_q is not None and audio_tok.is_residual and n_q > audio_tok.quantizer.n_quantizers:
-        raise ConfigError(f"tokenizers.audio.n_q={n_q}, but the audio tokenizer has {audio_tok.quantizer.n_quantizers} stages")
-    if n_q not in (None, 1) and not audio_tok.is_residual:
+    if n_q is not None and audio_tok.quantizer.variable_rate and n_q > audio_tok.n_stages:
+        raise ConfigError(f"tokenizers.audio.n_q={n_q}, but the audio tokenizer has {audio_tok.n_stages} stages")
+    if n_q not in (None, 1) and not audio_tok.quantizer.variable_rate:
         raise ConfigError(f"tokenizers.audio.n_q={n_q} needs a residual ('rvq') audio tokenizer")
 
 
@@ -399,7 +399,7 @@ def prepare_tokens(config: RunConfig, image_dir: Path, audio_dir: Path, n_q: int
     spec, options = data_options(config)
     image_tok, audio_tok = Tokenizer.from_pretrained(image_dir), Tokenizer.from_pretrained(audio_dir)
     _check_tokenizers(image_tok, audio_tok, config.data, n_q)
-    n_q_used = n_q if audio_tok.is_residual and n_q is not None else (audio_tok.quantizer.n_quantizers if audio_tok.is_residual else 1)
+    n_q_used = n_q if audio_tok.quantizer.variable_rate and n_q is not None else audio_tok.n_stages
     result: dict[str, TokenPairs] = {}
     for split in ("train", "test"):
         path = out / "tokens" / f"{split}.safetensors"

@@ -324,6 +324,73 @@ def check_model(tf: TokenFile, model_id: str, path: PathLike) -> None:
         raise ModelMismatchError(f"{path} was encoded by model {tf.model_id}, not {model_id}")
 
 
+def staged_tokenfile(codes: Tensor, stage_sizes: list[int], staged: bool, **fields: Any) -> TokenFile:
+    """A TokenFile from codes with a stage axis (S, *latent). ``staged`` keeps that axis and one K per
+    stage (variable-rate quantizers); otherwise the single stage is stored as (*latent) with one K."""
+    if staged:
+        return TokenFile(indices=codes, codebook_size=list(stage_sizes), **fields)
+    if codes.shape[0] != 1:
+        raise ValueError(f"a single-stage token file needs 1 stage, got {codes.shape[0]}")
+    return TokenFile(indices=codes[0], codebook_size=int(stage_sizes[0]), **fields)
+
+
+def stage_codes(tf: TokenFile) -> Tensor:
+    """The codes of ``tf`` with a stage axis: (S, *latent) int64."""
+    codes = torch.as_tensor(tf.indices).long()
+    return codes if isinstance(tf.codebook_size, (list, tuple)) else codes.unsqueeze(0)
+
+
+def check_decodable(
+    tf: TokenFile,
+    path: PathLike,
+    *,
+    modality: str,
+    model_id: str,
+    codebook_size: int,
+    max_stages: int,
+    staged: bool,
+    factors: tuple[int, ...],
+) -> list[int]:
+    """Raise unless a model with these facts can decode ``tf``; returns the original spatial size.
+
+    ``factors`` are the model's downsampling factors per spatial axis; ``meta["size"]`` (if present) must
+    be a size those tokens could have come from (within one factor of the padded size on every axis).
+    """
+    if tf.modality != modality:
+        raise ModelMismatchError(f"{path} holds {tf.modality} tokens, but the model is for {modality}")
+    check_model(tf, model_id, path)
+    dims, shape = len(factors), tf.shape
+    lead = 1 if staged else 0
+    if len(shape) != dims + lead or any(n == 0 for n in shape):
+        raise TokenFileError(path, f"token shape {list(shape)} does not fit this model "
+                                   f"(expected {dims + lead} non-empty axes)")
+    if staged and not 1 <= shape[0] <= max_stages:
+        raise TokenFileError(path, f"{shape[0]} quantizer stages, the model has {max_stages}")
+    expected: Any = [int(codebook_size)] * shape[0] if staged else int(codebook_size)
+    if tf.codebook_size != expected:
+        raise TokenFileError(path, f"codebook size {tf.codebook_size} does not match the model's {expected}")
+    padded = [n * f for n, f in zip(shape[lead:], factors)]
+    size = tf.meta.get("size", padded)
+    if (
+        not isinstance(size, list)
+        or len(size) != dims
+        or not all(isinstance(s, int) and not isinstance(s, bool) and p - f < s <= p
+                   for s, p, f in zip(size, padded, factors))
+    ):
+        raise TokenFileError(path, f"meta 'size' {size!r} does not fit tokens of shape {list(shape)}")
+    return size
+
+
+def token_bits(tf: TokenFile) -> tuple[int, float]:
+    """(tokens, tokens * log2(K)) of a token file, per-stage K along dim 0 when it is a list: the
+    information in the codes, not the packed file size."""
+    tokens = math.prod(tf.shape)
+    if isinstance(tf.codebook_size, (list, tuple)):
+        per_stage = tokens // max(1, len(tf.codebook_size))
+        return tokens, sum(per_stage * math.log2(k) for k in tf.codebook_size)
+    return tokens, tokens * math.log2(tf.codebook_size)
+
+
 __all__ = [
     "MAGIC",
     "FORMAT_VERSION",
@@ -337,4 +404,8 @@ __all__ = [
     "write_tokens",
     "read_tokens",
     "check_model",
+    "staged_tokenfile",
+    "stage_codes",
+    "check_decodable",
+    "token_bits",
 ]

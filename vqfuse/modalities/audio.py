@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
 import vqfuse.data.speech  # noqa: F401  (registers the "speech" audio dataset)
 from vqfuse.data.audio import load_audio_file, save_audio_file  # (registers "folder:PATH")
 from vqfuse.data.registry import make_dataset
+from vqfuse.errors import VqfuseError
 from vqfuse.io.atomic import atomic_path
 from vqfuse.losses.reconstruction import mel_spectrogram
 from vqfuse.metrics.audio import log_mel_l1, mr_stft_distance, si_snr, stoi
@@ -65,6 +67,8 @@ class AudioModality(Modality):
     name = "audio"
     dims = 1
     extensions = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+    time_axis = 0
+    rate_unit, rate_scale, rate_key = "kbit/s", 1000.0, "kbps"
 
     def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
         """``speech`` or ``folder:PATH``; data keys ``sample_rate`` (16000), ``segment_seconds`` (1.0)."""
@@ -77,6 +81,34 @@ class AudioModality(Modality):
         if seconds is not None:
             meta["item_shape"] = [max(1, round(seconds * meta["sample_rate"]))]
         return meta
+
+    def steps_per_second(self, meta: dict[str, Any]) -> float | None:
+        return float(_sample_rate(meta))
+
+    def extent(self, size: tuple[int, ...] | list[int], meta: dict[str, Any]) -> float:
+        """Seconds: audio rates are per second (kbit/s)."""
+        return size[0] / float(_sample_rate(meta))
+
+    def token_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        return {"sample_rate": _sample_rate(meta)}
+
+    def fit(self, x: Tensor, meta: dict[str, Any]) -> Tensor:
+        """(B, 1, T) or (B, T) -> (B, 1, N), N the item length: centred, cut or zero-padded."""
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        if x.dim() != 3 or x.shape[1] != 1:
+            raise VqfuseError(f"audio must be (B, 1, T) or (B, T), got {tuple(x.shape)}")
+        shape = self.item_shape(meta)
+        if shape is None:
+            return x.float()
+        n, t = shape[0], x.shape[-1]
+        if t > n:
+            start = (t - n) // 2
+            x = x[..., start : start + n]
+        elif t < n:
+            left = (n - t) // 2
+            x = F.pad(x, (left, n - t - left))
+        return x.float()
 
     def load_file(self, path: Path, meta: dict[str, Any]) -> Tensor:
         return load_audio_file(path, _sample_rate(meta))  # (1, T)

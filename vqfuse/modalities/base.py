@@ -1,11 +1,13 @@
-"""A modality owns everything kind-specific: datasets, file I/O, sample previews, quality metrics.
+"""A modality owns everything kind-specific: datasets, file I/O, rates, fitting, previews, quality metrics.
 
-The trainer, the CLI and the evaluator only talk to this interface, so audio and video plug in by
-registering another `Modality`.
+The tokenizer, the codec, the trainer, the evaluator, the CLI and fusion only talk to this interface, so a
+new kind of data (video, a sensor signal) plugs in by registering another `Modality`; nothing outside its
+own module names it.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,25 @@ from torch.utils.data import Dataset
 
 
 class Modality(ABC):
+    """One kind of data. Items are float tensors (C, *spatial) in [-1, 1].
+
+    Class attributes:
+        name: registry name, also recorded in models and token files.
+        dims: spatial axes of one item: 1 audio (T,), 2 image (H, W), 3 video (T, H, W).
+        extensions: file suffixes the CLI reads, lower case with the dot; the first is the default output.
+        time_axis: the spatial axis that long inputs are windowed along (0 = first), None to process an
+            item in one go (images).
+        rate_unit, rate_scale, rate_key: how a code stream's rate is shown: bits per `extent` unit divided
+            by `rate_scale`, e.g. ("bits/pixel", 1, "bits_per_pixel") or ("kbit/s", 1000, "kbps").
+    """
+
     name: str
-    dims: int  # spatial dims of one item: 1 audio, 2 image, 3 video
-    extensions: tuple[str, ...]  # file suffixes the CLI reads, lower case with dot
+    dims: int
+    extensions: tuple[str, ...]
+    time_axis: int | None = None
+    rate_unit: str = "bits/element"
+    rate_scale: float = 1.0
+    rate_key: str = "bits_per_element"
 
     @abstractmethod
     def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
@@ -25,7 +43,13 @@ class Modality(ABC):
 
     @abstractmethod
     def meta(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Facts stored with the model (image size, sample rate ...)."""
+        """Facts stored with the model (image size, sample rate ...), from the run config's data section."""
+
+    def data_section(self, meta: dict[str, Any], spec: str) -> dict[str, Any]:
+        """The inverse of `meta`: the data section that rebuilds dataset `spec` the way the model saw it."""
+        data = {k: v for k, v in meta.items() if k != "attribution"}
+        data["train"] = spec
+        return data
 
     @abstractmethod
     def load_file(self, path: Path, meta: dict[str, Any]) -> Tensor:
@@ -43,6 +67,50 @@ class Modality(ABC):
     def metrics(self, outputs: Tensor, inputs: Tensor, meta: dict[str, Any]) -> dict[str, float]:
         """Quality of a batch of reconstructions (B, C, *spatial), averaged per item."""
 
+    @abstractmethod
+    def fit(self, x: Tensor, meta: dict[str, Any]) -> Tensor:
+        """A batch (B, C, *any) -> (B, C, *item_shape): what a fixed-length consumer (a fusion prior) needs;
+        raises VqfuseError on a wrong channel count or rank."""
+
+    # ---- shapes and rates ---------------------------------------------------------------------------
+
+    def item_shape(self, meta: dict[str, Any]) -> tuple[int, ...] | None:
+        """Spatial shape of one training item, or None where items vary in size."""
+        shape = meta.get("item_shape")
+        return None if shape is None else tuple(int(n) for n in shape)
+
+    def steps_per_second(self, meta: dict[str, Any]) -> float | None:
+        """Signal steps per second along `time_axis` (the sample rate, the frame rate); None if untimed."""
+        return None
+
+    def duration(self, size: tuple[int, ...] | list[int], meta: dict[str, Any]) -> float | None:
+        """Seconds of signal in an item of spatial `size`, None for untimed data."""
+        rate = self.steps_per_second(meta)
+        if rate is None or self.time_axis is None:
+            return None
+        return size[self.time_axis] / float(rate)
+
+    def extent(self, size: tuple[int, ...] | list[int], meta: dict[str, Any]) -> float:
+        """How much signal an item of spatial `size` holds, in the unit a rate is per (pixels, seconds)."""
+        return float(math.prod(size))
+
+    def rate(self, bits: float, extent: float) -> float:
+        """Rate of `bits` spent on `extent` units of signal, in `rate_unit`."""
+        return bits / extent / self.rate_scale if extent > 0 else float("nan")
+
+    def rate_text(self, bits: float, extent: float) -> str:
+        if extent <= 0:
+            return "n/a"
+        return f"{self.rate(bits, extent):.4g} {self.rate_unit}"
+
+    def token_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Facts a token file records besides its size, so that it can be decoded alone (e.g. a sample rate)."""
+        return {}
+
+    def info_rows(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Extra facts `vqfuse info` shows for a model of this modality."""
+        return {}
+
     def default_output_suffix(self) -> str:
         return self.extensions[0]
 
@@ -51,6 +119,7 @@ _MODALITIES: dict[str, Modality] = {}
 
 
 def register_modality(modality: Modality) -> None:
+    """Makes `modality` known by its name (a later registration of the same name replaces it)."""
     _MODALITIES[modality.name] = modality
 
 
@@ -60,3 +129,7 @@ def get_modality(name: str) -> Modality:
     if name not in _MODALITIES:
         raise ConfigError(f"unknown modality {name!r}; known: {', '.join(sorted(_MODALITIES))}")
     return _MODALITIES[name]
+
+
+def registered_modalities() -> list[str]:
+    return sorted(_MODALITIES)

@@ -59,9 +59,32 @@ def usage_metrics(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
 
 
 class Quantizer(nn.Module):
-    """Base class: channel-first latents in, `QuantizerOutput` out; indices <-> latents both ways."""
+    """Base class: channel-first latents in, `QuantizerOutput` out; indices <-> latents both ways.
+
+    Inside the package codes always carry a stage axis, (B, S, *spatial): `to_stages` / `from_stages`
+    convert from / to a quantizer's own index layout (S = 1 for single-stage quantizers).
+    """
 
     codebook_size: int
+    variable_rate: bool = False  # True where `encode(x, n_q)` chooses how many stages to use
+
+    @property
+    def n_stages(self) -> int:
+        return 1
+
+    def stage_sizes(self, n_q: int | None = None) -> list[int]:
+        """Codebook size of each stage that `n_q` (None: all) keeps."""
+        return [int(self.codebook_size)] * (self.n_stages if n_q is None else int(n_q))
+
+    def to_stages(self, indices: Tensor) -> Tensor:
+        """Indices in this quantizer's layout -> (B, S, *spatial)."""
+        return indices.unsqueeze(1)
+
+    def from_stages(self, codes: Tensor) -> Tensor:
+        """(B, S, *spatial) -> indices in this quantizer's layout."""
+        if codes.shape[1] != 1:
+            raise ValueError(f"codes have {codes.shape[1]} stages, this quantizer has 1")
+        return codes[:, 0]
 
     def forward(self, x: Tensor) -> QuantizerOutput:  # pragma: no cover - abstract
         raise NotImplementedError

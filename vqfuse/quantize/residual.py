@@ -46,6 +46,18 @@ class ResidualVQ(Quantizer):
             return broadcast_int(n, device)
         return self.n_quantizers
 
+    variable_rate = True
+
+    @property
+    def n_stages(self) -> int:
+        return self.n_quantizers
+
+    def to_stages(self, indices: Tensor) -> Tensor:
+        return indices
+
+    def from_stages(self, codes: Tensor) -> Tensor:
+        return codes
+
     def forward(self, x: Tensor, n_q: int | None = None) -> QuantizerOutput:
         """x (B, C, *spatial) -> quantized (B, C, *spatial), indices (B, n_used, *spatial)."""
         n_used = self._stages_to_use(n_q, x.device)

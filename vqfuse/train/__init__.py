@@ -16,7 +16,6 @@ _LAZY = {
     "train": "vqfuse.train.trainer",
     "Trainer": "vqfuse.train.trainer",
     "build_tokenizer": "vqfuse.train.trainer",
-    "evaluate_tokenizer": "vqfuse.train.evaluation",
     "TokenizerObjective": "vqfuse.train.objectives",
     "build_discriminator": "vqfuse.train.discriminator",
     "EMA": "vqfuse.train.ema",

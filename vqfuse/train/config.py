@@ -9,6 +9,7 @@ shortcuts set the prior's training, and each tokenizer's own steps are `tokenize
 from __future__ import annotations
 
 import copy
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ SHORTCUTS = {
     "out": "out",
 }
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# Presets ship inside the package (package data), so preset names work from an installed wheel too;
+# the checkout's configs/ is a link to the same folder.
+CONFIG_DIR = Path(str(resources.files("vqfuse") / "presets"))
 
 
 @dataclass
@@ -140,7 +143,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def resolve_preset(name_or_path: str) -> Path:
-    """A YAML path, or a preset name such as `image-emoji32` looked up in configs/."""
+    """A YAML path, or a preset name such as `image-emoji32` looked up in the package's presets."""
     path = Path(name_or_path)
     if path.is_file():
         return path

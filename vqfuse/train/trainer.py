@@ -41,7 +41,7 @@ from vqfuse.train.checkpoint import flatten_optimizer_state, unflatten_optimizer
 from vqfuse.train.config import RunConfig
 from vqfuse.train.discriminator import build_discriminator, check_discriminator_input
 from vqfuse.train.ema import EMA
-from vqfuse.train.evaluation import evaluate_tokenizer
+from vqfuse.evaluate import evaluate_tokenizer
 from vqfuse.train.loop import (  # noqa: F401  (_jsonable ... re-exported for older imports)
     MAX_CONSECUTIVE_SKIPS,
     LoopTrainer,
