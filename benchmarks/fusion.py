@@ -33,7 +33,7 @@ PICTURES = ("speech-to-image.png", "joint-images.png", "robustness.png", "robust
 def train_seed(runs: Path, seed: int, steps: int | None, extra: list[str] = ()) -> Path:
     """Train (or reuse) the run of one seed; seeds > 0 start from seed 0's tokenizers and token files.
     `extra`: further config overrides (e.g. reuse trained tokenizers)."""
-    from vqfuse.fusion.trainer import train_fusion
+    from vqfuse.fusion.pipeline import train_fusion
 
     run = runs / f"seed{seed}"
     if (run / "fusion.json").is_file():

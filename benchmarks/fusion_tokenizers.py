@@ -23,7 +23,7 @@ from vqfuse.data.paired import make_paired_dataset  # noqa: E402
 from vqfuse.fusion.evaluate import _spread, _stack  # noqa: E402
 from vqfuse.fusion.judges import load_judge  # noqa: E402
 from vqfuse.fusion.model import FusionModel  # noqa: E402
-from vqfuse.fusion.tokens import decode_audio, encode_audio  # noqa: E402
+from vqfuse.fusion.tokens import encode_with_stages  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
         path, n_q = item.rsplit(":", 1)
         tok = load_model(path).eval()
         with torch.no_grad():
-            rec = decode_audio(tok, encode_audio(tok, audio, int(n_q)))[..., : audio.shape[-1]].clamp(-1, 1)
+            rec = tok.decode_codes(encode_with_stages(tok, audio, int(n_q)))[..., : audio.shape[-1]].clamp(-1, 1)
         acc = judge.accuracy(rec, labels)
         results[item] = {"model_id": tok.model_id, "n_q": int(n_q), "judge_accuracy": acc}
         rows.append([f"`{path}` ({tok.model_id})", n_q, f"{acc:.3f}"])
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
         "# Spoken digits through speech tokenizers, judged",
         "Command: `" + shlex.join(["python", "benchmarks/fusion_tokenizers.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
         environment_line(env),
-        f"{len(labels)} held-out clips of `{spec}` (test voices), 1 s at {model.sample_rate} Hz; the audio judge of "
+        f"{len(labels)} held-out clips of `{spec}` (test voices), 1 s at {model.meta("audio")["sample_rate"]} Hz; the audio judge of "
         f"`{run}` (trained on real training speech) classifies each tokenizer's reconstructions.",
         markdown_table(["audio", "stages", "judge accuracy"], rows, ["l", "r", "r"]),
     ])

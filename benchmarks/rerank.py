@@ -24,7 +24,7 @@ from common import environment, environment_line, markdown_table, write_results 
 from vqfuse.data.paired import make_paired_dataset  # noqa: E402
 from vqfuse.fusion.evaluate import _spread, _stack  # noqa: E402
 from vqfuse.fusion.judges import load_judge  # noqa: E402
-from vqfuse.fusion.model import MODALITIES, FusionModel, other_modality  # noqa: E402
+from vqfuse.fusion.model import FusionModel  # noqa: E402
 from vqfuse.prior.scoring import pick_best  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     env = environment()
     run = Path(args.run)
     model = FusionModel.from_run(run)
-    judges = {m: load_judge(run / "judges" / m) for m in MODALITIES}
+    judges = {m: load_judge(run / "judges" / m) for m in model.names}
     data = dict(model.description.get("data", {}))
     spec = str(data.pop("train", "av-digits"))
     data.pop("test", None)
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     ns = [n for n in (1, 2, 4, 8, 16, 32) if n <= args.max_n]
     results: dict[str, dict[str, float]] = {}
     with torch.no_grad():
-        for to in MODALITIES:  # speech -> image, then image -> speech
-            source = other_modality(to)
+        for to in model.names:  # speech -> image, then image -> speech
+            source = model.other(to)
             cond = model.encode(source, signals[source])  # (B, n_from)
             correct, scores = [], []
             for _ in range(args.max_n):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from vqfuse.fusion.model import FusionModel
 from vqfuse.io.tokenfile import read_tokens
 from vqfuse.tokenizer import Tokenizer
 
@@ -25,3 +26,17 @@ def test_old_models_and_token_files_decode_unchanged(name, n_q):
     again = model.encode_item(expected["input"], n_q=n_q, source=f"{name}.in")
     assert torch.equal(torch.as_tensor(again.indices), torch.as_tensor(tf.indices))
     assert again.codebook_size == tf.codebook_size and again.meta == tf.meta
+
+
+def test_an_old_fusion_run_loads_and_generates_the_same():
+    model = FusionModel.from_run(COMPAT / "fusion-run")
+    expected = load_file(str(COMPAT / "fusion-run-expected.safetensors"))
+    assert model.stages == {"image": 1, "audio": 2} and model.item_shapes == {"image": (16, 16), "audio": (512,)}
+    assert torch.equal(model.encode("image", expected["images"]), expected["image_codes"])
+    assert torch.equal(model.encode("audio", expected["audio"]), expected["audio_codes"])
+    to_audio = model.generate(expected["images"], to="audio", generator=torch.Generator().manual_seed(1), rerank=2,
+                              steps=2)
+    to_image = model.generate(expected["audio"], to="image", generator=torch.Generator().manual_seed(2), rerank=1,
+                              steps=2)
+    torch.testing.assert_close(to_audio, expected["to_audio"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(to_image, expected["to_image"], atol=1e-6, rtol=0)

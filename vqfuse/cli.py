@@ -86,7 +86,7 @@ def train(
 
     cfg = load_config(config, list(overrides or []))
     if cfg.task == "fusion":
-        from vqfuse.fusion.trainer import train_fusion
+        from vqfuse.fusion.pipeline import train_fusion
 
         run_dir = train_fusion(cfg, resume=resume, progress=not no_progress)
     elif cfg.task == "tokenizer":
@@ -259,7 +259,7 @@ def generate(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="A fusion run directory (holding fusion.json).")],
     out: Annotated[str, typer.Argument(metavar="OUT", help="Output file or folder (--from), or output folder (--joint).")],
     src: Annotated[Optional[str], typer.Option("--from", metavar="IN", help="Input image or audio file, or a folder of them.")] = None,
-    to: Annotated[Optional[str], typer.Option("--to", metavar="image|audio", help="What to generate from IN.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", metavar="MODALITY", help="What to generate from IN (one of the model's modalities).")] = None,
     joint: Annotated[Optional[int], typer.Option("--joint", metavar="N", min=1, help="Sample N image + audio pairs instead.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="MaskGIT decoding steps (default: the model's).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Sampling temperature; 0 is greedy.")] = None,
@@ -277,12 +277,13 @@ def generate(
     (sample-000.png + sample-000.wav, ...). Images are fitted to the model's size (centre crop), audio
     centred and cut or padded to its clip length.
     """
-    from vqfuse.fusion.model import FusionModel, generate_path, sample_joint_path
+    from vqfuse.fusion.files import generate_path, sample_joint_path
+    from vqfuse.fusion.model import FusionModel
 
     if (src is None) == (joint is None):
-        raise VqfuseError("give either --from IN --to image|audio, or --joint N")
-    if joint is None and to not in ("image", "audio"):
-        raise VqfuseError("--to must be image or audio" if to is not None else "--from needs --to image or --to audio")
+        raise VqfuseError("give either --from IN --to MODALITY, or --joint N")
+    if joint is None and to is None:
+        raise VqfuseError("--from needs --to MODALITY (one of the model's, see `vqfuse info`)")
     if joint is not None and to is not None:
         raise VqfuseError("--to goes with --from; --joint samples both modalities")
     sampling = {k: v for k, v in {"steps": steps, "temperature": temperature, "cfg_scale": cfg_scale,
@@ -294,8 +295,11 @@ def generate(
     if joint is not None:
         sampling.pop("cfg_scale", None)
         written = sample_joint_path(fm, joint, out, batch_size=batch_size, seed=seed, **sampling)
-        typer.echo(f"sampled {len(written)} image + audio pair{'s' if len(written) != 1 else ''} -> {out}")
+        kind = " + ".join(fm.names) + (" pair" if len(fm.names) == 2 else " set")
+        typer.echo(f"sampled {len(written)} {kind}{'s' if len(written) != 1 else ''} -> {out}")
         return
+    if to not in fm.names:
+        raise VqfuseError(f"--to must be one of this model's modalities: {', '.join(fm.names)}")
     result = generate_path(fm, src, out, to, batch_size=batch_size, on_error=_on_file_error,
                            progress=sys.stderr.isatty(), seed=seed, **sampling)
     n = len(result.done)

@@ -110,7 +110,7 @@ def run_fusion_stage(stage: DemoStage, config: Any, progress: bool, log: Log) ->
     """Train (or reuse / resume) a fusion run, then generate speech -> image and image -> speech on held-out
     pairs and judge them (the `coherence` part of `vqfuse evaluate`)."""
     from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion
-    from vqfuse.fusion.trainer import train_fusion
+    from vqfuse.fusion.pipeline import train_fusion
 
     run_dir = Path(config.out)
     if (run_dir / "fusion.json").is_file():

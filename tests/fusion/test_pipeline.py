@@ -20,8 +20,9 @@ from vqfuse.data.paired import PairedDataset
 from vqfuse.data.registry import register_dataset
 from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, VqfuseError
 from vqfuse.fusion.model import FusionModel
-from vqfuse.fusion.tokens import TokenPairs, encode_pairs, flatten_audio_tokens, unflatten_audio_tokens
-from vqfuse.fusion.trainer import FusionTrainer, train_fusion
+from vqfuse.fusion.pipeline import train_fusion
+from vqfuse.fusion.tokens import TokenSet, encode_set, flatten_codes, unflatten_codes
+from vqfuse.fusion.trainer import FusionTrainer
 from vqfuse.io.weights import load_weights
 from vqfuse.tokenizer import Tokenizer
 from vqfuse.train.config import RunConfig
@@ -139,50 +140,57 @@ def causal_dir(run_dir, tmp_path_factory) -> Path:
 # ---- tokens -----------------------------------------------------------------------------------------
 
 
-def test_audio_flatten_is_frame_major_and_inverts():
+def test_flatten_codes_is_position_major_and_inverts():
     codes = torch.arange(2 * 3 * 5).reshape(2, 3, 5)  # (B, n_q, F)
-    flat = flatten_audio_tokens(codes)
+    flat = flatten_codes(codes)
     assert flat.shape == (2, 15)
     assert flat[0, :3].tolist() == codes[0, :, 0].tolist()  # all stages of frame 0 first
     assert flat[1, 3:6].tolist() == codes[1, :, 1].tolist()
-    assert torch.equal(unflatten_audio_tokens(flat, 3), codes)
-    with pytest.raises(ValueError, match="whole number of frames"):
-        unflatten_audio_tokens(flat, 4)
+    assert torch.equal(unflatten_codes(flat, 3, (5,)), codes)
+    grid = torch.arange(2 * 1 * 3 * 4).reshape(2, 1, 3, 4)  # one stage of a 3x4 grid: row-major
+    assert torch.equal(flatten_codes(grid), grid.reshape(2, 12))
+    assert torch.equal(unflatten_codes(flatten_codes(grid), 1, (3, 4)), grid)
+    with pytest.raises(ValueError, match="not 4 stage"):
+        unflatten_codes(flat, 4, (5,))
 
 
-def test_token_pairs_round_trip_and_wrong_tokenizer(tmp_path):
+def test_token_set_round_trip_and_wrong_tokenizer(tmp_path):
     g = torch.Generator().manual_seed(0)
-    pairs = TokenPairs(torch.randint(0, 32, (5, 4, 4), generator=g), torch.randint(0, 16, (5, 2, 8), generator=g),
-                       torch.tensor([0, 1, 2, -1, 3]), image_model_id="img1", audio_model_id="aud1", image_vocab=32,
-                       audio_vocab=16, info={"dataset": "x"})
-    path = pairs.save(tmp_path / "tokens.safetensors")
-    back = TokenPairs.load(path, "img1", "aud1", n_q=2)
-    assert torch.equal(back.image, pairs.image) and torch.equal(back.audio, pairs.audio)
-    assert torch.equal(back.labels, pairs.labels) and back.metadata() == pairs.metadata()
-    assert back.layout().length() == 1 + 16 + 1 + 16 and back.audio_flat().shape == (5, 16)
+    tokens = TokenSet({"image": torch.randint(0, 32, (5, 1, 4, 4), generator=g),
+                       "audio": torch.randint(0, 16, (5, 2, 8), generator=g)}, torch.tensor([0, 1, 2, -1, 3]),
+                      model_ids={"image": "img1", "audio": "aud1"}, vocabs={"image": 32, "audio": 16},
+                      info={"dataset": "x"})
+    path = tokens.save(tmp_path / "tokens.safetensors")
+    back = TokenSet.load(path, {"image": "img1", "audio": "aud1"}, {"audio": 2})
+    assert back.names == ("image", "audio") and all(torch.equal(back.codes[n], tokens.codes[n]) for n in back.names)
+    assert torch.equal(back.labels, tokens.labels) and back.metadata() == tokens.metadata()
+    assert back.layout().length() == 1 + 16 + 1 + 16 and back.flat("audio").shape == (5, 16)
     with pytest.raises(ModelMismatchError, match="image tokenizer img1, not by other"):
-        TokenPairs.load(path, image_model_id="other")
+        TokenSet.load(path, {"image": "other"})
     with pytest.raises(ModelMismatchError, match="2 audio stage"):
-        TokenPairs.load(path, n_q=3)
+        TokenSet.load(path, stages={"audio": 3})
     from vqfuse.io.weights import save_weights
 
     save_weights({"x": torch.zeros(1)}, tmp_path / "other.safetensors")
-    with pytest.raises(InputFileError, match="not a vqfuse token pairs file"):
-        TokenPairs.load(tmp_path / "other.safetensors")
+    with pytest.raises(InputFileError, match="not a vqfuse token set file"):
+        TokenSet.load(tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match=r"\[0, 16\)"):
-        TokenPairs(pairs.image, pairs.audio + 16, pairs.labels, audio_vocab=16)
+        TokenSet({"audio": tokens.codes["audio"] + 16}, tokens.labels, vocabs={"audio": 16})
 
 
-def test_encode_pairs_encodes_each_image_and_clip_once(run_dir):
+def test_encode_set_encodes_each_image_and_clip_once(run_dir):
     image_tok = Tokenizer.from_pretrained(run_dir / "tokenizers/image/model")
     audio_tok = Tokenizer.from_pretrained(run_dir / "tokenizers/audio/model")
     data = TinyPairs("test")
-    pairs = encode_pairs(data, image_tok, audio_tok, n_q=2, batch_size=5, progress=False)
-    assert pairs.image.shape == (len(data), 8, 8) and pairs.audio.shape == (len(data), 2, 32)
-    assert pairs.labels.tolist() == data.labels and pairs.image_model_id == image_tok.model_id
+    calls = []
+    image_tok.encoder.register_forward_pre_hook(lambda m, i: calls.append(i[0].shape[0]))
+    tokens = encode_set(data, {"image": image_tok, "audio": audio_tok}, {"audio": 2}, batch_size=5, progress=False)
+    assert sum(calls) == data.num_images  # each distinct image once, though every image is in two pairs
+    assert tokens.codes["image"].shape == (len(data), 1, 8, 8) and tokens.codes["audio"].shape == (len(data), 2, 32)
+    assert tokens.labels.tolist() == data.labels and tokens.model_ids["image"] == image_tok.model_id
     j, k = data.pairs[3]
-    assert torch.equal(pairs.image[3], image_tok.encode(data.image(j)[None])[0])
-    assert torch.equal(pairs.audio[3], audio_tok.encode(data.audio(k)[None], n_q=2)[0])
+    assert torch.equal(tokens.codes["image"][3, 0], image_tok.encode(data.image(j)[None])[0])
+    assert torch.equal(tokens.codes["audio"][3], audio_tok.encode(data.audio(k)[None], n_q=2)[0])
 
 
 # ---- training ---------------------------------------------------------------------------------------
@@ -191,11 +199,12 @@ def test_encode_pairs_encodes_each_image_and_clip_once(run_dir):
 def test_fusion_run_directory_is_a_self_contained_model(run_dir):
     for rel in ("tokenizers/image/model/model.safetensors", "tokenizers/audio/model/config.json", "prior/config.json",
                 "prior/model.safetensors", "tokens/train.safetensors", "tokens/test.safetensors", "checkpoints/last/state.json",
-                "metrics.json", "metrics.md", "config.yaml", "logs/train.jsonl", "samples/final.png",
-                "samples/final/pair-00.wav", "samples/final/pair-01-from-image.wav", "samples/final/joint-01.wav"):
+                "metrics.json", "metrics.md", "config.yaml", "logs/train.jsonl", "samples/image-from-audio.png",
+                "samples/audio-from-image-1-output.wav", "samples/audio-from-image.png", "samples/joint/sample-001.png",
+                "samples/joint/sample-001.wav"):
         assert (run_dir / rel).is_file(), rel
     desc = json.loads((run_dir / "fusion.json").read_text())
-    assert desc["kind"] == "maskgit" and desc["n_q"] == 2 and desc["order"] == ["image", "audio"]
+    assert desc["kind"] == "maskgit" and desc["tokenizers"]["audio"]["stages"] == 2 and desc["order"] == ["image", "audio"]
     assert desc["tokenizers"]["image"]["path"] == "tokenizers/image/model"  # relative to the run dir
     assert desc["layout"]["segments"] == [["image", 32, 64], ["audio", 16, 64]]
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -279,13 +288,13 @@ def test_bad_fusion_configs_are_one_line_errors(run_dir, tmp_path):
 
 def test_nan_loss_steps_are_skipped(run_dir, tmp_path, monkeypatch):
     cfg = fusion_config(tmp_path / "nan", reuse(run_dir), steps=3)
-    pairs = TokenPairs.load(run_dir / "tokens/train.safetensors")
-    trainer = FusionTrainer(cfg, pairs, TokenPairs.load(run_dir / "tokens/test.safetensors"),
+    pairs = TokenSet.load(run_dir / "tokens/train.safetensors")
+    trainer = FusionTrainer(cfg, pairs, TokenSet.load(run_dir / "tokens/test.safetensors"),
                             {"image": run_dir / "tokenizers/image/model", "audio": run_dir / "tokenizers/audio/model"},
                             progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    monkeypatch.setattr(trainer, "loss", lambda image, audio: trainer.model.token_emb.weight.sum() * float("nan"))
-    logs = trainer.train_step(*next(trainer.batches))
+    monkeypatch.setattr(trainer, "loss", lambda segments: trainer.model.token_emb.weight.sum() * float("nan"))
+    logs = trainer.step_batch(next(trainer.batches))[0]
     assert logs["skipped"] == 1.0 and trainer.skipped == 1 and trainer.step == 1
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
 
@@ -296,7 +305,8 @@ def test_nan_loss_steps_are_skipped(run_dir, tmp_path, monkeypatch):
 @pytest.mark.parametrize("kind", ["maskgit", "causal"])
 def test_fusion_model_generates_both_ways_and_jointly(kind, run_dir, causal_dir):
     model = FusionModel.from_run(run_dir if kind == "maskgit" else causal_dir)
-    assert model.kind == kind and model.n_q == 2 and model.segment_length == 512 and model.image_size == 16
+    assert model.kind == kind and model.stages == {"image": 1, "audio": 2}
+    assert model.item_shapes == {"image": (16, 16), "audio": (512,)} and model.token_shapes["audio"] == (32,)
     data = TinyPairs("test")
     images = torch.stack([data.image(j) for j in range(3)])
     clips = torch.stack([data.audio(k) for k in range(3)])
@@ -305,7 +315,8 @@ def test_fusion_model_generates_both_ways_and_jointly(kind, run_dir, causal_dir)
     assert audio.shape == (3, 1, 512) and audio.abs().max() <= 1
     picture = model.generate(clips[..., :300], to="image", generator=g, steps=2, cfg_scale=None)  # padded to 512
     assert picture.shape == (3, 3, 16, 16)
-    imgs, auds = model.sample_joint(2, generator=g)
+    joint = model.sample_joint(2, generator=g)
+    imgs, auds = joint["image"], joint["audio"]
     assert imgs.shape == (2, 3, 16, 16) and auds.shape == (2, 1, 512)
     seeded = [model.generate_tokens(model.encode("image", images), "audio", generator=torch.Generator().manual_seed(1))
               for _ in range(2)]
@@ -400,9 +411,9 @@ def test_cli_generate_files_folders_and_joint(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--to", "audio"], "error: give either --from IN --to image|audio, or --joint N"),
-    (["--from", "{src}/zero.png"], "error: --from needs --to image or --to audio"),
-    (["--from", "{src}/zero.png", "--to", "video"], "error: --to must be image or audio"),
+    (["--to", "audio"], "error: give either --from IN --to MODALITY, or --joint N"),
+    (["--from", "{src}/zero.png"], "error: --from needs --to MODALITY"),
+    (["--from", "{src}/zero.png", "--to", "video"], "error: --to must be one of this model's modalities: image, audio"),
     (["--from", "{src}/zero.png", "--to", "image"], "error: {src}/zero.png: not an audio file"),
     (["--from", "{src}/zero.png", "--to", "audio", "--joint", "2"], "error: give either"),
     (["--from", "{src}/missing.png", "--to", "audio"], "error: {src}/missing.png: does not exist"),
@@ -446,4 +457,4 @@ def test_cli_info_describes_a_fusion_run(run_dir, capsys):
     image, audio = model.layout.segment("image"), model.layout.segment("audio")
     assert lines["sequence"].strip() == (f"image: {image.n_tokens} tokens of {image.vocab_size} codes | "
                                          f"audio: {audio.n_tokens} tokens of {audio.vocab_size} codes")
-    assert f"x {model.n_q} stages" in lines["audio"] and model.tokenizers["audio"].model_id in lines["audio"]
+    assert f"x {model.stages['audio']} stages" in lines["audio"] and model.tokenizers["audio"].model_id in lines["audio"]

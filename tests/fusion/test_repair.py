@@ -26,7 +26,7 @@ from vqfuse.fusion.repair import (
     token_log_probs,
     token_mask_from_pixels,
 )
-from vqfuse.fusion.tokens import flatten_audio, unflatten_audio
+from vqfuse.fusion.tokens import flatten_codes, unflatten_codes
 from vqfuse.metrics.audio import si_snr
 from vqfuse.nets.autoencoder import AutoencoderConfig
 from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout, drop_condition, maskgit_loss
@@ -77,9 +77,9 @@ def paired_batch(b: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]
 
 def test_flatten_audio_is_frame_major_and_inverts():
     grid = torch.tensor([[[0, 1, 2], [10, 11, 12]]])  # (1, n_q=2, F=3)
-    flat = flatten_audio(grid)
+    flat = flatten_codes(grid)
     assert flat.tolist() == [[0, 10, 1, 11, 2, 12]]
-    assert torch.equal(unflatten_audio(flat, 2), grid)
+    assert torch.equal(unflatten_codes(flat, 2, (3,)), grid)
 
 
 # ---- masks ---------------------------------------------------------------------------------------------
@@ -370,12 +370,12 @@ def test_trained_prior_inpaints_better_with_the_condition(trained_prior):
 
 def test_trained_prior_enhances_better_with_the_condition(trained_prior):
     test = synthetic_pairs(64, torch.Generator().manual_seed(9))
-    clean = unflatten_audio(test["audio"], 2)  # (64, 2, 4)
+    clean = unflatten_codes(test["audio"], 2, (4,))  # (64, 2, 4)
     g = torch.Generator().manual_seed(3)
     corrupt = torch.zeros(64, 8, dtype=torch.bool)
     for i in range(64):
         corrupt[i, torch.randperm(8, generator=g)[:2]] = True
-    corrupt = unflatten_audio(corrupt, 2)
+    corrupt = unflatten_codes(corrupt, 2, (4,))
     noisy = torch.where(corrupt, (clean + torch.randint(1, K, clean.shape, generator=g)) % K, clean)
     found, acc = {}, {}
     for name, cond in (("with", test["image"]), ("without", None)):

@@ -49,7 +49,7 @@ def test_cli_enhances_speech_of_any_length_in_windows(run_dir, tmp_path, capsys)
     code, text, err = run(capsys, "repair", run_dir, tmp_path / "long.wav", tmp_path / "clean.wav",
                           "--condition", src / "zero.png", "--steps", "2")  # fmt: skip
     assert code == 0, err
-    assert model.segment_length == 512 and "(3 windows" in text and "with a condition" in text
+    assert model.item_shapes["audio"] == (512,) and "(3 windows" in text and "with a condition" in text
     assert load_audio_file(tmp_path / "clean.wav", RATE).shape == (1, 1300)
 
 

@@ -119,6 +119,17 @@ class PairedDataset(Dataset):
         """Audio clip ``k``: ``(1, L)`` float32 in [-1, 1]."""
         raise NotImplementedError
 
+    modalities = ("image", "audio")
+
+    @property
+    def item_rows(self) -> list[tuple[int, int]]:
+        """One index per modality for each item (``encode_set`` encodes each distinct one once)."""
+        return self.pairs
+
+    def item(self, modality: str, index: int) -> torch.Tensor:
+        """Item ``index`` of ``modality`` (an entry of ``modalities``)."""
+        return getattr(self, modality)(index)
+
     def describe(self, i: int) -> dict[str, Any]:
         """Metadata of item ``i`` (what the image is, who says what): for inspection and tests."""
         j, k = self.pairs[i]

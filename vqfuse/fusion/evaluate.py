@@ -105,7 +105,8 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
     g = torch.Generator().manual_seed(config.seed)
     gen_images = model.generate(audio, to="image", generator=g, batch_size=config.batch_size)
     gen_audio = model.generate(images, to="audio", generator=g, batch_size=config.batch_size)
-    joint_images, joint_audio = model.sample_joint(len(labels), generator=g, batch_size=config.batch_size)
+    joint = model.sample_joint(len(labels), generator=g, batch_size=config.batch_size)
+    joint_images, joint_audio = joint["image"], joint["audio"]
     ij, aj = judges["image"], judges["audio"]
     out_dir.mkdir(parents=True, exist_ok=True)
     n_show = min(16, len(labels))
@@ -113,7 +114,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
                                        out_dir / "speech-to-image.png", {})  # fmt: skip
     for i in range(min(4, len(labels))):
         save_audio_file(gen_audio[i].clamp(-1, 1),
-                        out_dir / f"image-to-speech-{i}-digit{int(labels[i])}.wav", model.sample_rate)  # fmt: skip
+                        out_dir / f"image-to-speech-{i}-digit{int(labels[i])}.wav", model.meta("audio")["sample_rate"])  # fmt: skip
     get_modality("image").save_samples(joint_images[:n_show], joint_images[:n_show].clamp(-1, 1),
                                        out_dir / "joint-images.png", {})  # fmt: skip
     report = {
@@ -134,7 +135,8 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
     if int(model.sampling.get("rerank") or 1) > 1:  # what best-of-N adds: the same conditions, one sample each
         g = torch.Generator().manual_seed(config.seed)
         single = {"rerank": 1, "generator": g, "batch_size": config.batch_size}
-        one_images, one_audio = model.sample_joint(len(labels), **single)
+        one = model.sample_joint(len(labels), **single)
+        one_images, one_audio = one["image"], one["audio"]
         report["without_rerank"] = {
             "speech_to_image": coherence(ij, model.generate(audio, to="image", **single), labels),
             "image_to_speech": coherence(aj, model.generate(images, to="audio", **single), labels),
@@ -147,7 +149,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
 def _noisy_audio_tokens(model: Any, audio: Tensor, snr_db: float | None, seed: int, batch_size: int) -> Tensor:
     """audio (N, 1, T) [+ white noise at snr_db] -> codes (N, n_q, F)."""
     from vqfuse.fusion.repair import add_noise
-    from vqfuse.fusion.tokens import encode_audio
+    from vqfuse.fusion.tokens import encode_with_stages
 
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -155,7 +157,7 @@ def _noisy_audio_tokens(model: Any, audio: Tensor, snr_db: float | None, seed: i
         x = audio[start:start + batch_size]
         if snr_db is not None:
             x = add_noise(x, snr_db, g).clamp(-1, 1)
-        out.append(encode_audio(model.tokenizers["audio"], model.prepare("audio", x), model.n_q))
+        out.append(encode_with_stages(model.tokenizers["audio"], model.prepare("audio", x), model.stages["audio"]))
     return torch.cat(out)
 
 
@@ -217,7 +219,7 @@ def repair_section(model: Any, test_set: Any, config: FusionEvalConfig) -> dict[
     if model.kind != "maskgit":
         return {"skipped": "repair needs a masked (maskgit) prior"}
     return evaluate_repair(model.prior, model.layout, model.tokenizers["image"], model.tokenizers["audio"],
-                           images, model.prepare("audio", audio), n_q=model.n_q, snr_db=config.repair_snr_db,
+                           images, model.prepare("audio", audio), n_q=model.stages["audio"], snr_db=config.repair_snr_db,
                            seed=config.seed)  # fmt: skip
 
 
@@ -243,7 +245,7 @@ def evaluate_fusion(run_dir: PathLike, config: FusionEvalConfig | None = None, o
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model, spec, train_set, test_set = load_run_data(run_dir)
-    report: dict[str, Any] = {"run": str(run_dir), "dataset": spec, "kind": model.kind, "n_q": model.n_q,
+    report: dict[str, Any] = {"run": str(run_dir), "dataset": spec, "kind": model.kind, "n_q": model.stages["audio"],
                               "config": _jsonable(asdict(config))}  # fmt: skip
     if "coherence" in config.sections:
         log("[evaluate] cross-modal generation and coherence")

@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# flatten_audio / unflatten_audio: frame-major (B, n_q, F) <-> (B, F * n_q)
-from vqfuse.fusion.tokens import decode_audio, encode_audio, flatten_audio, unflatten_audio
+from vqfuse.fusion.tokens import encode_with_stages, flatten_codes, unflatten_codes
 from vqfuse.metrics.audio import si_snr
 from vqfuse.prior import SequenceLayout, maskgit_decode, null_condition
 from vqfuse.prior.sampling import eval_mode, model_device
@@ -300,7 +299,7 @@ def inpaint(prior: PriorTransformer, layout: SequenceLayout, image_tok: Tokenize
     """
     mask = pixel_mask.bool().to(images.device)
     if condition_audio_tokens is not None and condition_audio_tokens.dim() == 3:
-        condition_audio_tokens = flatten_audio(condition_audio_tokens)  # (B, F * n_q)
+        condition_audio_tokens = flatten_codes(condition_audio_tokens)  # (B, F * n_q)
     damaged = images.masked_fill(mask.expand_as(images), fill)
     tokens = _image_tokens(image_tok, damaged)  # (B, h, w)
     b, h, w = tokens.shape
@@ -378,12 +377,12 @@ class EnhanceResult:
 
 def _audio_tokens(audio_tok: Tokenizer, audio: Tensor, n_q: int | None) -> Tensor:
     """audio (B, 1, T) -> (B, n_q, F) codes on the tokenizer's device."""
-    return encode_audio(audio_tok, audio.to(_module_device(audio_tok)), n_q)
+    return encode_with_stages(audio_tok, audio.to(_module_device(audio_tok)), n_q)
 
 
 def _decode_audio(audio_tok: Tokenizer, tokens: Tensor, length: int) -> Tensor:
     """(B, n_q, F) codes -> (B, 1, length) audio (cropped or zero-padded to `length`)."""
-    out = decode_audio(audio_tok, tokens)
+    out = audio_tok.decode_codes(tokens)
     if out.shape[-1] >= length:
         return out[..., :length]
     return F.pad(out, (0, length - out.shape[-1]))
@@ -414,14 +413,14 @@ def enhance_tokens(prior: PriorTransformer, layout: SequenceLayout, tokens: Tens
     NULL), mark the least likely and the finer stages unknown, re-infill them.
     Returns (repaired (B, n_q, F), unknown (B, n_q, F) bool, scores (B, n_q, F))."""
     b, n_q, f = tokens.shape
-    flat = _flat(flatten_audio(tokens), layout, audio_name)  # (B, F * n_q), frame-major
-    scores = unflatten_audio(token_log_probs(prior, layout, audio_name, flat, condition_image_tokens,
-                                             condition_name=image_name, groups=score_groups).cpu(), n_q)
+    flat = _flat(flatten_codes(tokens), layout, audio_name)  # (B, F * n_q), frame-major
+    scores = unflatten_codes(token_log_probs(prior, layout, audio_name, flat, condition_image_tokens,
+                                             condition_name=image_name, groups=score_groups).cpu(), n_q, (f,))
     unknown = select_unknown(scores, remask_fraction, remask_stages_from).to(tokens.device)
-    repaired = infill(prior, layout, audio_name, flat, ~flatten_audio(unknown), condition_image_tokens,
+    repaired = infill(prior, layout, audio_name, flat, ~flatten_codes(unknown), condition_image_tokens,
                       condition_name=image_name, steps=steps, cfg_scale=cfg_scale, temperature=temperature,
                       noise=noise, generator=generator)
-    return unflatten_audio(repaired.to(tokens.device), n_q), unknown, scores
+    return unflatten_codes(repaired.to(tokens.device), n_q, (f,)), unknown, scores
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from torch import Tensor
 from vqfuse.errors import InputFileError, PathLike, VqfuseError
 from vqfuse.fusion.model import FusionModel
 from vqfuse.fusion.repair import enhance, inpaint
-from vqfuse.fusion.tokens import encode_audio
+from vqfuse.fusion.tokens import encode_with_stages
 from vqfuse.modalities import get_modality
 
 
@@ -54,8 +54,8 @@ def _modality_of(path: Path, role: str) -> str:
     raise InputFileError(path, f"{role} must be an image or audio file ({', '.join(e.lstrip('.') for e in known)})")
 
 
-def _meta(model: FusionModel) -> dict[str, Any]:
-    return {"sample_rate": model.sample_rate, "image_size": model.image_size}
+def _meta(model: FusionModel, name: str = "image") -> dict[str, Any]:
+    return model.meta(name)
 
 
 def load_mask(model: FusionModel, path: PathLike) -> Tensor:
@@ -79,11 +79,11 @@ def _condition_tokens(model: FusionModel, path: PathLike | None, want: str) -> T
     if found != want:
         other = "audio" if want == "image" else "image"
         raise InputFileError(path, f"the condition must be an {want} file to repair {other} (got an {found} file)")
-    x = model.prepare(want, get_modality(want).load_file(path, _meta(model))[None]).to(model.device)
+    x = model.prepare(want, get_modality(want).load_file(path, _meta(model, want))[None]).to(model.device)
     with torch.no_grad():
         if want == "image":
             return model.tokenizers["image"].encode(x)
-        return encode_audio(model.tokenizers["audio"], x, model.n_q)
+        return encode_with_stages(model.tokenizers["audio"], x, model.stages["audio"])
 
 
 def _check_output(dst: Path, modality: str) -> None:
@@ -104,7 +104,7 @@ def repair_file(model: FusionModel, src: PathLike, dst: PathLike, *, mask: PathL
     modality = _modality_of(src, "the input")
     _check_output(dst, modality)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    x = get_modality(modality).load_file(src, _meta(model))
+    x = get_modality(modality).load_file(src, _meta(model, modality))
     if modality == "image":
         if mask is None:
             raise VqfuseError("inpainting needs --mask MASK (an image file: white = missing, black = kept)")
@@ -122,14 +122,14 @@ def repair_file(model: FusionModel, src: PathLike, dst: PathLike, *, mask: PathL
     length = x.shape[-1]
     if length == 0:
         raise InputFileError(src, "holds no audio samples")
-    window = model.segment_length
+    window = model.item_shapes["audio"][0]
     count = -(-length // window)
     clips = F.pad(x.reshape(1, -1), (0, count * window - length)).reshape(count, 1, window).to(model.device)
     result = enhance(model.prior, model.layout, model.tokenizers["audio"], clips,
-                     None if cond is None else cond.expand(count, *cond.shape[1:]), n_q=model.n_q, steps=steps,
+                     None if cond is None else cond.expand(count, *cond.shape[1:]), n_q=model.stages["audio"], steps=steps,
                      cfg_scale=cfg_scale, generator=generator)  # fmt: skip
     audio = result.audio.reshape(1, -1)[:, :length].clamp(-1, 1).cpu()  # (1, T)
-    get_modality("audio").save_file(audio, dst, _meta(model))
+    get_modality("audio").save_file(audio, dst, _meta(model, "audio"))
     return RepairResult(src, dst, "audio", condition is not None, float(result.unknown.float().mean()), 0.0, count)
 
 

@@ -1,20 +1,20 @@
-"""Paired image + audio tokens: what a fusion prior trains on.
+"""Tokens of several named modalities per item: what a fusion prior trains on.
 
-:class:`TokenPairs` holds, for N pairs, the image tokens ``(N, h, w)``, the audio tokens ``(N, n_q, F)``
-(residual stages first, as ``Tokenizer.encode`` gives them) and labels ``(N,)`` (-1: unknown), plus which
-tokenizers made them. :func:`encode_pairs` builds one from a paired dataset; ``save``/``load`` write a
-single safetensors file whose header holds the metadata as JSON (nothing is pickled). Loading tokens
-made by other tokenizers than the ones expected is a :class:`~vqfuse.errors.ModelMismatchError`.
+:class:`TokenSet` holds, for N items, each modality's codes ``(N, S, *latent)`` (a stage axis first, as
+``Tokenizer.encode_codes`` gives them) and labels ``(N,)`` (-1: unknown), plus which tokenizers made them.
+:func:`encode_set` builds one from a multimodal dataset; ``save``/``load`` write a single safetensors file
+whose header holds the metadata as JSON (nothing is pickled). Loading tokens made by other tokenizers than
+the ones expected is a :class:`~vqfuse.errors.ModelMismatchError`.
 
-The prior sees audio as one flat sequence per clip, frame-major: all ``n_q`` stages of frame t, then
-frame t + 1 (:func:`flatten_audio_tokens` / :func:`unflatten_audio_tokens`), so the coarse and fine codes
-of one moment sit next to each other and a causal prior predicts frame t's fine codes right after its
-coarse ones.
+The prior sees each modality as one flat sequence per item, position-major (:func:`flatten_codes`): all
+stages of one position, then the next, so the coarse and fine codes of one moment sit next to each other
+and a causal prior predicts a frame's fine codes right after its coarse ones.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -25,73 +25,64 @@ from torch import Tensor
 from vqfuse.errors import InputFileError, ModelMismatchError, PathLike, VqfuseError
 from vqfuse.io.weights import load_weights, load_weights_metadata, save_weights
 
-FORMAT = "vqfuse-token-pairs/1"
-MODALITIES = ("image", "audio")
+FORMAT = "vqfuse-token-set/1"
 
 
-# ---- audio token layout -----------------------------------------------------------------------------
+# ---- token layout: codes with a stage axis <-> one flat sequence per item -----------------------------
 
 
-def flatten_audio_tokens(codes: Tensor) -> Tensor:
-    """(..., n_q, F) residual codes -> (..., F * n_q), frame-major: [f0 s0, f0 s1, .., f1 s0, ...]."""
-    if codes.dim() < 2:
-        raise ValueError(f"audio codes need a (..., n_q, F) shape, got {tuple(codes.shape)}")
-    return codes.transpose(-1, -2).reshape(*codes.shape[:-2], codes.shape[-1] * codes.shape[-2])
+def flatten_codes(codes: Tensor) -> Tensor:
+    """(B, S, *latent) -> (B, prod(latent) * S), position-major: all S stages of a position, then the next
+    position (row-major over the latent grid). For one stage this is the plain row-major flattening."""
+    return codes.movedim(1, -1).reshape(codes.shape[0], -1)
 
 
-def unflatten_audio_tokens(flat: Tensor, n_q: int) -> Tensor:
-    """Inverse of :func:`flatten_audio_tokens`: (..., F * n_q) -> (..., n_q, F)."""
-    if n_q < 1 or flat.shape[-1] % n_q:
-        raise ValueError(f"{flat.shape[-1]} audio tokens are not a whole number of frames of {n_q} stages")
-    frames = flat.shape[-1] // n_q
-    return flat.reshape(*flat.shape[:-1], frames, n_q).transpose(-1, -2)
-
-
-flatten_audio = flatten_audio_tokens  # short names
-unflatten_audio = unflatten_audio_tokens
+def unflatten_codes(flat: Tensor, stages: int, latent: tuple[int, ...]) -> Tensor:
+    """Inverse of :func:`flatten_codes`: (B, prod(latent) * S) -> (B, S, *latent)."""
+    if flat.shape[-1] != math.prod(latent) * stages:
+        raise ValueError(f"{flat.shape[-1]} tokens are not {stages} stage(s) of a {'x'.join(map(str, latent))} grid")
+    return flat.reshape(flat.shape[0], *latent, stages).movedim(-1, 1)
 
 
 # ---- the container ----------------------------------------------------------------------------------
 
 
 @dataclass
-class TokenPairs:
-    """N image/audio token pairs and the tokenizers that made them.
+class TokenSet:
+    """N items' codes for each named modality, and the tokenizers that made them.
 
     Attributes:
-        image: (N, h, w) long image codes in [0, image_vocab).
-        audio: (N, n_q, F) long audio codes in [0, audio_vocab), residual stages first.
+        codes: {name: (N, S, *latent) long codes in [0, vocabs[name])}, in sequence order.
         labels: (N,) long, -1 where unknown.
-        image_model_id, audio_model_id: the tokenizers' content hashes (``Tokenizer.model_id``).
-        image_model_dir, audio_model_dir: where they were loaded from (informative only).
-        image_vocab, audio_vocab: codebook sizes (per stage for audio).
+        model_ids: {name: the tokenizer's content hash (``Tokenizer.model_id``)}.
+        model_dirs: {name: where the tokenizer was loaded from (informative only)}.
+        vocabs: {name: codebook size (per stage)}; from the codes when not given.
         info: free-form JSON facts (dataset spec, split, ...).
     """
 
-    image: Tensor
-    audio: Tensor
+    codes: dict[str, Tensor]
     labels: Tensor
-    image_model_id: str = ""
-    audio_model_id: str = ""
-    image_model_dir: str = ""
-    audio_model_dir: str = ""
-    image_vocab: int = 0
-    audio_vocab: int = 0
+    model_ids: dict[str, str] = field(default_factory=dict)
+    model_dirs: dict[str, str] = field(default_factory=dict)
+    vocabs: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.image, self.audio, self.labels = self.image.long(), self.audio.long(), self.labels.long()
-        if self.image.dim() != 3 or self.audio.dim() != 3 or self.labels.dim() != 1:
-            raise ValueError(f"expected image (N, h, w), audio (N, n_q, F) and labels (N,), got "
-                             f"{tuple(self.image.shape)}, {tuple(self.audio.shape)}, {tuple(self.labels.shape)}")
-        if not len(self.image) == len(self.audio) == len(self.labels):
-            raise ValueError(f"image, audio and labels disagree on N: {len(self.image)}, {len(self.audio)}, "
-                             f"{len(self.labels)}")
-        self.image_vocab = int(self.image_vocab or (int(self.image.max()) + 1 if self.image.numel() else 1))
-        self.audio_vocab = int(self.audio_vocab or (int(self.audio.max()) + 1 if self.audio.numel() else 1))
-        for name, t, k in (("image", self.image, self.image_vocab), ("audio", self.audio, self.audio_vocab)):
-            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= k):
-                raise ValueError(f"{name} codes must lie in [0, {k}), got [{int(t.min())}, {int(t.max())}]")
+        if not self.codes:
+            raise ValueError("a token set needs at least one modality")
+        self.codes = {name: c.long() for name, c in self.codes.items()}
+        self.labels = self.labels.long()
+        for name, c in self.codes.items():
+            if c.dim() < 3:
+                raise ValueError(f"{name} codes must be (N, S, *latent), got {tuple(c.shape)}")
+            if len(c) != len(self.labels):
+                raise ValueError(f"{name} codes and labels disagree on N: {len(c)} vs {len(self.labels)}")
+            k = int(self.vocabs.get(name) or (int(c.max()) + 1 if c.numel() else 1))
+            self.vocabs[name] = k
+            if c.numel() and (int(c.min()) < 0 or int(c.max()) >= k):
+                raise ValueError(f"{name} codes must lie in [0, {k}), got [{int(c.min())}, {int(c.max())}]")
+        if self.labels.dim() != 1:
+            raise ValueError(f"labels must be (N,), got {tuple(self.labels.shape)}")
 
     # ---- shapes -------------------------------------------------------------------------------------
 
@@ -99,95 +90,86 @@ class TokenPairs:
         return len(self.labels)
 
     @property
-    def n_q(self) -> int:
-        return int(self.audio.shape[1])
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.codes)
 
-    @property
-    def n_frames(self) -> int:
-        return int(self.audio.shape[2])
+    def stages(self, name: str) -> int:
+        return int(self.codes[name].shape[1])
 
-    @property
-    def image_shape(self) -> tuple[int, int]:
-        return int(self.image.shape[1]), int(self.image.shape[2])
+    def token_shape(self, name: str) -> tuple[int, ...]:
+        """The latent grid of one item (without the stage axis)."""
+        return tuple(int(n) for n in self.codes[name].shape[2:])
 
-    @property
-    def n_image_tokens(self) -> int:
-        return self.image_shape[0] * self.image_shape[1]
+    def n_tokens(self, name: str) -> int:
+        return self.stages(name) * math.prod(self.token_shape(name))
 
-    @property
-    def n_audio_tokens(self) -> int:
-        return self.n_q * self.n_frames
-
-    def image_flat(self) -> Tensor:
-        """(N, h * w), row-major."""
-        return self.image.reshape(len(self), -1)
-
-    def audio_flat(self) -> Tensor:
-        """(N, F * n_q), frame-major (see :func:`flatten_audio_tokens`)."""
-        return flatten_audio_tokens(self.audio)
+    def flat(self, name: str) -> Tensor:
+        """(N, n_tokens), position-major (see :func:`flatten_codes`)."""
+        return flatten_codes(self.codes[name])
 
     def layout(self, shared_codebook: bool = False):  # -> SequenceLayout
-        """The prior's sequence layout: ``image`` (h*w tokens) then ``audio`` (F*n_q tokens)."""
+        """The prior's sequence layout: one segment per modality, in this set's order."""
         from vqfuse.prior.sequence import SequenceLayout
 
-        return SequenceLayout([("image", self.image_vocab, self.n_image_tokens),
-                               ("audio", self.audio_vocab, self.n_audio_tokens)], shared_codebook=shared_codebook)
+        return SequenceLayout([(n, self.vocabs[n], self.n_tokens(n)) for n in self.names],
+                              shared_codebook=shared_codebook)
 
-    def subset(self, index: Tensor | Sequence[int] | slice) -> "TokenPairs":
+    def subset(self, index: Tensor | Sequence[int] | slice) -> "TokenSet":
         idx = index if isinstance(index, slice) else torch.as_tensor(index, dtype=torch.long)
-        return TokenPairs(self.image[idx], self.audio[idx], self.labels[idx], **self.metadata())
+        return TokenSet({n: c[idx] for n, c in self.codes.items()}, self.labels[idx], **self.metadata())
 
     # ---- metadata -----------------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        return {"image_model_id": self.image_model_id, "audio_model_id": self.audio_model_id,
-                "image_model_dir": self.image_model_dir, "audio_model_dir": self.audio_model_dir,
-                "image_vocab": self.image_vocab, "audio_vocab": self.audio_vocab, "info": dict(self.info)}
+        return {"model_ids": dict(self.model_ids), "model_dirs": dict(self.model_dirs), "vocabs": dict(self.vocabs),
+                "info": dict(self.info)}
 
-    def check(self, image_model_id: str | None = None, audio_model_id: str | None = None, n_q: int | None = None,
+    def check(self, model_ids: dict[str, str] | None = None, stages: dict[str, int] | None = None,
               source: PathLike = "<tokens>") -> None:
-        """Raise ModelMismatchError unless the tokens were made by these tokenizers (and n_q stages)."""
-        for name, want, have in (("image", image_model_id, self.image_model_id),
-                                 ("audio", audio_model_id, self.audio_model_id)):
-            if want is not None and want != have:
+        """Raise ModelMismatchError unless the tokens hold these modalities, made by these tokenizers (and
+        with these numbers of stages)."""
+        for name, want in (model_ids or {}).items():
+            have = self.model_ids.get(name) if name in self.codes else None
+            if want != have:
                 raise ModelMismatchError(f"{source}: these tokens were made by {name} tokenizer {have or '?'}, "
-                                         f"not by {want}; encode the pairs again with that tokenizer")
-        if n_q is not None and n_q != self.n_q:
-            raise ModelMismatchError(f"{source}: these tokens hold {self.n_q} audio stage(s), {n_q} wanted")
+                                         f"not by {want}; encode the items again with that tokenizer")
+        for name, want in (stages or {}).items():
+            have = self.stages(name) if name in self.codes else None
+            if want != have:
+                raise ModelMismatchError(f"{source}: these tokens hold {have} {name} stage(s), {want} wanted")
 
     # ---- files --------------------------------------------------------------------------------------
 
     def save(self, path: PathLike) -> Path:
-        """One safetensors file (written atomically): tensors image, audio, labels; JSON metadata in its header."""
+        """One safetensors file (written atomically): tensors codes/<name> and labels; JSON metadata in its
+        header (with the modality order)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"n_q": self.n_q, **self.metadata()}
-        save_weights({"image": self.image.contiguous(), "audio": self.audio.contiguous(),
-                      "labels": self.labels.contiguous()}, path,
-                     metadata={"format": FORMAT, "meta": json.dumps(meta, sort_keys=True)})
+        meta = {"names": list(self.names), **self.metadata()}
+        tensors = {f"codes/{n}": c.contiguous() for n, c in self.codes.items()} | {"labels": self.labels.contiguous()}
+        save_weights(tensors, path, metadata={"format": FORMAT, "meta": json.dumps(meta, sort_keys=True)})
         return path
 
     @classmethod
-    def load(cls, path: PathLike, image_model_id: str | None = None, audio_model_id: str | None = None,
-             n_q: int | None = None) -> "TokenPairs":
-        """Read a file written by :meth:`save`; with ids (and n_q) given, tokens from other tokenizers are an error."""
+    def load(cls, path: PathLike, model_ids: dict[str, str] | None = None,
+             stages: dict[str, int] | None = None) -> "TokenSet":
+        """Read a file written by :meth:`save`; with ids (and stages) given, other tokens are an error."""
         path = Path(path)
         header = load_weights_metadata(path)
         if header.get("format") != FORMAT:
-            raise InputFileError(path, f"not a vqfuse token pairs file (format {header.get('format')!r})")
+            raise InputFileError(path, f"not a vqfuse token set file (format {header.get('format')!r})")
         try:
             meta = json.loads(header.get("meta", "{}"))
             tensors = load_weights(path)
-            pairs = cls(tensors["image"], tensors["audio"], tensors["labels"],
-                        **{k: meta[k] for k in ("image_model_id", "audio_model_id", "image_model_dir",
-                                                "audio_model_dir", "image_vocab", "audio_vocab", "info")})
+            tokens = cls({n: tensors[f"codes/{n}"] for n in meta["names"]}, tensors["labels"],
+                         **{k: meta[k] for k in ("model_ids", "model_dirs", "vocabs", "info")})
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputFileError(path, f"invalid token pairs file: {exc}") from None
-        pairs.check(image_model_id, audio_model_id, n_q, source=path)
-        return pairs
+            raise InputFileError(path, f"invalid token set file: {exc}") from None
+        tokens.check(model_ids, stages, source=path)
+        return tokens
 
 
-# ---- encoding a paired dataset --------------------------------------------------------------------
+# ---- encoding a multimodal dataset --------------------------------------------------------------------
 
 
 def _batches(n: int, size: int) -> Iterator[range]:
@@ -195,85 +177,76 @@ def _batches(n: int, size: int) -> Iterator[range]:
         yield range(start, min(start + size, n))
 
 
-def encode_audio(tokenizer: Any, x: Tensor, n_q: int | None) -> Tensor:
-    """(B, 1, T) -> (B, n_q, F) codes; a single-stage tokenizer gives n_q = 1."""
+def encode_with_stages(tokenizer: Any, x: Tensor, n_q: int | None) -> Tensor:
+    """(B, C, *spatial) -> (B, n_q, *latent) codes; a single-stage tokenizer gives one stage."""
     if n_q is not None and not tokenizer.quantizer.variable_rate:
         if n_q != 1:
-            raise VqfuseError(f"n_q={n_q} needs a residual audio tokenizer (its quantizer is not 'rvq')")
+            raise VqfuseError(f"n_q={n_q} needs a residual {tokenizer.config.modality} tokenizer "
+                              "(its quantizer is not 'rvq')")
         n_q = None
     return tokenizer.encode_codes(x, n_q=n_q)
 
 
-def decode_audio(tokenizer: Any, codes: Tensor) -> Tensor:
-    """(B, n_q, F) codes -> (B, 1, T)."""
-    return tokenizer.decode_codes(codes)
+def _rows(dataset: Any, names: Sequence[str]) -> tuple[list[tuple[int, ...]], Any]:
+    """(one index per modality for each item, item(name, index)). A dataset with `item_rows` and `item` shares
+    items between rows (e.g. one image in several pairs), so each distinct one is encoded once."""
+    if callable(getattr(dataset, "item", None)) and hasattr(dataset, "item_rows"):
+        have = tuple(dataset.modalities)
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise VqfuseError(f"the dataset has no {', '.join(missing)} (it has {', '.join(have)})")
+        return [tuple(r[have.index(n)] for n in names) for r in dataset.item_rows], dataset.item
+    return [(i,) * len(names) for i in range(len(dataset))], lambda name, i: dataset[i][name]
 
 
 @torch.no_grad()
-def encode_pairs(dataset: Any, image_tok: Any, audio_tok: Any, n_q: int | None = None, batch_size: int = 64, *,
-                 image_dir: PathLike = "", audio_dir: PathLike = "", progress: bool = True,
-                 info: dict[str, Any] | None = None) -> TokenPairs:
-    """Encode every pair of a paired dataset (items ``{"image", "audio", "label"}``) with two tokenizers.
-
-    A :class:`~vqfuse.data.paired.PairedDataset` (``.pairs``, ``.image(j)``, ``.audio(k)``) has each
-    distinct image and clip encoded once; any other dataset is encoded item by item.
+def encode_set(dataset: Any, tokenizers: dict[str, Any], stages: dict[str, int | None] | None = None,
+               batch_size: int = 64, *, model_dirs: dict[str, str] | None = None, progress: bool = True,
+               info: dict[str, Any] | None = None) -> TokenSet:
+    """Encode every item of a multimodal dataset (items ``{name: tensor, ..., "label": int}``) with one
+    tokenizer per modality, in the order of ``tokenizers``.
 
     Args:
-        n_q: residual audio stages to keep (None: all of the audio tokenizer's).
-        image_dir, audio_dir: where the tokenizers live, recorded in the metadata.
+        stages: residual stages to keep per modality (None or missing: all of that tokenizer's).
+        model_dirs: where the tokenizers live, recorded in the metadata.
         progress: a tqdm bar over the batches.
     """
     from tqdm.auto import tqdm
 
     if len(dataset) == 0:
-        raise VqfuseError("the paired dataset is empty: nothing to encode")
-    if n_q is not None and audio_tok.quantizer.variable_rate and not 1 <= n_q <= audio_tok.n_stages:
-        raise VqfuseError(f"n_q={n_q}: the audio tokenizer has {audio_tok.n_stages} stage(s)")
-    dev_i = next(image_tok.parameters()).device
-    dev_a = next(audio_tok.parameters()).device
-    paired = all(hasattr(dataset, a) for a in ("pairs", "image", "audio", "labels")) and callable(dataset.image)
-    if paired:
-        img_ids = sorted({j for j, _ in dataset.pairs})
-        aud_ids = sorted({k for _, k in dataset.pairs})
-        get_img, get_aud = dataset.image, dataset.audio
-    else:
-        img_ids = aud_ids = list(range(len(dataset)))
-        get_img = lambda i: dataset[i]["image"]  # noqa: E731
-        get_aud = lambda i: dataset[i]["audio"]  # noqa: E731
-    total = -(-len(img_ids) // batch_size) + -(-len(aud_ids) // batch_size)
-    bar = tqdm(total=total, desc="encode pairs", unit="batch", disable=not progress, dynamic_ncols=True, leave=False)
-    was = image_tok.training, audio_tok.training
-    image_tok.eval()
-    audio_tok.eval()
+        raise VqfuseError("the dataset is empty: nothing to encode")
+    stages = dict(stages or {})
+    for name, tok in tokenizers.items():
+        n = stages.get(name)
+        if n is not None and tok.quantizer.variable_rate and not 1 <= n <= tok.n_stages:
+            raise VqfuseError(f"n_q={n}: the {name} tokenizer has {tok.n_stages} stage(s)")
+    names = list(tokenizers)
+    rows, item = _rows(dataset, names)
+    distinct = {name: sorted({r[m] for r in rows}) for m, name in enumerate(names)}
+    total = sum(-(-len(ids) // batch_size) for ids in distinct.values())
+    bar = tqdm(total=total, desc="encode", unit="batch", disable=not progress, dynamic_ncols=True, leave=False)
+    was = {name: tok.training for name, tok in tokenizers.items()}
+    codes: dict[str, Tensor] = {}
     try:
-        img_codes, aud_codes = [], []
-        for rows in _batches(len(img_ids), batch_size):
-            x = torch.stack([get_img(img_ids[r]) for r in rows]).to(dev_i)
-            img_codes.append(image_tok.encode(x).cpu())
-            bar.update(1)
-        for rows in _batches(len(aud_ids), batch_size):
-            x = torch.stack([get_aud(aud_ids[r]) for r in rows]).to(dev_a)
-            aud_codes.append(encode_audio(audio_tok, x, n_q).cpu())
-            bar.update(1)
+        for m, name in enumerate(names):
+            tok = tokenizers[name].eval()
+            ids, parts = distinct[name], []
+            for chunk in _batches(len(ids), batch_size):
+                x = torch.stack([item(name, ids[r]) for r in chunk]).to(tok.device)
+                parts.append(encode_with_stages(tok, x, stages.get(name)).cpu())
+                bar.update(1)
+            position = {k: p for p, k in enumerate(ids)}
+            codes[name] = torch.cat(parts)[torch.tensor([position[r[m]] for r in rows])]
     finally:
         bar.close()
-        image_tok.train(was[0])
-        audio_tok.train(was[1])
-    images, audios = torch.cat(img_codes), torch.cat(aud_codes)
-    if images.dim() != 3:
-        raise VqfuseError(f"the image tokenizer gives tokens of shape {tuple(images.shape[1:])}, expected (h, w)")
-    if paired:
-        img_pos = {j: p for p, j in enumerate(img_ids)}
-        aud_pos = {k: p for p, k in enumerate(aud_ids)}
-        images = images[torch.tensor([img_pos[j] for j, _ in dataset.pairs])]
-        audios = audios[torch.tensor([aud_pos[k] for _, k in dataset.pairs])]
-        labels = torch.as_tensor(list(dataset.labels), dtype=torch.long)
-    else:
-        labels = torch.tensor([int(dataset[i].get("label", -1)) for i in range(len(dataset))], dtype=torch.long)
-    return TokenPairs(images, audios, labels, image_model_id=image_tok.model_id, audio_model_id=audio_tok.model_id,
-                      image_model_dir=str(image_dir), audio_model_dir=str(audio_dir),
-                      image_vocab=image_tok.codebook_size, audio_vocab=audio_tok.codebook_size, info=dict(info or {}))
+        for name, tok in tokenizers.items():
+            tok.train(was[name])
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[i].get("label", -1)) for i in range(len(dataset))]
+    return TokenSet(codes, torch.as_tensor(list(labels), dtype=torch.long),
+                    model_ids={n: t.model_id for n, t in tokenizers.items()}, model_dirs=dict(model_dirs or {}),
+                    vocabs={n: int(t.codebook_size) for n, t in tokenizers.items()}, info=dict(info or {}))
 
 
-__all__ = ["TokenPairs", "encode_pairs", "encode_audio", "decode_audio", "flatten_audio_tokens",
-           "unflatten_audio_tokens", "flatten_audio", "unflatten_audio", "FORMAT"]
+__all__ = ["TokenSet", "encode_set", "encode_with_stages", "flatten_codes", "unflatten_codes", "FORMAT"]

@@ -89,6 +89,9 @@ class AudioModality(Modality):
         """Seconds: audio rates are per second (kbit/s)."""
         return size[0] / float(_sample_rate(meta))
 
+    def describe(self, size: tuple[int, ...] | list[int], meta: dict[str, Any]) -> str:
+        return f"{size[0] / _sample_rate(meta):g} s at {_sample_rate(meta)} Hz"
+
     def token_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
         return {"sample_rate": _sample_rate(meta)}
 

@@ -103,6 +103,10 @@ class Modality(ABC):
             return "n/a"
         return f"{self.rate(bits, extent):.4g} {self.rate_unit}"
 
+    def describe(self, size: tuple[int, ...] | list[int], meta: dict[str, Any]) -> str:
+        """An item of spatial `size` in words, e.g. "32x32 px" or "1 s at 16000 Hz"."""
+        return "x".join(str(int(n)) for n in size)
+
     def token_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Facts a token file records besides its size, so that it can be decoded alone (e.g. a sample rate)."""
         return {}

@@ -56,6 +56,9 @@ class ImageModality(Modality):
             return None
         return tuple(int(n) for n in size) if isinstance(size, (list, tuple)) else (int(size), int(size))
 
+    def describe(self, size: tuple[int, ...] | list[int], meta: dict[str, Any]) -> str:
+        return f"{'x'.join(str(int(n)) for n in size)} px"
+
     def fit(self, x: Tensor, meta: dict[str, Any]) -> Tensor:
         """(B, 3, H, W) or (3, H, W) -> (B, 3, S, S): the shorter side resized to S, centre-cropped."""
         if x.dim() == 3:

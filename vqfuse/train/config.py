@@ -2,7 +2,7 @@
 
 A preset is a nested mapping; overrides use dotted paths (`train.lr=1e-4`, `model.quantizer.codebook_size=512`)
 and a few shortcuts every preset accepts: `steps=N` (train.steps), `out=DIR`, `batch_size=N`, `data=SPEC`
-(data.train), `seed=N`. `task: fusion` presets train a token prior (see `vqfuse.fusion.trainer`); there the
+(data.train), `seed=N`. `task: fusion` presets train a token prior (see `vqfuse.fusion.pipeline`); there the
 shortcuts set the prior's training, and each tokenizer's own steps are `tokenizers.<name>.steps`.
 """
 
@@ -83,7 +83,7 @@ class RunConfig:
     """Everything one `vqfuse train` needs."""
 
     name: str = "run"
-    task: str = "tokenizer"  # "tokenizer" | "fusion" (a token prior on paired data: vqfuse.fusion.trainer)
+    task: str = "tokenizer"  # "tokenizer" | "fusion" (a token prior on multimodal data: vqfuse.fusion.pipeline)
     modality: str = "image"
     data: dict[str, Any] = field(default_factory=lambda: {"train": "emoji", "size": 32})
     model: dict[str, Any] = field(default_factory=dict)  # {"autoencoder": {...}, "quantizer": {...}, "meta": {...}}
