@@ -277,7 +277,7 @@ def generate(
     (sample-000.png + sample-000.wav, ...). Images are fitted to the model's size (centre crop), audio
     centred and cut or padded to its clip length.
     """
-    from vqfuse.fusion.files import generate_path, sample_joint_path
+    from vqfuse.fusion.files import generate_path, sample_joint_path, source_of
     from vqfuse.fusion.model import FusionModel
 
     if (src is None) == (joint is None):
@@ -303,7 +303,7 @@ def generate(
     result = generate_path(fm, src, out, to, batch_size=batch_size, on_error=_on_file_error,
                            progress=sys.stderr.isatty(), seed=seed, **sampling)
     n = len(result.done)
-    typer.echo(f"generated {n} {to} file{'s' if n != 1 else ''} from {'audio' if to == 'image' else 'images'} "
+    typer.echo(f"generated {n} {to} file{'s' if n != 1 else ''} from {source_of(fm, src, to)} "
                f"in {result.seconds:.2f} s -> {out}" + (f"; {len(result.failed)} failed" if result.failed else ""))
     if result.failed:
         _err(f"error: {len(result.failed)} of {len(result.failed) + n} files failed")

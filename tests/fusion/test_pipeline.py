@@ -393,7 +393,7 @@ def test_cli_generate_files_folders_and_joint(run_dir, tmp_path, capsys):
     src = tmp_path / "in"
     write_inputs(src)
     code, out, err = run(capsys, "generate", run_dir, "--from", src / "zero.png", "--to", "audio", tmp_path / "z.wav")
-    assert code == 0 and "generated 1 audio file from images" in out
+    assert code == 0 and "generated 1 audio file from image" in out
     from vqfuse.data.audio import load_audio_file
 
     assert load_audio_file(tmp_path / "z.wav", RATE).shape == (1, 512)

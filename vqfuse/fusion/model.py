@@ -220,7 +220,8 @@ class FusionModel:
         batch = cond.shape[0]
         cond = cond.repeat(n_cand, 1)  # (N*B, n_from): candidate-major
         if self.kind == "maskgit":
-            target = maskgit_decode(self.prior, self.layout, {source: cond}, to, order=self.layout.names,
+            order = tuple(n for n in self.layout.names if n in (source, to))  # the other segments left out
+            target = maskgit_decode(self.prior, self.layout, {source: cond}, to, order=order,
                                     steps=int(self._opt("steps", steps)), cfg_scale=cfg, temperature=temperature,
                                     top_k=top_k, top_p=top_p, generator=generator)
         else:
