@@ -38,7 +38,8 @@ FUSED = ("early", "early_shared")
 def measure_run(run: str, seed: int, classifier_seeds: list[int], options: dict, threads: int,
                 audio_snr_db: float, steps: int) -> dict:  # fmt: skip
     """Relative robustness under image noise of every classifier, per classifier seed, for one run."""
-    from vqfuse.fusion.analysis import fit_classifiers, robustness_sweep
+    from vqfuse.fusion.classifier_training import fit_classifiers
+    from vqfuse.fusion.robustness import robustness_sweep
     from vqfuse.fusion.evaluate import FusionEvalConfig, classification_inputs, load_run_data
 
     torch.set_num_threads(threads)

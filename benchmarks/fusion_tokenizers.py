@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
         "# Spoken digits through speech tokenizers, judged",
         "Command: `" + shlex.join(["python", "benchmarks/fusion_tokenizers.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
         environment_line(env),
-        f"{len(labels)} held-out clips of `{spec}` (test voices), 1 s at {model.meta("audio")["sample_rate"]} Hz; the audio judge of "
+        f"{len(labels)} held-out clips of `{spec}` (test voices), 1 s at {model.meta('audio')['sample_rate']} Hz; the audio judge of "
         f"`{run}` (trained on real training speech) classifies each tokenizer's reconstructions.",
         markdown_table(["audio", "stages", "judge accuracy"], rows, ["l", "r", "r"]),
     ])

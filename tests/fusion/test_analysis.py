@@ -8,18 +8,13 @@ import math
 import pytest
 import torch
 
-from vqfuse.fusion.analysis import (
-    LEVELS,
-    LateFusion,
-    TokenClassifier,
-    TokenClassifierConfig,
-    accuracy,
+from vqfuse.fusion.classifier_training import LateFusion, accuracy, evaluate_classifiers, fit_classifiers
+from vqfuse.fusion.classifiers import LEVELS, TokenClassifier, TokenClassifierConfig
+from vqfuse.fusion.robustness import (
     analyze,
     degrade,
     degraded_views,
     effective_robustness,
-    evaluate_classifiers,
-    fit_classifiers,
     plot_robustness,
     relative_robustness,
     robustness_sweep,

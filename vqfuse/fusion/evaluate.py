@@ -189,7 +189,7 @@ def classification_inputs(model: Any, train_set: Any, test_set: Any, config: Fus
 def classification_section(model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig,
                            out_dir: Path) -> dict[str, Any]:  # fmt: skip
     """Token classifiers (single modality, early / late fusion) and the image-degradation robustness sweep."""
-    from vqfuse.fusion.analysis import analyze, degraded_views
+    from vqfuse.fusion.robustness import analyze, degraded_views
 
     inputs = classification_inputs(model, train_set, test_set, config)
     (tr_img, tr_aud, train_labels), (te_img, te_aud, test_labels) = inputs["train"], inputs["test"]

@@ -254,13 +254,14 @@ def _header_problem(header: Any) -> str | None:
     except ValueError as exc:
         return f"bad header field 'codebook_size': {exc}"
     bits = header.get("bits")
-    if not _is_int(bits, bits_for(sizes)) or bits > MAX_BITS:
+    if not _is_int(bits, bits_for(sizes)) or int(bits) > MAX_BITS:  # type: ignore[arg-type]  # an int here
         return f"header field 'bits' is {bits!r}, expected an int in [{bits_for(sizes)}, {MAX_BITS}] for codebook_size"
     return None
 
 
 def _parse_header(path: PathLike, data: bytes, header_len: int) -> dict[str, Any]:
     raw = data[_PREFIX.size : _PREFIX.size + header_len]
+    problem: str | None
     try:
         header = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

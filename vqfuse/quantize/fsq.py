@@ -19,6 +19,9 @@ class FSQ(Quantizer):
         dim: input channels; projected to len(levels) and back when different.
     """
 
+    levels: Tensor  # (d,)
+    basis: Tensor  # (d,)
+
     def __init__(self, levels: Sequence[int], dim: int | None = None, eps: float = 1e-3) -> None:
         super().__init__()
         if not levels or any(int(l) < 2 for l in levels):

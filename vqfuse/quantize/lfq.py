@@ -29,6 +29,8 @@ class LFQ(Quantizer):
         dim: input channels; projected to log2(K) and back when different.
     """
 
+    powers: Tensor  # (d,)
+
     def __init__(
         self,
         codebook_size: int,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import torch
 from torch import Tensor, nn
 
@@ -83,7 +86,7 @@ class ResidualVQ(Quantizer):
         n_used = n_q if n_q is not None else self.n_quantizers
         self._stages_to_use(n_used, x.device)  # validates
         residual, indices = x, []
-        for stage in self.stages[:n_used]:
+        for stage in self._stage_list()[:n_used]:
             idx = stage.encode(residual)
             residual = residual - stage.decode(idx).to(residual.dtype)
             indices.append(idx)
@@ -93,4 +96,8 @@ class ResidualVQ(Quantizer):
         """indices (B, n, *spatial) with n <= n_quantizers -> latents (B, C, *spatial)."""
         if indices.shape[1] > self.n_quantizers:
             raise ValueError(f"indices have {indices.shape[1]} stages, this quantizer has {self.n_quantizers}")
-        return sum(stage.decode(indices[:, i]) for i, stage in enumerate(self.stages[: indices.shape[1]]))
+        parts = [stage.decode(indices[:, i]) for i, stage in enumerate(self._stage_list()[: indices.shape[1]])]
+        return functools.reduce(operator.add, parts)
+
+    def _stage_list(self) -> list[VectorQuantizer]:
+        return list(self.stages)  # type: ignore[arg-type]  # a ModuleList of VectorQuantizers

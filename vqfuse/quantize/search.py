@@ -45,16 +45,14 @@ def nearest_code(
             scores = torch.addmm(codebook_sq, rows, codebook_t, alpha=-2.0)  # (b, K)
             value, index = scores.min(dim=1)
         else:
-            value, index = None, None
-            for c0 in range(0, k, block_codes):
+            scores = torch.addmm(codebook_sq[:block_codes], rows, codebook_t[:, :block_codes], alpha=-2.0)
+            value, index = scores.min(dim=1)
+            for c0 in range(block_codes, k, block_codes):
                 scores = torch.addmm(codebook_sq[c0 : c0 + block_codes], rows, codebook_t[:, c0 : c0 + block_codes], alpha=-2.0)
                 v, i = scores.min(dim=1)
-                if value is None:
-                    value, index = v, i
-                else:
-                    better = v < value
-                    value = torch.where(better, v, value)
-                    index = torch.where(better, i + c0, index)
+                better = v < value
+                value = torch.where(better, v, value)
+                index = torch.where(better, i + c0, index)
         indices[start : start + rows.shape[0]] = index
         best[start : start + rows.shape[0]] = value
     if not return_distance:
@@ -79,6 +77,7 @@ def kmeans(z: Tensor, k: int, iters: int = 10, generator: torch.Generator | None
     counts = torch.zeros(k, device=z.device, dtype=z.dtype)
     for _ in range(iters):
         idx, err = nearest_code(z, centroids, return_distance=True)
+        assert err is not None
         counts = torch.bincount(idx, minlength=k).to(z.dtype)
         sums = torch.zeros_like(centroids).index_add_(0, idx, z)
         filled = counts > 0

@@ -79,6 +79,11 @@ class VectorQuantizer(Quantizer):
             init, kmeans_iters, restart).
     """
 
+    codebook: Tensor  # (K, Dc), a Parameter when learned by gradient
+    embed_sum: Tensor  # (K, Dc)
+    cluster_size: Tensor  # (K,)
+    initialized: Tensor  # () bool
+
     def __init__(self, dim: int, codebook_size: int, **options) -> None:
         super().__init__()
         self.config = cfg = VQConfig(dim=dim, codebook_size=codebook_size, **options)
@@ -191,15 +196,17 @@ class VectorQuantizer(Quantizer):
 
     @torch.no_grad()
     def _restart_dead_codes(self, z: Tensor, indices: Tensor, error: Tensor) -> None:
+        restart = self.config.restart
+        assert restart is not None  # called only with restarts on
         mean_size = self.cluster_size.mean()
-        dead = self.cluster_size < self.config.restart.threshold * mean_size  # identical on every rank
+        dead = self.cluster_size < restart.threshold * mean_size  # identical on every rank
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
         weights = error if bool(error.sum() > 0) else torch.ones_like(error)
         picks = torch.multinomial(weights, n_dead, replacement=n_dead > z.shape[0])
         fresh = z[picks]  # (n_dead, Dc)
-        alpha = self.config.restart.toward_vector
+        alpha = restart.toward_vector
         if alpha < 1.0:
             fresh = self.codebook[indices[picks]].lerp(fresh, alpha)
         fresh = fresh.contiguous()
