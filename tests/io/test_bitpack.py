@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vqfuse.io.tokenfile import pack_bits, packed_size, unpack_bits
+from vqfuse.io.bitpack import pack_bits, packed_size, unpack_bits
 
 SIZES = [0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 63, 100, 1001]
 
