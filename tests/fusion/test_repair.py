@@ -9,23 +9,25 @@ import math
 import pytest
 import torch
 
-from vqfuse.fusion.repair import (
-    _decode_audio,
+from vqfuse.fusion.damage import (
     add_noise,
-    enhance,
-    enhance_tokens,
-    evaluate_repair,
     free_form_mask,
-    infill,
-    inpaint,
     masked_psnr,
     measured_snr_db,
     random_box_mask,
+    token_mask_from_pixels,
+)
+from vqfuse.fusion.repair import (
+    decode_audio_tokens,
+    enhance,
+    enhance_tokens,
+    infill,
+    inpaint,
     select_unknown,
     spectral_gain,
     token_log_probs,
-    token_mask_from_pixels,
 )
+from vqfuse.fusion.repair_eval import evaluate_repair
 from vqfuse.fusion.tokens import flatten_codes, unflatten_codes
 from vqfuse.metrics.audio import si_snr
 from vqfuse.nets.autoencoder import AutoencoderConfig
@@ -251,7 +253,7 @@ def test_enhance_end_to_end_keeps_confident_tokens(tokenizers, random_prior):
         for s, u in zip(out.scores, out.unknown):  # per item, the re-infilled ones are the least likely
             assert float(s[u].max()) <= float(s[~u].min())
         assert bool((out.scores <= 0).all())
-        assert torch.equal(out.reencoded, _decode_audio(audio_tok, out.noisy_tokens, noisy.shape[-1]))
+        assert torch.equal(out.reencoded, decode_audio_tokens(audio_tok, out.noisy_tokens, noisy.shape[-1]))
         assert torch.allclose(out.audio, spectral_gain(noisy, out.decoded, out.reencoded))
     decoded = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, steps=2, output="decoded")
     assert torch.equal(decoded.audio, decoded.decoded)

@@ -148,7 +148,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
 
 def _noisy_audio_tokens(model: Any, audio: Tensor, snr_db: float | None, seed: int, batch_size: int) -> Tensor:
     """audio (N, 1, T) [+ white noise at snr_db] -> codes (N, n_q, F)."""
-    from vqfuse.fusion.repair import add_noise
+    from vqfuse.fusion.damage import add_noise
     from vqfuse.fusion.tokens import encode_with_stages
 
     g = torch.Generator().manual_seed(seed)
@@ -213,7 +213,7 @@ def classification_section(model: Any, train_set: Any, test_set: Any, config: Fu
 
 def repair_section(model: Any, test_set: Any, config: FusionEvalConfig) -> dict[str, Any]:
     """Inpainting (masked PSNR) and enhancement (SI-SNR improvement), with and without the other modality."""
-    from vqfuse.fusion.repair import evaluate_repair
+    from vqfuse.fusion.repair_eval import evaluate_repair
 
     images, audio, _ = _stack(test_set, _spread(len(test_set), config.repair_items))
     if model.kind != "maskgit":
