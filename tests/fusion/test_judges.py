@@ -10,17 +10,13 @@ import scipy.linalg
 import torch
 
 from vqfuse.errors import InputFileError
-from vqfuse.fusion.judges import (
-    AudioJudge,
-    ImageJudge,
-    Judge,
+from vqfuse.fusion.judges import AudioJudge, ImageJudge, Judge, load_judge, log_mel_features
+from vqfuse.metrics.generation import (
     coherence,
     frechet_distance,
     gaussian_frechet_distance,
     joint_coherence,
     judge_frechet_distance,
-    load_judge,
-    log_mel_features,
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -204,7 +200,7 @@ def test_bad_arguments():
 def test_class_diversity_tells_a_one_class_sampler_from_an_even_one():
     from types import SimpleNamespace
 
-    from vqfuse.fusion.judges import class_diversity
+    from vqfuse.metrics.generation import class_diversity
 
     def judge(pred: list[int]) -> SimpleNamespace:  # a judge that predicts `pred`, whatever it is shown
         return SimpleNamespace(num_classes=4, predict=lambda x: torch.tensor(pred))

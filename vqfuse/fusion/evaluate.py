@@ -98,7 +98,7 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
                       out_dir: Path) -> dict[str, Any]:  # fmt: skip
     """Speech -> image, image -> speech and joint coherence, judge accuracy on real data, Frechet distances."""
     from vqfuse.data.audio import save_audio_file
-    from vqfuse.fusion.judges import class_diversity, coherence, joint_coherence, judge_frechet_distance
+    from vqfuse.metrics.generation import class_diversity, coherence, joint_coherence, judge_frechet_distance
     from vqfuse.modalities import get_modality
 
     images, audio, labels = _stack(test_set, _spread(len(test_set), config.items))
