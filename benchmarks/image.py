@@ -26,7 +26,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, environment, environment_line, markdown_table, verdict, write_results  # noqa: E402
 
-from vqfuse.data.images import OPENMOJI_ATTRIBUTION, tensor_to_uint8  # noqa: E402
+from vqfuse.data.emoji import OPENMOJI_ATTRIBUTION  # noqa: E402
+from vqfuse.data.image_files import tensor_to_uint8  # noqa: E402
 from vqfuse.modalities import get_modality  # noqa: E402
 from vqfuse.tokenizer import Tokenizer  # noqa: E402
 from vqfuse.train.config import load_config  # noqa: E402

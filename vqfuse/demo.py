@@ -39,7 +39,7 @@ class DemoResult:
 
 
 def _openmoji_credit() -> str:
-    from vqfuse.data.images import OPENMOJI_ATTRIBUTION
+    from vqfuse.data.emoji import OPENMOJI_ATTRIBUTION
 
     return f"Data: OpenMoji emoji. {OPENMOJI_ATTRIBUTION}"
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vqfuse.data import images as images_mod
+from vqfuse.data import emoji as emoji_mod
+from vqfuse.data import photos as photos_mod
 from vqfuse.data import (
     OPENMOJI_ATTRIBUTION,
     DigitsDataset,
@@ -26,6 +27,7 @@ from vqfuse.data import (
     save_image_file,
     split_items,
 )
+from vqfuse.data.cache import cache_dir
 from vqfuse.data.registry import parse_spec
 from vqfuse.data.split import heldout_score
 from vqfuse.errors import InputFileError, VqfuseError
@@ -75,8 +77,8 @@ def test_emoji_dataset_all_splits():
     assert 0.05 < len(test) / (len(train) + len(test)) < 0.15
     assert not set(train.names) & set(test.names)
     # all skin tones of one emoji are on the same side
-    base = {images_mod.emoji_split_key(n) for n in train.names}
-    assert not base & {images_mod.emoji_split_key(n) for n in test.names}
+    base = {emoji_mod.emoji_split_key(n) for n in train.names}
+    assert not base & {emoji_mod.emoji_split_key(n) for n in test.names}
     again = EmojiDataset(32, "test")
     assert again.names == test.names and np.array_equal(again.images, test.images)
     x = train[0]
@@ -89,16 +91,16 @@ def test_emoji_dataset_all_splits():
 
 
 def test_emoji_disk_cache_roundtrip():
-    names, imgs = images_mod.render_emoji(32)
-    files = list(images_mod.cache_dir().glob("openmoji-*-32px-*.npy"))
+    names, imgs = emoji_mod.render_emoji(32)
+    files = list(cache_dir().glob("openmoji-*-32px-*.npy"))
     assert len(files) == 1
-    key = next(k for k in images_mod._EMOJI_MEMORY if k[0] == 32)
-    saved = images_mod._EMOJI_MEMORY.pop(key)
+    key = next(k for k in emoji_mod._EMOJI_MEMORY if k[0] == 32)
+    saved = emoji_mod._EMOJI_MEMORY.pop(key)
     try:
-        names2, imgs2 = images_mod.render_emoji(32)  # from disk this time
+        names2, imgs2 = emoji_mod.render_emoji(32)  # from disk this time
         assert names2 == names and np.array_equal(imgs2, imgs)
     finally:
-        images_mod._EMOJI_MEMORY[key] = saved
+        emoji_mod._EMOJI_MEMORY[key] = saved
 
 
 # ---------------------------------------------------------------------------------------------- digits
@@ -121,7 +123,7 @@ def test_digits_dataset_labels():
 
 
 def test_photos_dataset():
-    photos = images_mod.load_photos()
+    photos = photos_mod.load_photos()
     assert len(photos) >= 10
     train = PhotosDataset(24, "train", crops_per_photo=3)
     test = PhotosDataset(24, "test", crops_per_photo=3)

@@ -15,7 +15,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from vqfuse.data import make_paired_dataset as exported_factory
-from vqfuse.data.images import DigitsDataset, emoji_text
+from vqfuse.data.audio import fit_length
+from vqfuse.data.digits import DigitsDataset
+from vqfuse.data.emoji import emoji_text
+from vqfuse.data.espeak import all_voices
 from vqfuse.data.paired import (
     AVDigitsDataset,
     AVEmojiDataset,
@@ -26,7 +29,8 @@ from vqfuse.data.paired import (
     paired_specs,
     read_pairs_csv,
 )
-from vqfuse.data.speech import DIGIT_WORDS, all_voices, fit_length, render_corpus, render_utterance, split_voices
+from vqfuse.data.speech import DIGIT_WORDS, split_voices
+from vqfuse.data.speech_render import render_corpus, render_utterance
 from vqfuse.errors import InputFileError, VqfuseError
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -164,13 +168,13 @@ def test_av_emoji_split_determinism_and_limit(emoji):
 
 
 def test_av_emoji_speech_is_cached_on_disk(tmp_path, monkeypatch):
-    from vqfuse.data import speech
+    from vqfuse.data import speech_render
 
     monkeypatch.setenv("VQFUSE_CACHE_DIR", str(tmp_path))
     ds = AVEmojiDataset("test", size=16, limit=5, pairings=1, voices=POOL)
     assert list(tmp_path.glob("speech-16000hz-*.npz"))
-    monkeypatch.setattr(speech, "_MEMORY", {})
-    monkeypatch.setattr(speech, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache"))
+    monkeypatch.setattr(speech_render, "_MEMORY", {})
+    monkeypatch.setattr(speech_render, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache"))
     again = AVEmojiDataset("test", size=16, limit=5, pairings=1, voices=POOL)
     assert all(torch.equal(again.audio(k), ds.audio(k)) for k in range(len(ds)))
 

@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from vqfuse.data import speech
+from vqfuse.data import espeak, speech, speech_render
+from vqfuse.data.espeak import ACCENTS, all_voices, synthesize
 from vqfuse.data.registry import make_dataset
-from vqfuse.data.speech import (
-    ACCENTS,
-    DigitSpeech,
-    SpeechDataset,
-    all_voices,
-    number_words,
-    speech_catalogue,
-    split_voices,
-    synthesize,
-)
+from vqfuse.data.speech import DigitSpeech, SpeechDataset, number_words, speech_catalogue, split_voices
 from vqfuse.errors import VqfuseError
 
 # A handful of voices keeps rendering well under a second; the full corpus is built once below.
@@ -40,10 +32,10 @@ def _dominant_hz(x: np.ndarray, sr: int = 22050) -> float:
 def test_synthesize_is_speech_like():
     x = synthesize("seven", "en-us")
     assert x.dtype == np.float32 and x.ndim == 1
-    assert 0.2 < len(x) / speech.ESPEAK_SAMPLE_RATE < 2.0
+    assert 0.2 < len(x) / espeak.ESPEAK_SAMPLE_RATE < 2.0
     assert float(np.abs(x).max()) > 0.1 and float(np.abs(x).max()) <= 1.0
     assert float(np.sqrt(np.mean(x**2))) > 0.01  # not silent
-    assert speech.get_engine().sample_rate == speech.ESPEAK_SAMPLE_RATE
+    assert espeak.get_engine().sample_rate == espeak.ESPEAK_SAMPLE_RATE
 
 
 def test_voices_rates_and_pitches_differ():
@@ -140,7 +132,7 @@ def test_dataset_items_shapes_and_range():
     lengths = {whole[i].shape[-1] for i in range(len(whole))}
     assert len(lengths) > 10  # variable length
     peaks = [float(whole[i].abs().max()) for i in range(len(whole))]
-    assert all(abs(p - speech.PEAK) < 1e-3 for p in peaks)
+    assert all(abs(p - speech_render.PEAK) < 1e-3 for p in peaks)
     assert (whole.labels >= 0).sum() == 10 * len(FEW)
     assert all(whole.texts[i] == speech.DIGIT_WORDS[int(l)] for i, l in enumerate(whole.labels) if l >= 0)
 
@@ -167,8 +159,8 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     ds = SpeechDataset("all", voices=FEW[:2], kinds=("numbers",))
     assert list(tmp_path.glob("speech-16000hz-*.npz"))
     expected = [ds.utterance(i) for i in range(len(ds))]
-    speech._MEMORY.clear()
-    monkeypatch.setattr(speech, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache"))
+    speech_render._MEMORY.clear()
+    monkeypatch.setattr(speech_render, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache"))
     again = SpeechDataset("all", voices=FEW[:2], kinds=("numbers",))
     assert all(torch.equal(a, again.utterance(i)) for i, a in enumerate(expected))
 

@@ -378,7 +378,7 @@ def run(capsys, *args) -> tuple[int, str, str]:
 
 def write_inputs(folder: Path) -> None:
     from vqfuse.data.audio import save_audio_file
-    from vqfuse.data.images import save_image_file
+    from vqfuse.data.image_files import save_image_file
 
     data = TinyPairs("test")
     (folder / "sub").mkdir(parents=True)

@@ -8,7 +8,7 @@ import torch
 
 from tests.fusion.test_pipeline import RATE, presets, run, run_dir, write_inputs  # noqa: F401  (module fixtures)
 from vqfuse.data.audio import load_audio_file, save_audio_file
-from vqfuse.data.images import load_image_file, save_image_file
+from vqfuse.data.image_files import load_image_file, save_image_file
 from vqfuse.fusion.model import FusionModel
 
 pytestmark = pytest.mark.usefixtures("single_thread")

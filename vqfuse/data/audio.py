@@ -9,25 +9,20 @@ Tensors are float32 ``(C, T)`` in [-1, 1]; the datasets yield ``(1, T)``.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from vqfuse.data.files import FileFolderDataset, find_files, no_files_problem
 from vqfuse.data.registry import register_dataset
-from vqfuse.data.split import check_split, select_split
+from vqfuse.data.split import check_split
 from vqfuse.errors import InputFileError, PathLike, VqfuseError
 from vqfuse.io.atomic import atomic_path, describe_os_error
 
-log = logging.getLogger("vqfuse.data")
-
 AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3")
-NO_AUDIO_PROBLEM = "no audio files (wav, flac, ogg, opus, mp3) found"
+NO_AUDIO_PROBLEM = no_files_problem("audio", AUDIO_EXTENSIONS)
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384000
 MAX_CHANNELS = 64
@@ -143,6 +138,52 @@ def load_audio_file(path: PathLike, sample_rate: int | None = 16000, mono: bool 
 
 
 # ----------------------------------------------------------------------------------------------
+# Samples: int16 storage, clip lengths
+
+
+def to_int16(x: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] -> int16 (full scale 32767, clipped), e.g. to keep audio in memory."""
+    return np.clip(np.round(x * 32767.0), -32767, 32767).astype(np.int16)
+
+
+def int16_to_tensor(a: np.ndarray) -> torch.Tensor:
+    """int16 ``(T,)`` -> float32 ``(1, T)`` in [-1, 1]."""
+    return torch.from_numpy(a.astype(np.float32) / 32767.0).unsqueeze(0)
+
+
+def check_sample_rate(sample_rate: int) -> int:
+    """``sample_rate`` if it is at least :data:`MIN_SAMPLE_RATE` (1 kHz), else a :class:`VqfuseError`."""
+    if int(sample_rate) < MIN_SAMPLE_RATE:
+        raise VqfuseError(f"sample_rate must be >= {MIN_SAMPLE_RATE} Hz, got {sample_rate}")
+    return sample_rate
+
+
+def check_segment_seconds(segment_seconds: float | None) -> float | None:
+    """``segment_seconds`` if it is None or > 0, else a :class:`VqfuseError`."""
+    if segment_seconds is not None and not segment_seconds > 0:
+        raise VqfuseError(f"segment_seconds must be > 0 or None, got {segment_seconds}")
+    return segment_seconds
+
+
+def segment_samples(segment_seconds: float | None, sample_rate: int) -> int | None:
+    """Samples in a clip of ``segment_seconds`` at ``sample_rate`` (at least 1); None stays None."""
+    return None if segment_seconds is None else max(1, round(segment_seconds * sample_rate))
+
+
+def fit_length(x: torch.Tensor, length: int, generator: np.random.Generator | None = None) -> torch.Tensor:
+    """Crop or zero-pad ``(C, T)`` to ``(C, length)``: a random window/offset with ``generator``, else centred."""
+    t = x.shape[-1]
+    if t == length:
+        return x
+    if t > length:
+        start = int(generator.integers(0, t - length + 1)) if generator is not None else (t - length) // 2
+        return x[..., start : start + length]
+    pad = length - t
+    left = int(generator.integers(0, pad + 1)) if generator is not None else pad // 2
+    return torch.nn.functional.pad(x, (left, pad - left))
+
+
+# ----------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -190,17 +231,7 @@ def save_audio_file(x: torch.Tensor | np.ndarray, path: PathLike, sample_rate: i
 
 def find_audio_files(root: PathLike) -> list[Path]:
     """Audio files under ``root`` (recursive, sorted, case-insensitive extensions; hidden entries skipped)."""
-    root = Path(root)
-    if not root.exists():
-        raise InputFileError(root, "folder does not exist")
-    if not root.is_dir():
-        raise InputFileError(root, "not a folder")
-    exts = {"." + e for e in AUDIO_EXTENSIONS}
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and Path(f).suffix.lower() in exts)
-    return sorted(files)
+    return find_files(root, AUDIO_EXTENSIONS)
 
 
 def n_windows(length: int, window: int) -> int:
@@ -221,7 +252,7 @@ def _estimate_samples(path: Path, sample_rate: int) -> int:
         return 0
 
 
-class AudioFolderDataset(Dataset):
+class AudioFolderDataset(FileFolderDataset):
     """Every audio file under ``path`` (recursive), mono at ``sample_rate``, items ``(1, T)`` in [-1, 1].
 
     With ``segment_seconds`` each file is cut into consecutive fixed windows (the last one zero-padded,
@@ -237,6 +268,10 @@ class AudioFolderDataset(Dataset):
         InputFileError: the folder is missing, holds no audio files, or none of them can be read.
     """
 
+    kind = "audio"
+    extensions = AUDIO_EXTENSIONS
+    key_prefix = "audio/"
+
     def __init__(
         self,
         path: PathLike,
@@ -248,21 +283,10 @@ class AudioFolderDataset(Dataset):
         workers: int | None = None,
     ) -> None:
         check_split(split)
-        if segment_seconds is not None and not segment_seconds > 0:
-            raise VqfuseError(f"segment_seconds must be > 0 or None, got {segment_seconds}")
-        self.root = Path(path).expanduser()
+        check_segment_seconds(segment_seconds)
         self.sample_rate, self.split, self.segment_seconds = int(sample_rate), split, segment_seconds
-        self.segment_length: int | None = None if segment_seconds is None else max(1, round(segment_seconds * sample_rate))
-        all_files = find_audio_files(self.root)
-        if not all_files:
-            raise InputFileError(self.root, NO_AUDIO_PROBLEM)
-        rel = lambda f: f.relative_to(self.root).as_posix()  # noqa: E731
-        files = select_split(all_files, lambda f: "audio/" + rel(f), split, fraction, min_heldout=1)
-        if not files:
-            raise InputFileError(
-                self.root, f"the '{split}' split is empty ({len(all_files)} audio file(s) in all); use split 'all'"
-            )
-        self.skipped: list[tuple[Path, str]] = []
+        self.segment_length: int | None = segment_samples(segment_seconds, sample_rate)
+        files = self._split_files(path, split, fraction)
         if in_memory is None:  # int16 at the dataset rate, estimated from the headers
             in_memory = sum(_estimate_samples(f, self.sample_rate) for f in files) * 2 <= FOLDER_IN_MEMORY_BYTES
         self.in_memory = in_memory
@@ -272,37 +296,19 @@ class AudioFolderDataset(Dataset):
                 x = load_audio_file(f, self.sample_rate)[0].numpy()  # (T,)
             except InputFileError as exc:
                 return exc.problem
-            return np.clip(np.round(x * 32767.0), -32767, 32767).astype(np.int16) if self.in_memory else len(x)
+            return to_int16(x) if self.in_memory else len(x)
 
-        n_workers = workers or min(4, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            results = list(pool.map(load, files))
-        good, lengths, arrays = [], [], []
-        for f, r in zip(files, results):
-            if isinstance(r, str):
-                self._skip(f, r)
-                continue
-            good.append(f)
-            lengths.append(len(r) if isinstance(r, np.ndarray) else int(r))
-            if isinstance(r, np.ndarray):
-                arrays.append(r)
-        if not good:
-            first, why = self.skipped[0]
-            raise InputFileError(self.root, f"none of the {len(files)} audio files could be read (e.g. {first}: {why})")
-        self.files: list[Path] = good
-        self.keys: list[str] = [rel(f) for f in good]
+        results: list[np.ndarray | int] = self._read_all(files, load, workers)
+        lengths = [len(r) if isinstance(r, np.ndarray) else int(r) for r in results]
         self.lengths: list[int] = lengths  # samples at sample_rate, per file
+        arrays = [r for r in results if isinstance(r, np.ndarray)]  # int16 (T_i,) per file, when in memory
         self._audio: list[np.ndarray] | None = arrays if self.in_memory else None
         # items: (file index, window start sample)
         if self.segment_length is None:
-            self.items: list[tuple[int, int]] = [(i, 0) for i in range(len(good))]
+            self.items: list[tuple[int, int]] = [(i, 0) for i in range(len(self.files))]
         else:
             L = self.segment_length
             self.items = [(i, w * L) for i, n in enumerate(lengths) for w in range(n_windows(n, L))]
-
-    def _skip(self, f: Path, problem: str) -> None:
-        log.warning("skipping %s: %s", f, problem)
-        self.skipped.append((f, problem))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -310,7 +316,7 @@ class AudioFolderDataset(Dataset):
     def file_audio(self, i: int) -> torch.Tensor:
         """The whole of file ``i`` at the dataset rate: ``(1, T)``."""
         if self._audio is not None:
-            return torch.from_numpy(self._audio[i].astype(np.float32) / 32767.0).unsqueeze(0)
+            return int16_to_tensor(self._audio[i])
         return load_audio_file(self.files[i], self.sample_rate)
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -352,5 +358,11 @@ __all__ = [
     "save_audio_file",
     "find_audio_files",
     "n_windows",
+    "to_int16",
+    "int16_to_tensor",
+    "check_sample_rate",
+    "check_segment_seconds",
+    "segment_samples",
+    "fit_length",
     "AudioFolderDataset",
 ]

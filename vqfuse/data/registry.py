@@ -1,7 +1,9 @@
 """Dataset specs -> datasets, through a small registry per modality.
 
-A spec is ``NAME`` or ``NAME:ARG`` (``emoji``, ``digits``, ``photos``, ``folder:PATH``). Other modules
-add their own datasets without touching this file::
+A spec is ``NAME`` or ``NAME:ARG`` (``emoji``, ``digits``, ``photos``, ``folder:PATH``). Every
+source registers itself when its module is imported, the built-in ones included (``vqfuse.data``
+imports them all, in the order their specs are listed), and other modules add their own datasets
+the same way without touching this file::
 
     from vqfuse.data.registry import register_dataset
     register_dataset("audio", "speech", lambda arg, **kw: SpeechDataset(**kw))
@@ -97,20 +99,5 @@ def image_dataset(spec: str, size: int, split: str = "train") -> Dataset:
     """
     return make_dataset("image", spec, size=size, split=split)
 
-
-def _register_builtin_images() -> None:
-    from vqfuse.data import images
-
-    register_dataset("image", "emoji", lambda arg, size, split: images.EmojiDataset(size, split),
-                     help="4,495 OpenMoji colour emoji (CC BY-SA 4.0)")
-    register_dataset("image", "digits", lambda arg, size, split: images.DigitsDataset(size, split),
-                     help="1,797 handwritten digits from scikit-learn")
-    register_dataset("image", "photos", lambda arg, size, split: images.PhotosDataset(size, split),
-                     help="random crops of scikit-image's sample photos")
-    register_dataset("image", "folder", lambda arg, size, split: images.FolderDataset(arg, size, split),
-                     arg="PATH", help="every image file under a folder")  # fmt: skip
-
-
-_register_builtin_images()
 
 __all__ = ["DatasetEntry", "register_dataset", "dataset_entries", "parse_spec", "make_dataset", "image_dataset"]

@@ -2,15 +2,15 @@
 
 An item's side of the split depends only on its key (an emoji's codepoints, a file's relative path,
 a photo's name), never on the other items, on their order or on the Python process: adding files
-to a folder never moves an existing file between train and test. ``hashlib`` is used rather than
-``hash()``, which is salted per process.
+to a folder never moves an existing file between train and test. The hash is
+:func:`vqfuse.data.cache.stable_hash`, the same in every process.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Callable, Iterable, Sequence, TypeVar
 
+from vqfuse.data.cache import stable_hash
 from vqfuse.errors import VqfuseError
 
 T = TypeVar("T")
@@ -21,8 +21,7 @@ DEFAULT_SALT = "vqfuse"
 
 def heldout_score(key: str, salt: str = DEFAULT_SALT) -> float:
     """A uniform pseudo-random number in [0, 1) fixed by ``(salt, key)``."""
-    digest = hashlib.sha256(f"{salt}\x00{key}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
+    return stable_hash(salt, key) / 2.0**64
 
 
 def is_heldout(key: str, fraction: float = 0.1, salt: str = DEFAULT_SALT) -> bool:

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from vqfuse.data.images import OPENMOJI_ATTRIBUTION, load_image_file, save_image_file
+from vqfuse.data.emoji import OPENMOJI_ATTRIBUTION
+from vqfuse.data.image_files import load_image_file, save_image_file
 from vqfuse.data.registry import image_dataset
 from vqfuse.errors import VqfuseError
 from vqfuse.modalities.base import Modality, register_modality
