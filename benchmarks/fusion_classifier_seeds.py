@@ -39,8 +39,8 @@ def measure_run(run: str, seed: int, classifier_seeds: list[int], options: dict,
                 audio_snr_db: float, steps: int) -> dict:  # fmt: skip
     """Relative robustness under image noise of every classifier, per classifier seed, for one run."""
     from vqfuse.fusion.classifier_training import fit_classifiers
-    from vqfuse.fusion.robustness import robustness_sweep
     from vqfuse.fusion.evaluate import FusionEvalConfig, classification_inputs, load_run_data
+    from vqfuse.fusion.robustness import robustness_sweep
 
     torch.set_num_threads(threads)
     start = time.perf_counter()

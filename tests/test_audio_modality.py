@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import soundfile as sf
 import torch
 from PIL import Image
 
-from vqfuse.modalities import get_modality
-from vqfuse.modalities.audio import AudioModality
 from vqfuse.data.audio import AudioFolderDataset
 from vqfuse.data.speech import SpeechDataset
 from vqfuse.errors import InputFileError
+from vqfuse.modalities import get_modality
+from vqfuse.modalities.audio import AudioModality
 
 SR = 16000
 

@@ -4,9 +4,7 @@ covers the receptive field, crossfades hide per-window differences, long files s
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tests.test_codec import (
     fake_evaluate_tokenizer,
@@ -22,8 +21,8 @@ from tests.test_codec import (
     write_png,
     write_wav,
 )
-from vqfuse.io.tokenfile import read_tokens
 from vqfuse.cli import main
+from vqfuse.io.tokenfile import read_tokens
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +11,9 @@ from PIL import Image
 
 from vqfuse import codec
 from vqfuse.chunking import pad_to_multiple
+from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, TokenFileError, VqfuseError
 from vqfuse.evaluate import evaluate_model, model_info
 from vqfuse.io.paths import BatchResult, FileResult, map_paths
-from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, TokenFileError, VqfuseError
 from vqfuse.io.tokenfile import read_tokens, write_tokens
 from vqfuse.modalities import get_modality
 from vqfuse.nets.autoencoder import AutoencoderConfig

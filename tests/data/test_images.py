@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from vqfuse.data import emoji as emoji_mod
-from vqfuse.data import photos as photos_mod
 from vqfuse.data import (
     OPENMOJI_ATTRIBUTION,
     DigitsDataset,
@@ -27,12 +24,12 @@ from vqfuse.data import (
     save_image_file,
     split_items,
 )
+from vqfuse.data import emoji as emoji_mod
+from vqfuse.data import photos as photos_mod
 from vqfuse.data.cache import cache_dir
 from vqfuse.data.registry import parse_spec
 from vqfuse.data.split import heldout_score
 from vqfuse.errors import InputFileError, VqfuseError
-
-
 
 
 def _in_range(x: torch.Tensor) -> bool:

@@ -263,7 +263,7 @@ def test_an_interrupted_tokenizer_resumes_and_a_finished_one_is_reused(presets, 
 
 
 def test_maskgit_loss_takes_several_targets():
-    from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout, maskgit_loss, masked_token_loss, random_mask
+    from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout, masked_token_loss, maskgit_loss, random_mask
 
     layout = SequenceLayout([("image", 8, 4), ("audio", 5, 6)])
     model = PriorTransformer(PriorConfig.for_layout(layout, dim=16, depth=1, heads=2, causal=False))

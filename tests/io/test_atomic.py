@@ -4,6 +4,7 @@ import stat
 
 import pytest
 
+from vqfuse.errors import InputFileError
 from vqfuse.io.atomic import (
     atomic_path,
     atomic_write,
@@ -12,7 +13,6 @@ from vqfuse.io.atomic import (
     atomic_write_text,
     read_input_bytes,
 )
-from vqfuse.errors import InputFileError
 
 
 def _leftovers(directory):

@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from vqfuse.quantize import EMAConfig, RestartConfig, VectorQuantizer

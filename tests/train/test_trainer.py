@@ -9,13 +9,13 @@ from torch.utils.data import DataLoader
 import vqfuse.train.objectives as objectives
 from tests.train import GAN_LOSS, TinyImages, tiny_config
 from vqfuse.errors import ConfigError, VqfuseError
+from vqfuse.evaluate import evaluate_tokenizer
 from vqfuse.io.weights import load_json, load_weights
 from vqfuse.modalities import get_modality
 from vqfuse.tokenizer import Tokenizer
 from vqfuse.train import train
 from vqfuse.train.checkpoint import latest_checkpoint
 from vqfuse.train.config import RunConfig
-from vqfuse.evaluate import evaluate_tokenizer
 from vqfuse.train.trainer import InfiniteBatches, ResumableSampler, Trainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -3,9 +3,8 @@ intended labels, agreement of two judges on joint samples, class diversity, and 
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import numpy as np
 import torch

@@ -21,7 +21,6 @@ DEFAULT_IMAGE_SIZE = 32
 
 def image_grid(rows: list[Tensor], pad: int = 2) -> Tensor:
     """rows of (B, 3, H, W) -> one (3, H', W') grid: each input row above its reconstruction row."""
-    batch = rows[0].shape[0]
     tiles = torch.stack(rows, dim=0)  # (R, B, 3, H, W)
     tiles = F.pad(tiles, (pad, pad, pad, pad), value=1.0)
     r, b, c, h, w = tiles.shape

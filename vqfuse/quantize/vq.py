@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from vqfuse.quantize.base import Quantizer, QuantizerOutput, count_metrics, to_vectors, usage_metrics
 from vqfuse.quantize.distributed import all_reduce_sum_, broadcast_, is_distributed
 from vqfuse.quantize.estimators import rotation_trick, straight_through
-from vqfuse.quantize.search import DEFAULT_BLOCK_CODES, DEFAULT_BLOCK_ROWS, kmeans, nearest_code
+from vqfuse.quantize.search import kmeans, nearest_code
 
 
 @dataclass

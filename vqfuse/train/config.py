@@ -9,8 +9,8 @@ shortcuts set the prior's training, and each tokenizer's own steps are `tokenize
 from __future__ import annotations
 
 import copy
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

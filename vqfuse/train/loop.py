@@ -27,9 +27,17 @@ from tqdm.auto import tqdm
 
 from vqfuse.errors import ConfigError, VqfuseError
 from vqfuse.io.atomic import atomic_write_text
-from vqfuse.train.checkpoint import latest_checkpoint, load_checkpoint, pack_rng, rng_state, save_checkpoint, set_rng_state, unpack_rng
-from vqfuse.train.config import RunConfig
 from vqfuse.io.weights import to_jsonable as _jsonable
+from vqfuse.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    pack_rng,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unpack_rng,
+)
+from vqfuse.train.config import RunConfig
 
 log = logging.getLogger("vqfuse.train")
 

@@ -32,6 +32,7 @@ from torch.optim import AdamW
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vqfuse.errors import ConfigError, VqfuseError
+from vqfuse.evaluate import evaluate_tokenizer
 from vqfuse.io.atomic import atomic_write_text
 from vqfuse.io.weights import save_json
 from vqfuse.modalities import Modality, get_modality
@@ -41,7 +42,6 @@ from vqfuse.train.checkpoint import flatten_optimizer_state, unflatten_optimizer
 from vqfuse.train.config import RunConfig
 from vqfuse.train.discriminator import build_discriminator, check_discriminator_input
 from vqfuse.train.ema import EMA
-from vqfuse.evaluate import evaluate_tokenizer
 from vqfuse.train.loop import (  # noqa: F401  (_jsonable ... re-exported for older imports)
     MAX_CONSECUTIVE_SKIPS,
     LoopTrainer,
