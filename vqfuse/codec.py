@@ -293,11 +293,12 @@ def encode_latents(model: Tokenizer, x: Tensor, chunking: ChunkingLike = True) -
 
 
 @torch.no_grad()
-def decode_latents(model: Tokenizer, z: Tensor, chunking: ChunkingLike = True) -> Tensor:
+def decode_latents(model: Tokenizer, z: Tensor, chunking: ChunkingLike = True, n_q: int | None = None) -> Tensor:
     """Decoder output for latents (B, D, *latent) -> (B, C, *latent * factors); windowed like
-    :func:`encode_latents` for 1D models."""
+    :func:`encode_latents` for 1D models. ``n_q``: residual stages the latents hold (conditions the
+    spectral decoder; None: all)."""
     plan = audio_chunking(model, chunking)
-    return apply_chunked(model.decoder, z, plan, in_step=1, out_step=_hop(model), axis=2)
+    return apply_chunked(lambda w: model.decode_latents(w, n_q), z, plan, in_step=1, out_step=_hop(model), axis=2)
 
 
 @torch.no_grad()
@@ -378,7 +379,8 @@ def decode_tokenfile(
     size = check_tokenfile(model, tf, path)
     indices = torch.as_tensor(tf.indices).long().unsqueeze(0).to(_device(model))  # (1, [n_q,] *latent)
     z = model.quantizer.decode(indices)  # (1, D, *latent)
-    x = decode_latents(model, z, chunking)[0].float().cpu()  # (C, *padded)
+    n_q = indices.shape[1] if model.is_residual else None
+    x = decode_latents(model, z, chunking, n_q)[0].float().cpu()  # (C, *padded)
     return x[(slice(None),) + tuple(slice(0, s) for s in size)].clamp(-1, 1)
 
 

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from vqfuse.errors import InputFileError
 from vqfuse.io.weights import load_json, load_state_into, save_json, save_weights
-from vqfuse.nets.autoencoder import AutoencoderConfig, Decoder, Encoder
+from vqfuse.nets.autoencoder import AutoencoderConfig
+from vqfuse.nets.spectral import SpectralConfig, build_autoencoder
 from vqfuse.quantize.base import QuantizerOutput
 from vqfuse.quantize.builder import build_quantizer
 from vqfuse.quantize.residual import ResidualVQ
@@ -32,13 +33,14 @@ class TokenizerConfig:
 
     Args:
         modality: "image", "audio" or "video".
-        autoencoder: the Encoder/Decoder shape (its `dims` must suit the modality).
+        autoencoder: the Encoder/Decoder shape (its `dims` must suit the modality): an AutoencoderConfig
+            (waveform/pixel convs) or a SpectralConfig (`kind: spectral`, audio).
         quantizer: quantizer spec, see `vqfuse.quantize.builder.build_quantizer`.
         meta: modality facts, e.g. {"image_size": 64} or {"sample_rate": 16000}.
     """
 
     modality: str = "image"
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    autoencoder: AutoencoderConfig | SpectralConfig = field(default_factory=AutoencoderConfig)
     quantizer: dict[str, Any] = field(default_factory=lambda: {"kind": "vq", "codebook_size": 1024})
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -73,9 +75,10 @@ class Tokenizer(nn.Module):
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config.autoencoder)
         self.quantizer = build_quantizer(config.quantizer, config.autoencoder.latent_dim)
-        self.decoder = Decoder(config.autoencoder)
+        # a spectral decoder is conditioned on the number of residual stages kept (one AdaLN entry each)
+        n_stages = self.quantizer.n_quantizers if isinstance(self.quantizer, ResidualVQ) else 1
+        self.encoder, self.decoder = build_autoencoder(config.autoencoder, n_stages)
         self.model_id = ""  # content hash of the weights, set by save_pretrained / from_pretrained
 
     @property
@@ -97,11 +100,26 @@ class Tokenizer(nn.Module):
             raise ValueError("n_q (bitrate choice) needs a residual quantizer ('rvq')")
         return {"n_q": n_q}
 
-    def forward(self, x: Tensor, n_q: int | None = None) -> TokenizerOutput:
-        """x (B, C, *spatial) -> reconstruction (B, C, *spatial) and the quantizer's result."""
+    def forward(self, x: Tensor, n_q: int | None = None, bypass_quantizer: bool = False) -> TokenizerOutput:
+        """x (B, C, *spatial) -> reconstruction (B, C, *spatial) and the quantizer's result.
+
+        bypass_quantizer: feed the continuous latent to the decoder (training warm-up before the codebooks
+        are initialised from encoder outputs); the decoder is then conditioned as for all stages.
+        """
         z = self.encoder(x)  # (B, D, *latent)
+        if bypass_quantizer:
+            quant = bypassed(z)
+            return TokenizerOutput(self.decode_latents(z), quant)
         quant = self.quantizer(z, **self._quantizer_kwargs(n_q))
-        return TokenizerOutput(self.decoder(quant.quantized), quant)
+        n_used = quant.indices.shape[1] if self.is_residual else None
+        return TokenizerOutput(self.decode_latents(quant.quantized, n_used), quant)
+
+    def decode_latents(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        """Latents (B, D, *latent) -> (B, C, *spatial); `n_q` (stages the latents hold) conditions decoders
+        that take it (spectral) and is ignored by the others. None: all stages."""
+        if getattr(self.decoder, "conditioned", False):
+            return self.decoder(z, n_q)
+        return self.decoder(z)
 
     @torch.no_grad()
     def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
@@ -111,7 +129,8 @@ class Tokenizer(nn.Module):
     @torch.no_grad()
     def decode(self, indices: Tensor) -> Tensor:
         """indices as returned by `encode` -> (B, C, *spatial)."""
-        return self.decoder(self.quantizer.decode(indices))
+        n_q = indices.shape[1] if self.is_residual else None
+        return self.decode_latents(self.quantizer.decode(indices), n_q)
 
     # ---- persistence --------------------------------------------------------------------------------
 
@@ -141,6 +160,12 @@ class Tokenizer(nn.Module):
         load_state_into(model, directory / WEIGHTS_FILE, device)
         model.model_id = raw.get("model_id", "")
         return model.to(device).eval()
+
+
+def bypassed(z: Tensor) -> QuantizerOutput:
+    """A quantizer result that passes z (B, D, *latent) through: no codes, no loss."""
+    indices = torch.zeros((z.shape[0], 0, *z.shape[2:]), dtype=torch.long, device=z.device)
+    return QuantizerOutput(quantized=z, indices=indices, loss=z.new_zeros(()), metrics={"bypass": torch.ones(())})
 
 
 def weights_fingerprint(state: dict[str, Tensor]) -> str:
