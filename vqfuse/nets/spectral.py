@@ -190,7 +190,13 @@ class SpectralEncoder(nn.Module):
         if x.shape[-1] % cfg.downsample_factor:
             raise ValueError(f"length {x.shape[-1]} must be a multiple of {cfg.downsample_factor}: pad the input first")
         feats = spectral_features(x, cfg.n_fft, cfg.hop)  # (B, 3F, T / hop)
-        h = self.norm_in(self.conv_in(feats).transpose(1, 2)).transpose(1, 2)  # (B, enc_dim, T')
+        # conv_in (kernel = stride) applied as one matmul over stacked frames: about 2x faster on CPU than
+        # oneDNN's strided conv with ~1000 input channels, and the same numbers
+        b, c, n = feats.shape
+        k = cfg.frames_per_latent
+        frames = feats.reshape(b, c, n // k, k).permute(0, 2, 1, 3).reshape(b, n // k, c * k)  # (B, T', 3F * k)
+        h = F.linear(frames, self.conv_in.weight.reshape(cfg.enc_dim, c * k), self.conv_in.bias)  # (B, T', enc_dim)
+        h = self.norm_in(h).transpose(1, 2)  # (B, enc_dim, T')
         for block in self.blocks:
             h = block(h)
         return self.proj(self.norm_out(h.transpose(1, 2))).transpose(1, 2)  # (B, latent_dim, T')
