@@ -81,6 +81,7 @@ class LossConfig:
     # spectral codec terms on the codec's STFT grid (vqfuse.losses.spectral)
     complex_stft_weight: float = 0.0  # power-law (0.3) compressed complex STFT MSE
     log_magnitude_weight: float = 0.0  # log-magnitude MSE
+    phase_derivative_weight: float = 0.0  # phase differences over time and frequency (compressed products)
     spectral_n_fft: int = 640
     spectral_hop: int = 160
 

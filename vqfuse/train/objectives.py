@@ -2,7 +2,8 @@
 
 Generator:
     nll   = rec_w * rec(x_hat, x) [+ perceptual_w * LPIPS] [+ stft_w * MR-STFT + mel_w * mel]   (audio terms)
-          [+ complex_stft_w * compressed complex STFT MSE + log_magnitude_w * log|X| MSE]     (spectral codec)
+          [+ complex_stft_w * compressed complex STFT MSE + log_magnitude_w * log|X| MSE
+           + phase_derivative_w * phase differences over time and frequency]                  (spectral codec)
     total = nll + quantizer_w * quant.loss
           + gan_w * factor(step) * adaptive_w * G_adv(D(x_hat))      from gan_start, ramped over gan_warmup
           + fm_w * factor(step) * FM(D(x), D(x_hat))                 feature matching, same ramp
@@ -36,7 +37,7 @@ from vqfuse.losses import (
     r1_penalty,
     reconstruction_loss,
 )
-from vqfuse.losses.spectral import complex_stft_loss, dac_mel_loss, log_magnitude_loss
+from vqfuse.losses.spectral import complex_stft_loss, dac_mel_loss, log_magnitude_loss, phase_derivative_loss
 from vqfuse.tokenizer import TokenizerOutput
 from vqfuse.train.config import LossConfig
 
@@ -103,7 +104,7 @@ class TokenizerObjective:
             raise ConfigError(f"loss.gan_kind must be one of {', '.join(GAN_KINDS)}, got {c.gan_kind!r}")
         weights = ("reconstruction_weight", "quantizer_weight", "gan_weight", "feature_matching_weight", "r1_weight",
                    "lecam_weight", "perceptual_weight", "stft_weight", "mel_weight", "complex_stft_weight",
-                   "log_magnitude_weight")  # fmt: skip
+                   "log_magnitude_weight", "phase_derivative_weight")  # fmt: skip
         for name in weights:
             if getattr(c, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(c, name)}")
@@ -123,7 +124,7 @@ class TokenizerObjective:
                                   "safetensors file; vqfuse never downloads weights)")  # fmt: skip
             if self.dims not in (2, 3) or in_channels != 3:
                 raise ConfigError("loss.perceptual_weight needs RGB images or video")
-        audio_terms = (c.stft_weight, c.mel_weight, c.complex_stft_weight, c.log_magnitude_weight)
+        audio_terms = (c.stft_weight, c.mel_weight, c.complex_stft_weight, c.log_magnitude_weight, c.phase_derivative_weight)
         if max(audio_terms) > 0 and self.dims != 1:
             raise ConfigError("loss.stft_weight / mel_weight / complex_stft_weight / log_magnitude_weight apply to "
                               "audio (1D) data only")
@@ -208,6 +209,10 @@ class TokenizerObjective:
             lm = log_magnitude_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
             nll = nll + c.log_magnitude_weight * lm
             logs["log_magnitude"] = lm
+        if c.phase_derivative_weight > 0:
+            pd = phase_derivative_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
+            nll = nll + c.phase_derivative_weight * pd
+            logs["phase_derivative"] = pd
         quant = out.quant.loss.float()
         total = nll + c.quantizer_weight * quant
         logs["quant"] = quant
