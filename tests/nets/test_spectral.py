@@ -71,6 +71,20 @@ def test_head_fed_true_log_magnitude_and_phase_reconstructs_the_signal():
     assert loud.abs().max() < torch.exp(torch.tensor(TINY.max_log_magnitude)) * 2
 
 
+def test_vector_phase_head_synthesises_the_signal_and_has_three_outputs_per_bin():
+    cfg = SpectralConfig(**(TINY.to_dict() | {"phase": "vector"}))
+    assert SpectralDecoder(cfg, 4).head.out_features == 2 * 3 * 321
+    x = speechlike(2, 3200)
+    spec = stft_same(x[:, 0], cfg.n_fft, cfg.hop)
+    direction = 3.0 * torch.stack([spec.real, spec.imag], dim=1)  # any length: only the direction counts
+    y = synthesize(torch.log(spec.abs().clamp_min(1e-12)), direction, cfg)
+    torch.testing.assert_close(y, x, atol=1e-4, rtol=0)
+    z = SpectralEncoder(cfg)(x)
+    assert SpectralDecoder(cfg, 4)(z, 2).shape == x.shape
+    with pytest.raises(ValueError, match="phase"):
+        SpectralConfig(phase="polar")
+
+
 def test_gradients_reach_every_parameter_and_conditioning_matters():
     torch.manual_seed(0)
     model = Tokenizer(TokenizerConfig("audio", TINY, dict(RVQ), {"sample_rate": 16000}))

@@ -38,6 +38,9 @@ class SpectralConfig:
         latent_dim: channels of the latent the quantizer sees.
         kernel: depthwise kernel of the ConvNeXt blocks (in latent frames).
         max_log_magnitude: the decoder's log|X| is clipped here (stability of exp early in training).
+        phase: how the head gives the phase: "angle" (one value per bin, through cos/sin, as Vocos) or
+            "vector" (two values per bin, the direction of (re, im), as APCodec): a small step near the
+            origin can turn a vector by pi, while an angle moves at the optimiser's step size.
     """
 
     kind: str = KIND
@@ -53,6 +56,7 @@ class SpectralConfig:
     latent_dim: int = 64
     kernel: int = 7
     max_log_magnitude: float = 7.0
+    phase: str = "angle"
 
     def __post_init__(self) -> None:
         if self.kind != KIND:
@@ -61,6 +65,8 @@ class SpectralConfig:
             raise ValueError(f"need n_fft >= hop with n_fft - hop even, got n_fft={self.n_fft}, hop={self.hop}")
         if min(self.frames_per_latent, self.enc_blocks, self.dec_blocks, self.latent_dim) < 1:
             raise ValueError("frames_per_latent, enc_blocks, dec_blocks and latent_dim must be >= 1")
+        if self.phase not in ("angle", "vector"):
+            raise ValueError(f"phase must be 'angle' or 'vector', got {self.phase!r}")
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd, got {self.kernel}")
 
@@ -71,6 +77,11 @@ class SpectralConfig:
     @property
     def bins(self) -> int:
         return self.n_fft // 2 + 1
+
+    @property
+    def head_channels(self) -> int:
+        """Head outputs per STFT frame: log|X| plus one (angle) or two (vector) phase values per bin."""
+        return self.bins * (2 if self.phase == "angle" else 3)
 
     @property
     def downsample_factors(self) -> tuple[int, ...]:
@@ -223,7 +234,7 @@ class SpectralDecoder(nn.Module):
             ConvNeXtBlock(cfg.dec_dim, cfg.dec_mlp, cfg.kernel, scale, self.n_conditions) for _ in range(cfg.dec_blocks)
         )
         self.norm_out = nn.LayerNorm(cfg.dec_dim, eps=1e-6)
-        self.head = nn.Linear(cfg.dec_dim, cfg.frames_per_latent * 2 * cfg.bins)
+        self.head = nn.Linear(cfg.dec_dim, cfg.frames_per_latent * cfg.head_channels)
 
     @property
     def last_layer_weight(self) -> Tensor:
@@ -238,7 +249,8 @@ class SpectralDecoder(nn.Module):
         return index.clamp(0, self.n_conditions - 1)
 
     def spectrum(self, z: Tensor, n_q: int | Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """z (B, latent_dim, T') -> (log|X|, phase), each (B, bins, T' * frames_per_latent)."""
+        """z (B, latent_dim, T') -> (log|X|, phase): (B, bins, L) each for phase "angle", phase
+        (B, 2, bins, L) (re, im direction) for "vector"; L = T' * frames_per_latent."""
         cfg = self.cfg
         if z.dim() != 3 or z.shape[1] != cfg.latent_dim:
             raise ValueError(f"expected (B, {cfg.latent_dim}, T'), got {tuple(z.shape)}")
@@ -246,10 +258,13 @@ class SpectralDecoder(nn.Module):
         h = self.norm_in(self.conv_in(z).transpose(1, 2), cond).transpose(1, 2)  # (B, dec_dim, T')
         for block in self.blocks:
             h = block(h, cond)
-        out = self.head(self.norm_out(h.transpose(1, 2)))  # (B, T', frames * 2 * bins)
+        out = self.head(self.norm_out(h.transpose(1, 2)))  # (B, T', frames * head_channels)
         b, t = out.shape[:2]
-        out = out.reshape(b, t * cfg.frames_per_latent, 2, cfg.bins)  # (B, L, 2, bins), frames in time order
-        return out[:, :, 0].transpose(1, 2), out[:, :, 1].transpose(1, 2)
+        out = out.reshape(b, t * cfg.frames_per_latent, -1, cfg.bins)  # (B, L, 2 or 3, bins), frames in time order
+        log_mag = out[:, :, 0].transpose(1, 2)  # (B, bins, L)
+        if cfg.phase == "angle":
+            return log_mag, out[:, :, 1].transpose(1, 2)
+        return log_mag, out[:, :, 1:].permute(0, 2, 3, 1)  # (B, 2, bins, L)
 
     def forward(self, z: Tensor, n_q: int | Tensor | None = None) -> Tensor:
         log_mag, phase = self.spectrum(z, n_q)
@@ -257,9 +272,17 @@ class SpectralDecoder(nn.Module):
 
 
 def synthesize(log_mag: Tensor, phase: Tensor, cfg: SpectralConfig) -> Tensor:
-    """log|X| and phase (B, bins, L) -> waveform (B, 1, L * hop); log|X| clipped at max_log_magnitude."""
+    """log|X| (B, bins, L) and a phase angle (B, bins, L) or direction (B, 2, bins, L) -> waveform
+    (B, 1, L * hop); log|X| clipped at max_log_magnitude."""
     mag = torch.exp(log_mag.float().clamp(max=cfg.max_log_magnitude))
-    spec = torch.complex(mag * torch.cos(phase.float()), mag * torch.sin(phase.float()))
+    phase = phase.float()
+    if phase.dim() == log_mag.dim() + 1:  # (re, im) direction
+        re, im = phase.unbind(1)
+        norm = torch.sqrt(re.square() + im.square() + 1e-8)
+        cos, sin = re / norm, im / norm
+    else:
+        cos, sin = torch.cos(phase), torch.sin(phase)
+    spec = torch.complex(mag * cos, mag * sin)
     return istft_same(spec, cfg.n_fft, cfg.hop)[:, None]
 
 
