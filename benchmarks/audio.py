@@ -284,6 +284,16 @@ def stage_usage(indices: list[torch.Tensor], codebook_size: int) -> list[dict[st
     return out
 
 
+def architecture(model) -> str:
+    """One phrase for the report: which autoencoder the model has and its size."""
+    ae = model.config.autoencoder
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    if getattr(ae, "kind", None) == "spectral":
+        return (f"spectral: STFT {ae.n_fft}/{ae.hop}, encoder {ae.enc_dim}/{ae.enc_mlp} x {ae.enc_blocks}, decoder "
+                f"{ae.dec_dim}/{ae.dec_mlp} x {ae.dec_blocks}, {params:.1f} M parameters")
+    return f"waveform convs, {params:.1f} M parameters"
+
+
 def train_metrics(run: Path) -> dict:
     import json
 
@@ -533,7 +543,7 @@ def main(argv: list[str] | None = None) -> dict:
         "# Speech codec on held-out voices (16 kHz) vs Opus",
         f"Command: `python benchmarks/audio.py {shlex.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
         environment_line(env) + f", soundfile {sf.__version__} ({sf.__libsndfile_version__})",
-        f"Model: `{run}` (id {model.model_id}, {max_q} stages x {model.codebook_size} codes, "
+        f"Model: `{run}` (id {model.model_id}, {architecture(model)}, {max_q} stages x {model.codebook_size} codes, "
         f"{train_info.get('steps', '?')} training steps). {args.note}".rstrip(),
         f"Clips: {len(clips)} whole utterances ({audio_s:.1f} s, {min(c.shape[-1] for c in clips) / sr:.2f}-"
         f"{max(c.shape[-1] for c in clips) / sr:.2f} s each) of the `speech` test split: "
@@ -568,7 +578,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{len(passes)} passes: {', '.join(f'{p:.1f}' for p in passes)} s for {audio_s:.1f} s of audio); the clips as one "
         f"{audio_s:.0f} s file (10 s windows): {timing['rtf_long_file']:.1f}x. Diagnostic, not the target figure: the per-file "
         f"pass with `torch.backends.mkldnn.enabled = False` ran at {timing['rtf_per_file_without_mkldnn']:.1f}x "
-        "(oneDNN against the plain convolutions on these short inputs; timings need quiet cores: under a 54% foreign load this model gave 0.5x per file).",
+        "(oneDNN against the plain convolutions on these short inputs; timings need quiet cores).",
         "## Targets",
         markdown_table(["target", "measured", "verdict"], targets, ["l", "l", "l"]),
         (f"Examples (16-bit WAV, `{EXAMPLES}/`; {', '.join(clip_info[i]['voice'] + ': ' + repr(clip_info[i]['text']) for i in chosen)}): "
@@ -577,7 +587,7 @@ def main(argv: list[str] | None = None) -> dict:
     md = "\n\n".join(part for part in lines if part)
     data = {
         "environment": env,
-        "model": {"path": str(run), "model_id": model.model_id, "stages": max_q, "codebook_size": int(model.codebook_size),
+        "model": {"path": str(run), "model_id": model.model_id, "architecture": architecture(model), "stages": max_q, "codebook_size": int(model.codebook_size),
                   "train": train_info, "note": args.note},
         "clips": {"count": len(clips), "seconds": audio_s, "items": clip_info},
         "ours": {str(k): v for k, v in ours.items()},

@@ -28,9 +28,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # Long inputs are processed in windows of CHUNK_SECONDS plus MARGIN_SECONDS of context on each side, and
-# neighbouring windows are crossfaded over 2 * CROSSFADE_SECONDS. The speech preset's encoder and decoder
+# neighbouring windows are crossfaded over 2 * CROSSFADE_SECONDS. The waveform speech codec's encoder and decoder
 # convolutions each see 8 frames (0.16 s) either side of a frame, well inside MARGIN - CROSSFADE; only
-# non-causal GroupNorm, whose statistics span the whole window, makes windows differ from one pass.
+# non-causal GroupNorm, whose statistics span the whole window, makes windows differ from one pass. The
+# spectral codec's decoder sees 25 frames (0.5 s = MARGIN - CROSSFADE) either side and normalises each
+# frame on its own, so its windows match one pass.
 CHUNK_SECONDS = 10.0
 MARGIN_SECONDS = 1.0
 CROSSFADE_SECONDS = 0.5

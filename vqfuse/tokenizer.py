@@ -24,7 +24,8 @@ from vqfuse.chunking import CHUNK_SECONDS, CROSSFADE_SECONDS, MARGIN_SECONDS, Ch
 from vqfuse.errors import ConfigError, InputFileError, PathLike
 from vqfuse.io.model_dir import CONFIG_FILE, load_model_dir, save_model_dir, weights_fingerprint
 from vqfuse.io.tokenfile import TokenFile, check_decodable, stage_codes, staged_tokenfile
-from vqfuse.nets.autoencoder import AutoencoderConfig, Decoder, Encoder
+from vqfuse.nets.autoencoder import AutoencoderConfig
+from vqfuse.nets.spectral import SpectralConfig, build_decoder, build_encoder
 from vqfuse.quantize.base import QuantizerOutput
 from vqfuse.quantize.builder import build_quantizer
 
@@ -41,13 +42,14 @@ class TokenizerConfig:
 
     Args:
         modality: a registered modality name ("image", "audio", ...).
-        autoencoder: the Encoder/Decoder shape (its `dims` must suit the modality).
+        autoencoder: the Encoder/Decoder shape (its `dims` must suit the modality): an AutoencoderConfig
+            (waveform / pixel convs) or a SpectralConfig (`kind: spectral`, audio).
         quantizer: quantizer spec, see `vqfuse.quantize.builder.build_quantizer`.
         meta: modality facts, e.g. {"image_size": 64} or {"sample_rate": 16000}.
     """
 
     modality: str = "image"
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    autoencoder: AutoencoderConfig | SpectralConfig = field(default_factory=AutoencoderConfig)
     quantizer: dict[str, Any] = field(default_factory=lambda: {"kind": "vq", "codebook_size": 1024})
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -82,9 +84,10 @@ class Tokenizer(nn.Module):
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config.autoencoder)
+        self.encoder = build_encoder(config.autoencoder)
         self.quantizer = build_quantizer(config.quantizer, config.autoencoder.latent_dim)
-        self.decoder = Decoder(config.autoencoder)
+        # a spectral decoder is conditioned on the number of stages kept (one AdaLN entry each)
+        self.decoder = build_decoder(config.autoencoder, self.quantizer.n_stages)
         self.model_id = ""  # content hash of the weights, set by save_pretrained / from_pretrained
 
     # ---- facts --------------------------------------------------------------------------------------
@@ -173,11 +176,25 @@ class Tokenizer(nn.Module):
         self.check_n_q(n_q)
         return {} if n_q is None else {"n_q": n_q}
 
-    def forward(self, x: Tensor, n_q: int | None = None) -> TokenizerOutput:
-        """x (B, C, *spatial) -> reconstruction (B, C, *spatial) and the quantizer's result."""
+    def forward(self, x: Tensor, n_q: int | None = None, bypass_quantizer: bool = False) -> TokenizerOutput:
+        """x (B, C, *spatial) -> reconstruction (B, C, *spatial) and the quantizer's result.
+
+        bypass_quantizer: feed the continuous latent to the decoder (training warm-up before the codebooks
+        are initialised from encoder outputs); the decoder is then conditioned as for all stages.
+        """
         z = self.encoder(x)  # (B, D, *latent)
+        if bypass_quantizer:
+            return TokenizerOutput(self.run_decoder(z), bypassed(z))
         quant = self.quantizer(z, **self._n_q_kwargs(n_q))
-        return TokenizerOutput(self.decoder(quant.quantized), quant)
+        n_used = self.quantizer.to_stages(quant.indices).shape[1] if self.quantizer.variable_rate else None
+        return TokenizerOutput(self.run_decoder(quant.quantized, n_used), quant)
+
+    def run_decoder(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        """Latents (B, D, *latent) -> (B, C, *spatial) in one pass; `n_q` (stages the latents hold) conditions
+        decoders that take it (spectral) and is ignored by the others. None: all stages."""
+        if getattr(self.decoder, "conditioned", False):
+            return self.decoder(z, n_q)
+        return self.decoder(z)
 
     # ---- codes with a stage axis (B, S, *latent) ----------------------------------------------------
 
@@ -191,10 +208,12 @@ class Tokenizer(nn.Module):
         return apply_chunked(self.encoder, x, self.chunking(chunking), in_step=hop, out_step=1, axis=self._axis())
 
     @torch.no_grad()
-    def decode_latents(self, z: Tensor, chunking: ChunkingLike = True) -> Tensor:
-        """(B, D, *latent) -> decoder output (B, C, *latent * factors), windowed like `encode_latents`."""
+    def decode_latents(self, z: Tensor, chunking: ChunkingLike = True, n_q: int | None = None) -> Tensor:
+        """(B, D, *latent) -> decoder output (B, C, *latent * factors), windowed like `encode_latents`;
+        `n_q`: the stages the latents hold (see `run_decoder`)."""
         hop = self.downsample_factors[self._axis() - 2]
-        return apply_chunked(self.decoder, z, self.chunking(chunking), in_step=1, out_step=hop, axis=self._axis())
+        return apply_chunked(lambda w: self.run_decoder(w, n_q), z, self.chunking(chunking), in_step=1, out_step=hop,
+                             axis=self._axis())
 
     @torch.no_grad()
     def encode_codes(self, x: Tensor, n_q: int | None = None, chunking: ChunkingLike = True) -> Tensor:
@@ -211,7 +230,7 @@ class Tokenizer(nn.Module):
                      chunking: ChunkingLike = True) -> Tensor:
         """codes (B, S, *latent) -> (B, C, *size), unclamped (the padded size when `size` is None)."""
         z = self.quantizer.decode(self.quantizer.from_stages(codes.long().to(self.device)))  # (B, D, *latent)
-        x = self.decode_latents(z, chunking)
+        x = self.decode_latents(z, chunking, codes.shape[1] if self.quantizer.variable_rate else None)
         if size is not None:
             x = x[(slice(None), slice(None)) + tuple(slice(0, int(s)) for s in size)]
         return x
@@ -271,6 +290,12 @@ class Tokenizer(nn.Module):
                                     lambda raw: cls(TokenizerConfig.from_dict(raw)), device)
         model.model_id = raw.get("model_id", "")
         return model
+
+
+def bypassed(z: Tensor) -> QuantizerOutput:
+    """A quantizer result that passes z (B, D, *latent) through: no codes, no loss."""
+    indices = torch.zeros((z.shape[0], 0, *z.shape[2:]), dtype=torch.long, device=z.device)
+    return QuantizerOutput(quantized=z, indices=indices, loss=z.new_zeros(()), metrics={"bypass": torch.ones(())})
 
 
 def resolve_model_dir(path: str | Path) -> Path:

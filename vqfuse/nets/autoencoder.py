@@ -121,7 +121,16 @@ class AutoencoderConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AutoencoderConfig:
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """An AutoencoderConfig, or a `SpectralConfig` when `data["kind"] == "spectral"`: configs without
+        `kind` (every model saved before the spectral codec) stay waveform conv autoencoders."""
+        kind = data.get("kind")
+        if kind is not None:
+            if kind != "spectral":
+                raise ValueError(f"unknown autoencoder kind {kind!r}; choose 'spectral' or leave kind out")
+            from .spectral import SpectralConfig
+
+            return SpectralConfig.from_dict(data)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -81,6 +81,17 @@ class ResidualVQ(Quantizer):
         return QuantizerOutput(quantized=quantized, indices=torch.stack(indices, dim=1), loss=loss, metrics=metrics)
 
     @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        """k-means init of every stage, in order, on what the previous stages leave of x (B, C, *spatial)."""
+        residual = x
+        for stage in self.stages:
+            residual = residual - stage.initialize(residual)
+
+    @property
+    def initialized(self) -> bool:
+        return all(bool(stage.initialized) for stage in self.stages)
+
+    @torch.no_grad()
     def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
         """x (B, C, *spatial) -> indices (B, n_q, *spatial); all stages unless `n_q` is given."""
         n_used = n_q if n_q is not None else self.n_quantizers

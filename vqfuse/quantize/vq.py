@@ -147,6 +147,16 @@ class VectorQuantizer(Quantizer):
         q = self.project_out(F.embedding(indices, self.codes()))  # (B, *spatial, C)
         return torch.movedim(q, -1, 1)
 
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> Tensor:
+        """k-means init of the codebook on x (B, C, *spatial), e.g. many batches of encoder outputs (more
+        vectors than the first training batch holds); returns x's quantized latents (B, C, *spatial)."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            flat, restore = to_vectors(x.float())
+            self._init_codebook(self._to_code_space(flat))
+            return restore(self.project_out(F.embedding(nearest_code(self._to_code_space(flat), self.codes())[0],
+                                                        self.codes()))).to(x.dtype)
+
     def codes(self) -> Tensor:
         """The codebook as used for lookup, (K, Dc)."""
         return F.normalize(self.codebook, dim=-1) if self.config.normalize and self.config.learning == "gradient" else self.codebook

@@ -52,6 +52,10 @@ class TrainConfig:
     num_workers: int = 0
     compile: bool = False
     max_minutes: float | None = None  # wall-clock budget of this session: stop early, still save model + metrics
+    # residual VQ warm-up: the decoder sees the continuous latent for this many steps, then every stage is
+    # k-means-initialised on encoder outputs of quantizer_init_batches batches (more vectors than codes)
+    quantizer_bypass_steps: int = 0
+    quantizer_init_batches: int = 8
 
 
 @dataclass
@@ -76,6 +80,13 @@ class LossConfig:
     # audio only
     stft_weight: float = 0.0
     mel_weight: float = 0.0
+    mel_scales: str = "default"  # "default" (3 FFT sizes, 80 mels) | "dac7" (DAC's 7 scales, 5..320 mels)
+    # spectral codec terms on the codec's STFT grid (vqfuse.losses.spectral)
+    complex_stft_weight: float = 0.0  # power-law (0.3) compressed complex STFT MSE
+    log_magnitude_weight: float = 0.0  # log-magnitude MSE
+    phase_derivative_weight: float = 0.0  # phase differences over time and frequency (compressed products)
+    spectral_n_fft: int = 640
+    spectral_hop: int = 160
 
 
 @dataclass

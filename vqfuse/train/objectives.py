@@ -2,6 +2,8 @@
 
 Generator:
     nll   = rec_w * rec(x_hat, x) [+ perceptual_w * LPIPS] [+ stft_w * MR-STFT + mel_w * mel]   (audio terms)
+          [+ complex_stft_w * compressed complex STFT MSE + log_magnitude_w * log|X| MSE
+           + phase_derivative_w * phase differences over time and frequency]                  (spectral codec)
     total = nll + quantizer_w * quant.loss
           + gan_w * factor(step) * adaptive_w * G_adv(D(x_hat))      from gan_start, ramped over gan_warmup
           + fm_w * factor(step) * FM(D(x), D(x_hat))                 feature matching, same ramp
@@ -35,12 +37,14 @@ from vqfuse.losses import (
     r1_penalty,
     reconstruction_loss,
 )
+from vqfuse.losses.spectral import complex_stft_loss, dac_mel_loss, log_magnitude_loss, phase_derivative_loss
 from vqfuse.tokenizer import TokenizerOutput
 from vqfuse.train.config import LossConfig
 
 Logs = dict[str, Tensor]
 REC_KINDS = ("l1", "l2", "l1+l2")
 GAN_KINDS = ("hinge", "non_saturating")
+MEL_SCALES = ("default", "dac7")
 
 
 def _split(logits: Tensor | Sequence[Tensor], n: int) -> tuple[Any, Any]:
@@ -99,7 +103,8 @@ class TokenizerObjective:
         if c.gan_kind not in GAN_KINDS:
             raise ConfigError(f"loss.gan_kind must be one of {', '.join(GAN_KINDS)}, got {c.gan_kind!r}")
         weights = ("reconstruction_weight", "quantizer_weight", "gan_weight", "feature_matching_weight", "r1_weight",
-                   "lecam_weight", "perceptual_weight", "stft_weight", "mel_weight")  # fmt: skip
+                   "lecam_weight", "perceptual_weight", "stft_weight", "mel_weight", "complex_stft_weight",
+                   "log_magnitude_weight", "phase_derivative_weight")  # fmt: skip
         for name in weights:
             if getattr(c, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(c, name)}")
@@ -119,8 +124,12 @@ class TokenizerObjective:
                                   "safetensors file; vqfuse never downloads weights)")  # fmt: skip
             if self.dims not in (2, 3) or in_channels != 3:
                 raise ConfigError("loss.perceptual_weight needs RGB images or video")
-        if (c.stft_weight > 0 or c.mel_weight > 0) and self.dims != 1:
-            raise ConfigError("loss.stft_weight / loss.mel_weight apply to audio (1D) data only")
+        audio_terms = (c.stft_weight, c.mel_weight, c.complex_stft_weight, c.log_magnitude_weight, c.phase_derivative_weight)
+        if max(audio_terms) > 0 and self.dims != 1:
+            raise ConfigError("loss.stft_weight / mel_weight / complex_stft_weight / log_magnitude_weight apply to "
+                              "audio (1D) data only")
+        if c.mel_scales not in MEL_SCALES:
+            raise ConfigError(f"loss.mel_scales must be one of {', '.join(MEL_SCALES)}, got {c.mel_scales!r}")
         if c.mel_weight > 0 and not self.meta.get("sample_rate"):
             raise ConfigError("loss.mel_weight needs the model meta to hold a sample_rate")
 
@@ -188,9 +197,22 @@ class TokenizerObjective:
             nll = nll + c.stft_weight * s
             logs["stft"] = s
         if c.mel_weight > 0:
-            m = multi_scale_mel_loss(x_hat, x, sample_rate=int(self.meta["sample_rate"]))
+            sr = int(self.meta["sample_rate"])
+            m = dac_mel_loss(x_hat, x, sr) if c.mel_scales == "dac7" else multi_scale_mel_loss(x_hat, x, sample_rate=sr)
             nll = nll + c.mel_weight * m
             logs["mel"] = m
+        if c.complex_stft_weight > 0:
+            cs = complex_stft_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
+            nll = nll + c.complex_stft_weight * cs
+            logs["complex_stft"] = cs
+        if c.log_magnitude_weight > 0:
+            lm = log_magnitude_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
+            nll = nll + c.log_magnitude_weight * lm
+            logs["log_magnitude"] = lm
+        if c.phase_derivative_weight > 0:
+            pd = phase_derivative_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
+            nll = nll + c.phase_derivative_weight * pd
+            logs["phase_derivative"] = pd
         quant = out.quant.loss.float()
         total = nll + c.quantizer_weight * quant
         logs["quant"] = quant

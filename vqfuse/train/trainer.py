@@ -306,10 +306,23 @@ class Trainer(LoopTrainer):
             return torch.nn.utils.clip_grad_norm_(params, max_norm)
         return self.accelerator.clip_grad_norm_(params, max_norm)
 
+    def _quantizer_phase(self) -> dict[str, bool]:
+        """Forward kwargs for this step: bypass the residual VQ during train.quantizer_bypass_steps; at the
+        first step after, k-means-initialise its stages on encoder outputs of fresh batches."""
+        if self.step < self.tc.quantizer_bypass_steps:
+            return {"bypass_quantizer": True}
+        q = self.model.quantizer
+        if self.tc.quantizer_bypass_steps > 0 and hasattr(q, "initialize") and not q.initialized:
+            with torch.no_grad():
+                z = torch.cat([self.model.encoder(self.next_batch()) for _ in range(max(1, self.tc.quantizer_init_batches))])
+                q.initialize(z)  # (N, D, T'): every process sees its own batches; rank 0's codes are broadcast
+        return {}
+
     def train_step(self, x: Tensor) -> dict[str, float]:
         """One update of the generator (and discriminator) on a batch x (B, C, *spatial); returns logs
         averaged over processes."""
         acc, obj, step = self.accelerator, self.objective, self.step
+        phase = self._quantizer_phase()  # before the buffers are saved: a k-means init is kept
         buffers = self._state_buffers()
         saved = [b.detach().clone() for b in buffers]
         self.gen.train()
@@ -317,7 +330,7 @@ class Trainer(LoopTrainer):
         # generator: D frozen, so the adversarial loss only reaches x_hat
         if self.disc is not None:
             self.disc.requires_grad_(False)
-        out = self.gen(x)
+        out = self.gen(x, **phase)
         g_loss, logs = obj.generator(x, out, step, self.disc, self.model.decoder.last_layer_weight)
         acc.backward(g_loss)
 
