@@ -84,12 +84,12 @@ class ResidualVQ(Quantizer):
     def initialize(self, x: Tensor) -> None:
         """k-means init of every stage, in order, on what the previous stages leave of x (B, C, *spatial)."""
         residual = x
-        for stage in self.stages:
+        for stage in self._stage_list():
             residual = residual - stage.initialize(residual)
 
     @property
     def initialized(self) -> bool:
-        return all(bool(stage.initialized) for stage in self.stages)
+        return all(bool(stage.initialized) for stage in self._stage_list())
 
     @torch.no_grad()
     def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
