@@ -146,17 +146,30 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
+def markdown_table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    """Lines of a markdown table; cells through `format_value`."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(format_value(v) for v in row) + " |" for row in rows]
+
+
 def evaluation_markdown(report: dict[str, Any]) -> str:
     """A markdown table of an evaluation report (``metrics`` flattened to dotted names)."""
-    lines = [
-        f"Model `{report['model_id']}` ({report['modality']}) on `{report['dataset']}`, split `{report['split']}`",
-        "",
-        "| metric | value |",
-        "|---|---|",
-    ]
-    lines += [f"| {k} | {format_value(v)} |" for k, v in _flatten(report["metrics"]).items()]
+    lines = [f"Model `{report['model_id']}` ({report['modality']}) on `{report['dataset']}`, split `{report['split']}`", ""]
+    lines += markdown_table(("metric", "value"), list(_flatten(report["metrics"]).items()))
     if report.get("attribution"):
         lines += ["", report["attribution"]]
+    return "\n".join(lines) + "\n"
+
+
+def metrics_markdown(metrics: dict[str, Any]) -> str:
+    """A tokenizer run's metrics.json as a short markdown report."""
+    lines = [f"# {metrics['name']}: held-out metrics", "", f"{metrics['modality']} tokenizer trained on "
+             f"`{metrics['dataset']}` for {metrics['steps']} steps.", ""]
+    lines += markdown_table(("metric", "value"), list(metrics["heldout"].items()))
+    lines += [""] + markdown_table(("training", "value"), [(k, metrics[k]) for k in (
+        "steps", "skipped_steps", "train_items_per_s", "train_time_s", "wall_time_s", "processes", "ema", "model_id")])
+    if metrics.get("attribution"):
+        lines += ["", f"Data: {metrics['attribution']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -207,4 +220,5 @@ def evaluate_model(
     return report, paths
 
 
-__all__ = ["evaluate_tokenizer", "model_info", "evaluate_model", "evaluation_markdown", "format_value"]
+__all__ = ["evaluate_tokenizer", "model_info", "evaluate_model", "evaluation_markdown", "metrics_markdown",
+           "markdown_table", "format_value"]

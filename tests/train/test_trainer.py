@@ -14,9 +14,10 @@ from vqfuse.io.weights import load_json, load_weights
 from vqfuse.modalities import get_modality
 from vqfuse.tokenizer import Tokenizer
 from vqfuse.train import train
+from vqfuse.train.batches import InfiniteBatches, ResumableSampler
 from vqfuse.train.checkpoint import latest_checkpoint
 from vqfuse.train.config import RunConfig
-from vqfuse.train.trainer import InfiniteBatches, ResumableSampler, Trainer
+from vqfuse.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -151,21 +151,9 @@ def data_options(config: RunConfig) -> tuple[str, dict[str, Any]]:
 
 def check_fusion_config(config: RunConfig) -> tuple[dict[str, TokenizerSpec], PriorSettings]:
     """Validate a fusion config without training anything; raises ConfigError."""
-    from vqfuse.train.trainer import PRECISIONS
-
     if config.task != "fusion":
         raise ConfigError(f"not a fusion config (task: {config.task})")
-    tc = config.train
-    if tc.mixed_precision not in PRECISIONS:
-        raise ConfigError(f"train.mixed_precision must be one of {', '.join(PRECISIONS)}, got {tc.mixed_precision!r}")
-    checks = {"steps": tc.steps >= 0, "batch_size": tc.batch_size >= 1, "lr": tc.lr > 0, "log_every": tc.log_every >= 1,
-              "warmup_steps": tc.warmup_steps >= 0, "checkpoint_every": tc.checkpoint_every >= 0,
-              "grad_clip": tc.grad_clip >= 0, "num_workers": tc.num_workers >= 0, "eval_every": tc.eval_every >= 0}
-    bad = [k for k, ok in checks.items() if not ok]
-    if bad:
-        raise ConfigError(f"invalid train.{bad[0]}: {getattr(tc, bad[0])!r}")
-    if tc.ema_decay is not None and not 0.0 <= tc.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {tc.ema_decay}")
+    config.train.validate()
     data_options(config)
     specs = tokenizer_specs(config)
     settings = PriorSettings.from_config(config.prior)

@@ -38,12 +38,17 @@ from vqfuse.io.weights import save_json
 from vqfuse.prior.objectives import causal_order_loss, heldout_task_metrics, maskgit_task_loss
 from vqfuse.prior.persist import save_prior
 from vqfuse.prior.transformer import PriorTransformer
-from vqfuse.train.checkpoint import flatten_optimizer_state, unflatten_optimizer_state
+from vqfuse.train.batches import InfiniteBatches, ResumableSampler
+from vqfuse.train.checkpoint import (
+    flatten_optimizer_state,
+    load_optimizer_state,
+    restore_scheduler,
+    unflatten_optimizer_state,
+)
 from vqfuse.train.config import RunConfig
 from vqfuse.train.ema import EMA
 from vqfuse.train.loop import LoopTrainer, RngStates, StepCallback, _jsonable
 from vqfuse.train.schedule import build_scheduler
-from vqfuse.train.trainer import InfiniteBatches, ResumableSampler, _load_optimizer, _restore_scheduler
 
 log = logging.getLogger("vqfuse.fusion")
 
@@ -244,8 +249,8 @@ class FusionTrainer(LoopTrainer):
     def _load_training(self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any],
                        path: Path) -> None:
         optim = weights.get("optim.safetensors", {})
-        _load_optimizer(self.opt, unflatten_optimizer_state(optim, docs["optim.json"]["prior"], "prior"))
-        _restore_scheduler(self.sched, state["scheduler"])
+        load_optimizer_state(self.opt, unflatten_optimizer_state(optim, docs["optim.json"]["prior"], "prior"))
+        restore_scheduler(self.sched, state["scheduler"])
 
 
 @torch.no_grad()
@@ -279,9 +284,7 @@ def save_fusion_samples(run_dir: Path, tokens: TokenSet, n: int = 8, seed: int =
 
 def fusion_metrics_markdown(metrics: dict[str, Any]) -> str:
     """metrics.json of a fusion run as a short markdown report."""
-
-    def fmt(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    from vqfuse.evaluate import markdown_table
 
     tasks: dict[str, dict[str, float]] = {}
     for key, value in metrics["heldout"].items():
@@ -291,12 +294,11 @@ def fusion_metrics_markdown(metrics: dict[str, Any]) -> str:
              f"{metrics['kind']} prior ({metrics['parameters']:,} parameters, sequence of {metrics['sequence_length']} "
              f"tokens) trained on `{metrics['dataset']}` ({metrics['train_pairs']} items) for {metrics['steps']} steps; "
              f"scored on {metrics['test_pairs']} held-out items. `a|b`: tokens of a given b (MaskGIT: at random mask "
-             "ratios, as in training; joint: all masked).", "",
-             "| task | loss (nats/token) | accuracy |", "|---|---|---|"]
-    lines += [f"| {t.replace('|', chr(92) + '|')} | {fmt(v.get('loss'))} | {fmt(v.get('accuracy'))} |" for t, v in tasks.items()]
-    lines += ["", "| training | value |", "|---|---|"]
-    lines += [f"| {k} | {fmt(metrics[k])} |" for k in ("steps", "skipped_steps", "train_pairs_per_s", "train_time_s",
-                                                       "wall_time_s", "processes", "ema")]
+             "ratios, as in training; joint: all masked).", ""]
+    lines += markdown_table(("task", "loss (nats/token)", "accuracy"),
+                            [(t.replace("|", "\\|"), v.get("loss"), v.get("accuracy")) for t, v in tasks.items()])
+    lines += [""] + markdown_table(("training", "value"), [(k, metrics[k]) for k in (
+        "steps", "skipped_steps", "train_pairs_per_s", "train_time_s", "wall_time_s", "processes", "ema")])
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ _LAZY = {
     "load_config": "vqfuse.train.config",
     "train": "vqfuse.train.trainer",
     "Trainer": "vqfuse.train.trainer",
-    "build_tokenizer": "vqfuse.train.trainer",
+    "build_tokenizer": "vqfuse.train.build",
     "TokenizerObjective": "vqfuse.train.objectives",
     "build_discriminator": "vqfuse.train.discriminator",
     "EMA": "vqfuse.train.ema",

@@ -229,7 +229,27 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[WeightFiles, dict[str, Any
     return weights, docs, state
 
 
+def load_optimizer_state(optimizer: Any, state_dict: dict[str, Any]) -> None:
+    """Load state, but keep the hyper-parameters of the current config (lr, betas, weight decay...)."""
+    current = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state_dict)
+    for group, hyper in zip(optimizer.param_groups, current):
+        group.update(hyper)
+
+
+def restore_scheduler(scheduler: Any, state: dict[str, Any]) -> None:
+    """Set the step count and recompute the LR from the current schedule (closed form of LambdaLR)."""
+    scheduler.last_epoch = int(state["last_epoch"])
+    scheduler._step_count = int(state.get("_step_count", scheduler.last_epoch + 1))
+    lrs = [base * lam(scheduler.last_epoch) for base, lam in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = lrs
+
+
 __all__ = [
+    "load_optimizer_state",
+    "restore_scheduler",
     "flatten_optimizer_state",
     "unflatten_optimizer_state",
     "rng_state",

@@ -31,6 +31,9 @@ SHORTCUTS = {
 CONFIG_DIR = Path(str(resources.files("vqfuse") / "presets"))
 
 
+PRECISIONS = ("no", "bf16", "fp16")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 2000
@@ -56,6 +59,23 @@ class TrainConfig:
     # k-means-initialised on encoder outputs of quantizer_init_batches batches (more vectors than codes)
     quantizer_bypass_steps: int = 0
     quantizer_init_batches: int = 8
+
+
+    def validate(self) -> None:
+        """Raise ConfigError on a value no trainer can run with."""
+        if self.mixed_precision not in PRECISIONS:
+            raise ConfigError(f"train.mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+        checks = {"steps": self.steps >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+                  "disc_lr": self.disc_lr > 0, "log_every": self.log_every >= 1, "sample_every": self.sample_every >= 0,
+                  "warmup_steps": self.warmup_steps >= 0, "checkpoint_every": self.checkpoint_every >= 0,
+                  "eval_every": self.eval_every >= 0, "grad_clip": self.grad_clip >= 0, "num_workers": self.num_workers >= 0}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid train.{bad[0]}: {getattr(self, bad[0])!r}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
+        if len(tuple(self.betas)) != 2:
+            raise ConfigError(f"train.betas must be two numbers, got {self.betas}")
 
 
 @dataclass

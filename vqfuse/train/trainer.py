@@ -23,148 +23,37 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from accelerate import DistributedDataParallelKwargs
 from torch import Tensor, nn
 from torch.optim import AdamW
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from vqfuse.errors import ConfigError, VqfuseError
-from vqfuse.evaluate import evaluate_tokenizer
+from vqfuse.errors import ConfigError
+from vqfuse.evaluate import evaluate_tokenizer, metrics_markdown
 from vqfuse.io.atomic import atomic_write_text
 from vqfuse.io.weights import save_json
-from vqfuse.modalities import Modality, get_modality
-from vqfuse.nets.autoencoder import AutoencoderConfig
-from vqfuse.tokenizer import Tokenizer, TokenizerConfig
-from vqfuse.train.checkpoint import flatten_optimizer_state, unflatten_optimizer_state
+from vqfuse.modalities import get_modality
+from vqfuse.train.batches import InfiniteBatches, ResumableSampler, first_tensor
+from vqfuse.train.build import build_tokenizer, check_example
+from vqfuse.train.checkpoint import (
+    flatten_optimizer_state,
+    load_optimizer_state,
+    restore_scheduler,
+    unflatten_optimizer_state,
+)
 from vqfuse.train.config import RunConfig
 from vqfuse.train.discriminator import build_discriminator, check_discriminator_input
 from vqfuse.train.ema import EMA
-from vqfuse.train.loop import (  # noqa: F401  (_jsonable ... re-exported for older imports)
-    MAX_CONSECUTIVE_SKIPS,
-    LoopTrainer,
-    RngStates,
-    StepCallback,
-    _jsonable,
-    _logged_step,
-    _reset_accelerator_state,
-)
+from vqfuse.train.loop import LoopTrainer, RngStates, StepCallback, _jsonable
 from vqfuse.train.objectives import TokenizerObjective
 from vqfuse.train.schedule import build_scheduler
 
 log = logging.getLogger("vqfuse.train")
 
 SAMPLE_ITEMS = 16  # size of the fixed held-out preview batch
-PRECISIONS = ("no", "bf16", "fp16")
-
-
-# ---- data -------------------------------------------------------------------------------------------
-
-
-class ResumableSampler(Sampler[int]):
-    """A fresh permutation of range(n) per epoch, fixed by (seed, epoch), started at `offset` items in.
-
-    The trainer sets `epoch` / `offset` before each pass, so the data order is a function of the seed and
-    the number of items consumed, and a resumed run continues exactly where the checkpoint left off.
-    (No `generator` or `set_epoch` attributes: accelerate must not re-seed or re-number it.)
-    """
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed = n, seed
-        self.epoch, self.offset = 0, 0
-
-    def permutation(self, epoch: int) -> Tensor:
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
-        return torch.randperm(self.n, generator=g)  # (n,)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.permutation(self.epoch)[self.offset :].tolist())
-
-    def __len__(self) -> int:
-        return max(self.n - self.offset, 0)
-
-
-class InfiniteBatches:
-    """Endless batches from a (prepared) DataLoader over a `ResumableSampler`, with a resumable position.
-
-    Args:
-        loader: DataLoader (possibly wrapped by accelerate) whose sampler is `sampler`.
-        sampler: the ResumableSampler.
-        generator: the DataLoader's generator, re-seeded per epoch (worker seeds).
-        global_batch: items consumed per step over all processes.
-    """
-
-    def __init__(self, loader: DataLoader, sampler: ResumableSampler, generator: torch.Generator, global_batch: int) -> None:
-        self.loader, self.sampler, self.generator = loader, sampler, generator
-        self.global_batch = global_batch
-        self.epoch, self.position = 0, 0  # position: items of this epoch consumed (all processes)
-        self._it: Iterator | None = None
-
-    def __iter__(self) -> "InfiniteBatches":
-        return self
-
-    def __next__(self) -> Any:
-        for _ in range(3):  # at most: rest of an exhausted epoch, then a fresh one
-            if self._it is None:
-                self.sampler.epoch, self.sampler.offset = self.epoch, self.position
-                self.generator.manual_seed((self.sampler.seed * 7_919 + self.epoch) % 2**63)
-                self._it = iter(self.loader)
-            try:
-                batch = next(self._it)
-            except StopIteration:
-                self._it, self.epoch, self.position = None, self.epoch + 1, 0
-                continue
-            self.position += self.global_batch
-            return batch
-        raise VqfuseError("the training data loader yields no batches")
-
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state(self, state: dict[str, int]) -> None:
-        self.epoch, self.position, self._it = int(state["epoch"]), int(state["position"]), None
-
-
-def _item(sample: Any) -> Tensor:
-    return sample[0] if isinstance(sample, (list, tuple)) else sample
-
-
-# ---- model ------------------------------------------------------------------------------------------
-
-
-def build_tokenizer(config: RunConfig, modality: Modality) -> Tokenizer:
-    """The Tokenizer described by `config.model` for `modality` (meta from the data section)."""
-    model = config.model or {}
-    missing = [k for k in ("autoencoder", "quantizer") if k not in model]
-    if missing:
-        raise ConfigError(f"model needs {' and '.join(missing)} sections")
-    try:
-        ae = AutoencoderConfig.from_dict(dict(model["autoencoder"]))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model.autoencoder: {exc}") from exc
-    if ae.dims != modality.dims:
-        raise ConfigError(f"model.autoencoder.dims is {ae.dims}, but {modality.name} data has {modality.dims} spatial axes")
-    meta = {**modality.meta(config.data), **dict(model.get("meta") or {})}
-    try:
-        return Tokenizer(TokenizerConfig(modality.name, ae, dict(model["quantizer"]), meta))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model.quantizer {model['quantizer']}: {exc}") from exc
-
-
-def _check_example(model: Tokenizer, example: Tensor) -> None:
-    """Fail at start-up if items do not fit the autoencoder (channels, divisibility)."""
-    ae = model.config.autoencoder
-    if example.dim() != ae.dims + 1 or example.shape[0] != ae.in_channels:
-        raise ConfigError(f"data items have shape {tuple(example.shape)}, but the model expects "
-                          f"({ae.in_channels}, <{ae.dims} spatial axes>)")  # fmt: skip
-    spatial, factors = tuple(example.shape[1:]), ae.downsample_factors
-    if any(n % f for n, f in zip(spatial, factors)):
-        raise ConfigError(f"data items of size {spatial} are not divisible by the model's downsampling {factors}")
-
-
-# ---- the trainer ------------------------------------------------------------------------------------
 
 
 class Trainer(LoopTrainer):
@@ -185,7 +74,7 @@ class Trainer(LoopTrainer):
                  on_step: StepCallback | None = None) -> None:  # fmt: skip
         super().__init__(config, progress, on_step)
         self.lc = config.loss
-        self._validate()
+        self.tc.validate()
         self.modality = get_modality(config.modality)
         self._start_accelerator(
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=self._has_unused_parameters())],
@@ -203,22 +92,6 @@ class Trainer(LoopTrainer):
         self._resume(existing)
 
     # ---- setup --------------------------------------------------------------------------------------
-
-    def _validate(self) -> None:
-        tc = self.tc
-        if tc.mixed_precision not in PRECISIONS:
-            raise ConfigError(f"train.mixed_precision must be one of {', '.join(PRECISIONS)}, got {tc.mixed_precision!r}")
-        checks = {"steps": tc.steps >= 0, "batch_size": tc.batch_size >= 1, "lr": tc.lr > 0, "disc_lr": tc.disc_lr > 0,
-                  "log_every": tc.log_every >= 1, "sample_every": tc.sample_every >= 0, "warmup_steps": tc.warmup_steps >= 0,
-                  "checkpoint_every": tc.checkpoint_every >= 0, "eval_every": tc.eval_every >= 0,
-                  "grad_clip": tc.grad_clip >= 0, "num_workers": tc.num_workers >= 0}  # fmt: skip
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid train.{bad[0]}: {getattr(tc, bad[0])!r}")
-        if tc.ema_decay is not None and not 0.0 <= tc.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {tc.ema_decay}")
-        if len(tuple(tc.betas)) != 2:
-            raise ConfigError(f"train.betas must be two numbers, got {tc.betas}")
 
     def _has_unused_parameters(self) -> bool:
         """Residual VQ with quantizer dropout leaves some stages unused in a step (DDP must be told)."""
@@ -251,8 +124,8 @@ class Trainer(LoopTrainer):
     def _build_models(self) -> None:
         tc, lc = self.tc, self.lc
         self.model = build_tokenizer(self.config, self.modality)
-        example = _item(self.test_set[0])
-        _check_example(self.model, example)
+        example = first_tensor(self.test_set[0])
+        check_example(self.model, example)
         ae = self.model.config.autoencoder
         self.meta = self.model.config.meta
         self.objective = TokenizerObjective(lc, ae.dims, ae.in_channels, self.meta)
@@ -402,11 +275,11 @@ class Trainer(LoopTrainer):
 
     def _before_loop(self) -> None:
         """The fixed held-out preview batch."""
-        self.sample_batch = torch.stack([_item(self.test_set[i]) for i in range(min(SAMPLE_ITEMS, len(self.test_set)))])  # type: ignore[arg-type]
+        self.sample_batch = torch.stack([first_tensor(self.test_set[i]) for i in range(min(SAMPLE_ITEMS, len(self.test_set)))])  # type: ignore[arg-type]
         self.sample_batch = self.sample_batch.to(self.accelerator.device)
 
     def next_batch(self) -> Tensor:
-        return _item(next(self.batches))
+        return first_tensor(next(self.batches))
 
     def step_batch(self, batch: Tensor) -> tuple[dict[str, float], int]:
         return self.train_step(batch), batch.shape[0]
@@ -496,8 +369,8 @@ class Trainer(LoopTrainer):
         """Optimizers, schedulers and the discriminator (see `LoopTrainer._load`)."""
         optim_json = docs.get("optim.json", {})
         optim = weights.get("optim.safetensors", {})
-        _load_optimizer(self.opt_g, unflatten_optimizer_state(optim, optim_json["generator"], "generator"))
-        _restore_scheduler(self.sched_g, state["schedulers"]["generator"])
+        load_optimizer_state(self.opt_g, unflatten_optimizer_state(optim, optim_json["generator"], "generator"))
+        restore_scheduler(self.sched_g, state["schedulers"]["generator"])
         if self.disc is not None:
             if "disc.safetensors" in weights and "discriminator" in optim_json:
                 if state.get("discriminator") != json.loads(json.dumps(_jsonable(dict(self.lc.discriminator)))):
@@ -505,46 +378,11 @@ class Trainer(LoopTrainer):
                 disc = weights["disc.safetensors"]
                 self.disc.load_state_dict({k[len("discriminator."):]: v for k, v in disc.items() if k.startswith("discriminator.")})
                 self.objective.load_state_dict({k[len("objective."):]: v for k, v in disc.items() if k.startswith("objective.")})
-                _load_optimizer(self.opt_d, unflatten_optimizer_state(optim, optim_json["discriminator"], "discriminator"))
+                load_optimizer_state(self.opt_d, unflatten_optimizer_state(optim, optim_json["discriminator"], "discriminator"))
                 if state["schedulers"].get("discriminator"):
-                    _restore_scheduler(self.sched_d, state["schedulers"]["discriminator"])
+                    restore_scheduler(self.sched_d, state["schedulers"]["discriminator"])
             elif self.is_main:
                 log.warning("the checkpoint has no discriminator: a fresh one starts at step %d", state["step"])
-
-
-def _load_optimizer(optimizer: Any, state_dict: dict[str, Any]) -> None:
-    """Load state, but keep the hyper-parameters of the current config (lr, betas, weight decay...)."""
-    current = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    optimizer.load_state_dict(state_dict)
-    for group, hyper in zip(optimizer.param_groups, current):
-        group.update(hyper)
-
-
-def _restore_scheduler(scheduler: Any, state: dict[str, Any]) -> None:
-    """Set the step count and recompute the LR from the current schedule (closed form of LambdaLR)."""
-    scheduler.last_epoch = int(state["last_epoch"])
-    scheduler._step_count = int(state.get("_step_count", scheduler.last_epoch + 1))
-    lrs = [base * lam(scheduler.last_epoch) for base, lam in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
-    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
-        group["lr"] = lr
-    scheduler._last_lr = lrs
-
-
-def metrics_markdown(metrics: dict[str, Any]) -> str:
-    """metrics.json as a short markdown report."""
-
-    def fmt(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    lines = [f"# {metrics['name']}: held-out metrics", "", f"{metrics['modality']} tokenizer trained on "
-             f"`{metrics['dataset']}` for {metrics['steps']} steps.", "", "| metric | value |", "|---|---|"]  # fmt: skip
-    lines += [f"| {k} | {fmt(v)} |" for k, v in metrics["heldout"].items()]
-    lines += ["", "| training | value |", "|---|---|"]
-    lines += [f"| {k} | {fmt(metrics[k])} |" for k in ("steps", "skipped_steps", "train_items_per_s", "train_time_s",
-                                                       "wall_time_s", "processes", "ema", "model_id")]  # fmt: skip
-    if metrics.get("attribution"):
-        lines += ["", f"Data: {metrics['attribution']}"]
-    return "\n".join(lines) + "\n"
 
 
 def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Path:
@@ -558,5 +396,4 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
     return Trainer(config, resume=resume, progress=progress).run()
 
 
-__all__ = ["train", "Trainer", "build_tokenizer", "ResumableSampler", "InfiniteBatches", "metrics_markdown",
-           "MAX_CONSECUTIVE_SKIPS"]  # fmt: skip
+__all__ = ["train", "Trainer"]
