@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from tests.test_codec import SR, make_audio_model, tone, wav_samples, write_wav
+from tests.helpers.files import SR, tone, wav_samples, write_wav
+from tests.helpers.models import make_audio_model
 from vqfuse import codec
 from vqfuse.chunking import Chunking, Window, apply_chunked, plan_windows
 from vqfuse.io.paths import BatchResult

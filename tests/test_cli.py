@@ -12,15 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_codec import (
-    fake_evaluate_tokenizer,
-    make_audio_model,
-    make_model,
-    pixels,
-    wav_samples,
-    write_png,
-    write_wav,
-)
+from tests.helpers.files import pixels, wav_samples, write_png, write_wav
+from tests.helpers.models import fake_evaluate_tokenizer, make_audio_model, make_model
 from vqfuse.cli import main
 from vqfuse.io.tokenfile import read_tokens
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from tests.helpers.files import SR, pixels, tone, wav_samples, write_png, write_wav
+from tests.helpers.models import fake_evaluate_tokenizer, make_audio_model, make_model
 from vqfuse import codec
 from vqfuse.chunking import pad_to_multiple
 from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, TokenFileError, VqfuseError
@@ -16,85 +17,9 @@ from vqfuse.evaluate import evaluate_model, model_info
 from vqfuse.io.paths import BatchResult, FileResult, map_paths
 from vqfuse.io.tokenfile import read_tokens, write_tokens
 from vqfuse.modalities import get_modality
-from vqfuse.nets.autoencoder import AutoencoderConfig
-from vqfuse.tokenizer import Tokenizer, TokenizerConfig
+from vqfuse.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-TINY_AE = dict(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4)
-# hop 4 * 8 * 10 = 320: 50 frames/s at 16 kHz, like the speech preset, but 4 channels wide
-TINY_AUDIO_AE = dict(dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2, 4), strides=(4, 8, 10),
-                     latent_dim=8, norm_groups=2)
-SR = 16000
-
-
-def make_audio_model(
-    directory: Path | None = None, seed: int = 0, quantizer: dict | None = None, **autoencoder
-) -> Tokenizer:
-    """A tiny untrained audio tokenizer: hop 320 (50 frames/s at 16 kHz), residual VQ of 4 stages x 1024
-    codes (0.5 kbit/s a stage); saved into `directory` when given."""
-    torch.manual_seed(seed)
-    cfg = TokenizerConfig(
-        modality="audio",
-        autoencoder=AutoencoderConfig(**(TINY_AUDIO_AE | autoencoder)),
-        quantizer=quantizer or {"kind": "rvq", "codebook_size": 1024, "n_quantizers": 4},
-        meta={"sample_rate": SR, "dataset": "speech", "segment_seconds": 1.0, "item_shape": [SR]},
-    )
-    model = Tokenizer(cfg).eval()
-    if directory is not None:
-        model.save_pretrained(directory)
-    return model
-
-
-def tone(seconds: float, seed: int = 0) -> torch.Tensor:
-    """(1, T) a slowly modulated tone plus a little noise, in [-1, 1]."""
-    t = torch.arange(round(seconds * SR)) / SR
-    noise = torch.from_numpy(np.random.default_rng(seed).standard_normal(t.numel()).astype(np.float32))
-    return (0.4 * torch.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * torch.sin(2 * np.pi * 0.5 * t)) + 0.02 * noise)[None]
-
-
-def write_wav(path: Path, seconds: float, seed: int = 0) -> Path:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, tone(seconds, seed)[0].numpy(), SR, subtype="PCM_16")
-    return path
-
-
-def wav_samples(path: Path) -> np.ndarray:
-    import soundfile as sf
-
-    data, rate = sf.read(path, dtype="int16")
-    assert rate == SR
-    return data
-
-
-
-def make_model(directory: Path, seed: int = 0, quantizer: dict | None = None, dataset: str = "digits") -> Tokenizer:
-    """A tiny untrained image tokenizer (downsampling 2, K=32) saved into `directory`."""
-    torch.manual_seed(seed)
-    cfg = TokenizerConfig(
-        modality="image",
-        autoencoder=AutoencoderConfig(**TINY_AE),
-        quantizer=quantizer or {"kind": "vq", "codebook_size": 32},
-        meta={"image_size": 16, "dataset": dataset},
-    )
-    model = Tokenizer(cfg).eval()
-    model.save_pretrained(directory)
-    return model
-
-
-def write_png(path: Path, width: int, height: int, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
@@ -275,14 +200,6 @@ def test_model_info(model_dir):
 def test_summary_line():
     r = BatchResult(done=[FileResult(Path("a"), Path("b"), 64, 320.0, 256)], seconds=0.5)
     assert codec.summary_line("encoded", r, get_modality("image")) == "encoded 1 file: 64 tokens, 1.25 bits/pixel, 0.50 s"
-
-
-def fake_evaluate_tokenizer(model, modality, dataset, batch_size, meta, accelerator=None):
-    """Stand-in for vqfuse.evaluate.evaluate_tokenizer: the modality's metrics on one batch."""
-    x = torch.stack([dataset[i] for i in range(min(len(dataset), batch_size))])
-    with torch.no_grad():
-        y = model(x).reconstruction
-    return {**modality.metrics(y, x, meta), "items": len(dataset), "codebook": {"usage": 0.5}}
 
 
 def test_evaluate_model_writes_json_and_markdown(model_dir, tmp_path, monkeypatch):

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from tests.fusion.test_pipeline import presets, run_dir  # noqa: F401  (module fixtures)
 from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion, headline
 
 pytestmark = pytest.mark.usefixtures("single_thread")

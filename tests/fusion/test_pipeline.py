@@ -14,10 +14,10 @@ import pytest
 import torch
 import yaml
 
-from tests.train import TINY_DATASET, TinyImages
-from vqfuse.cli import main
-from vqfuse.data.paired import PairedDataset
-from vqfuse.data.registry import register_dataset
+from tests.helpers.configs import fusion_config, reuse
+from tests.helpers.data import RATE, TinyPairs
+from tests.helpers.data import write_pair_inputs as write_inputs
+from tests.helpers.files import run_cli as run
 from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, VqfuseError
 from vqfuse.fusion.model import FusionModel
 from vqfuse.fusion.pipeline import train_fusion
@@ -28,108 +28,6 @@ from vqfuse.tokenizer import Tokenizer
 from vqfuse.train.config import RunConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-RATE, SECONDS = 8000, 0.064  # 512 samples -> 32 frames with the tiny audio model's hop of 16
-TINY_AUDIO, TINY_PAIRS = "tinyaudio", "tinypairs"
-
-
-class TinyAudio(torch.utils.data.Dataset):
-    """Decaying tones in [-1, 1], (1, 512); 24 for training, 8 held out."""
-
-    def __init__(self, split: str = "train", sample_rate: int = RATE, segment_seconds: float = SECONDS) -> None:
-        n = {"train": 24, "test": 8, "all": 32}[split]
-        g = torch.Generator().manual_seed({"train": 11, "test": 12, "all": 13}[split])
-        t = torch.arange(round(sample_rate * segment_seconds)) / sample_rate
-        freq = 200 + 1500 * torch.rand(n, 1, generator=g)
-        self.clips = (0.6 * torch.sin(2 * torch.pi * freq * t) * torch.exp(-t / 0.03)).unsqueeze(1)  # (n, 1, L)
-        self.labels = torch.arange(n) % 4
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.clips[i]
-
-
-class TinyPairs(PairedDataset):
-    """TinyImages paired with TinyAudio, two clips per image."""
-
-    def __init__(self, split: str = "train", size: int = 16, sample_rate: int = RATE, segment_seconds: float = SECONDS,
-                 pairings: int = 2) -> None:
-        self.split, self.size, self.sample_rate = split, size, sample_rate
-        self.segment_length = round(sample_rate * segment_seconds)
-        self.images, self.clips = TinyImages(size, split), TinyAudio(split, sample_rate, segment_seconds)
-        n_img, n_aud = len(self.images), len(self.clips)
-        self.pairs = [(j, (j * pairings + p) % n_aud) for j in range(n_img) for p in range(pairings)]
-        self.labels = [j % 4 for j, _ in self.pairs]
-        self.num_classes = 4
-
-    def image(self, j: int) -> torch.Tensor:
-        return self.images[j]
-
-    def audio(self, k: int) -> torch.Tensor:
-        return self.clips[k]
-
-
-register_dataset("audio", TINY_AUDIO, lambda arg, sample_rate, segment_seconds, split: TinyAudio(split, sample_rate,
-                                                                                                 segment_seconds), replace=True)
-register_dataset("paired", TINY_PAIRS, lambda arg, **kw: TinyPairs(**kw), replace=True)
-
-IMAGE_PRESET = {
-    "task": "tokenizer", "modality": "image", "data": {"train": TINY_DATASET, "size": 16},
-    "model": {"autoencoder": {"dims": 2, "in_channels": 3, "channels": 8, "channel_mults": [1, 2], "latent_dim": 8,
-                              "norm_groups": 4},
-              "quantizer": {"kind": "vq", "codebook_size": 32}},
-    "loss": {"gan_weight": 0.0},
-    "train": {"steps": 3, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "sample_every": 0, "checkpoint_every": 0,
-              "ema_decay": None},
-}
-AUDIO_PRESET = {
-    "task": "tokenizer", "modality": "audio", "data": {"train": TINY_AUDIO, "sample_rate": RATE, "segment_seconds": SECONDS},
-    "model": {"autoencoder": {"dims": 1, "in_channels": 1, "channels": 4, "channel_mults": [1, 2, 2], "strides": [4, 4],
-                              "latent_dim": 8, "norm_groups": 2},
-              "quantizer": {"kind": "rvq", "codebook_size": 16, "n_quantizers": 3, "codebook_dim": 4}},
-    "loss": {"gan_weight": 0.0, "stft_weight": 0.0, "mel_weight": 0.0},
-    "train": {"steps": 3, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "sample_every": 0, "checkpoint_every": 0,
-              "ema_decay": None},
-}
-PRIOR = {"kind": "maskgit", "dim": 32, "depth": 2, "heads": 2, "dropout": 0.1, "condition_dropout": 0.2,
-         "sampling": {"steps": 3, "joint_steps": 4}, "samples": 2}
-
-
-@pytest.fixture(scope="module")
-def presets(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("presets")
-    out = {}
-    for name, raw in (("image", IMAGE_PRESET), ("audio", AUDIO_PRESET)):
-        out[name] = d / f"tiny-{name}.yaml"
-        out[name].write_text(yaml.safe_dump(raw))
-    return out
-
-
-def fusion_config(out: Path, tokenizers: dict, steps: int = 6, **prior) -> RunConfig:
-    return RunConfig.from_dict({
-        "name": "tinyfusion", "task": "fusion", "modality": "paired", "out": str(out),
-        "data": {"train": TINY_PAIRS, "size": 16, "sample_rate": RATE, "segment_seconds": SECONDS},
-        "tokenizers": tokenizers, "prior": {**PRIOR, **prior},
-        "train": {"steps": steps, "batch_size": 8, "lr": 2e-3, "betas": [0.9, 0.95], "warmup_steps": 2, "log_every": 2,
-                  "checkpoint_every": 3, "ema_decay": 0.9},
-    })
-
-
-@pytest.fixture(scope="module")
-def run_dir(presets, tmp_path_factory) -> Path:
-    """A whole maskgit fusion run: both tiny tokenizers trained from their presets, tokens, prior."""
-    out = tmp_path_factory.mktemp("fusion") / "run"
-    tokenizers = {"image": {"preset": str(presets["image"])}, "audio": {"preset": str(presets["audio"]), "n_q": 2}}
-    return train_fusion(fusion_config(out, tokenizers), progress=False, log_fn=lambda s: None)
-
-
-def reuse(run: Path) -> dict:
-    """tokenizers: the ones trained by `run` (copied into the new run)."""
-    return {"image": {"model": str(run / "tokenizers/image/model")},
-            "audio": {"model": str(run / "tokenizers/audio/model"), "n_q": 2}}
-
 
 @pytest.fixture(scope="module")
 def causal_dir(run_dir, tmp_path_factory) -> Path:
@@ -368,25 +266,6 @@ def test_from_run_rejects_swapped_tokenizers_and_non_fusion_dirs(run_dir, tmp_pa
 
 
 # ---- the command line -------------------------------------------------------------------------------
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def write_inputs(folder: Path) -> None:
-    from vqfuse.data.audio import save_audio_file
-    from vqfuse.data.image_files import save_image_file
-
-    data = TinyPairs("test")
-    (folder / "sub").mkdir(parents=True)
-    save_image_file(data.image(0), folder / "zero.png")
-    save_image_file(torch.nn.functional.interpolate(data.image(1)[None], size=(20, 28))[0], folder / "sub" / "one.png")
-    save_audio_file(data.audio(0), folder / "zero.wav", RATE)
-    save_audio_file(data.audio(1)[..., :400], folder / "sub" / "one.wav", RATE)
-    (folder / "notes.txt").write_text("not an input")
 
 
 def test_cli_generate_files_folders_and_joint(run_dir, tmp_path, capsys):

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fusion.test_pipeline import RATE, presets, run, run_dir, write_inputs  # noqa: F401  (module fixtures)
+from tests.helpers.data import RATE
+from tests.helpers.data import write_pair_inputs as write_inputs
+from tests.helpers.files import run_cli as run
 from vqfuse.data.audio import load_audio_file, save_audio_file
 from vqfuse.data.image_files import load_image_file, save_image_file
 from vqfuse.fusion.model import FusionModel

@@ -16,7 +16,8 @@ import yaml
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from tests.fusion.test_pipeline import AUDIO_PRESET, IMAGE_PRESET, PRIOR, RATE, SECONDS, TinyPairs
+from tests.helpers.configs import AUDIO_PRESET, IMAGE_PRESET, PRIOR
+from tests.helpers.data import RATE, SECONDS, TinyPairs
 from vqfuse.cli import main
 from vqfuse.data.registry import register_dataset
 from vqfuse.errors import InputFileError, VqfuseError

@@ -4,10 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers.priors import LAYOUT, tiny, tokens
 from vqfuse.prior import (
-    PriorConfig,
     PriorTransformer,
-    SequenceLayout,
     cosine_schedule,
     maskgit_decode,
     maskgit_loss,
@@ -15,19 +14,6 @@ from vqfuse.prior import (
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-LAYOUT = SequenceLayout([("image", 16, 9), ("audio", 24, 12)], shared_codebook=True)
-
-
-def tiny(causal: bool = False, seed: int = 0) -> PriorTransformer:
-    torch.manual_seed(seed)
-    return PriorTransformer(PriorConfig.for_layout(LAYOUT, dim=32, depth=2, heads=4, causal=causal)).eval()
-
-
-def tokens(b: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {s.name: torch.randint(0, s.vocab_size, (b, s.n_tokens), generator=g) for s in LAYOUT.segments}
-
 
 def test_cosine_schedule_and_random_mask():
     torch.testing.assert_close(cosine_schedule(torch.tensor([0.0, 0.5, 1.0])),

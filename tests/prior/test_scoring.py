@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.prior.test_maskgit import LAYOUT, tiny, tokens
+from tests.helpers.priors import LAYOUT, tiny, tokens
 from vqfuse.prior.scoring import pick_best, segment_log_likelihood
 
 pytestmark = pytest.mark.usefixtures("single_thread")

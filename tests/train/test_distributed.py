@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     import torch
     sys.path.insert(0, {root!r})
     torch.set_num_threads(1)
-    from tests.train import GAN_LOSS, tiny_config
+    from tests.helpers.configs import GAN_LOSS, tiny_config
     from vqfuse.train.trainer import Trainer
 
     out, resume, kill = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])

@@ -7,7 +7,8 @@ import yaml
 from torch.utils.data import DataLoader
 
 import vqfuse.train.objectives as objectives
-from tests.train import GAN_LOSS, TinyImages, tiny_config
+from tests.helpers.configs import GAN_LOSS, tiny_config
+from tests.helpers.data import TinyImages
 from vqfuse.errors import ConfigError, VqfuseError
 from vqfuse.evaluate import evaluate_tokenizer
 from vqfuse.io.weights import load_json, load_weights
