@@ -189,3 +189,34 @@ def test_a_modality_defined_in_a_test_trains_codes_evaluates_and_fuses(tmp_path,
     assert code == 0 and "image + audio + sensor" in out, err
     assert sorted(p.name for p in (tmp_path / "joint").iterdir()) == [
         "sample-000.png", "sample-000.sensor", "sample-000.wav", "sample-001.png", "sample-001.sensor", "sample-001.wav"]
+
+
+def test_pairs_csv_with_columns_named_by_modality(tmp_path, capsys):
+    """`pairs:CSV` whose header names three modalities (the sensor one defined here) feeds a fusion run."""
+    from vqfuse.data.audio import save_audio_file
+    from vqfuse.data.image_files import save_image_file
+    from vqfuse.data.paired import make_paired_dataset
+
+    data, sensor = TriPairs("all"), SensorModality()
+    lines = ["image,audio,sensor,label"]
+    for i in range(12):
+        j, k = data.pairs[i]
+        save_image_file(data.image(j), tmp_path / f"{i}.png")
+        save_audio_file(data.audio(k), tmp_path / f"{i}.wav", RATE)
+        sensor.save_file(data.sensor(i), tmp_path / f"{i}.sensor", {})
+        lines.append(f"{i}.png,{i}.wav,{i}.sensor,digit{data.labels[i]}")
+    (tmp_path / "broken.sensor").write_text("1,2\n")
+    lines.append("0.png,0.wav,broken.sensor,digit0")  # an unreadable file: its row is reported and left out
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
+    options = {"size": 16, "sample_rate": RATE, "segment_seconds": SECONDS}
+    ds = make_paired_dataset(f"pairs:{tmp_path / 'pairs.csv'}", "all", **options)
+    assert ds.modalities == ("image", "audio", "sensor") and len(ds) == 12 and len(ds.skipped) == 1
+    item = ds[3]
+    assert item["image"].shape == (3, 16, 16) and item["audio"].shape == (1, 512) and item["sensor"].shape == (3, 32)
+    assert ds.class_names == [f"digit{c}" for c in range(4)] and item["label"] == data.labels[3]
+    torch.testing.assert_close(item["sensor"], sensor.load_file(tmp_path / "3.sensor", {}))
+    train, test = (make_paired_dataset(f"pairs:{tmp_path / 'pairs.csv'}", s, **options) for s in ("train", "test"))
+    assert len(train) + len(test) == 12 and len(test) >= 1
+    (tmp_path / "short.csv").write_text("image,audio,sensor\n0.png,0.wav\n")
+    with pytest.raises(InputFileError, match="line 2: expected a file for each of image, audio, sensor"):
+        make_paired_dataset(f"pairs:{tmp_path / 'short.csv'}", "all", **options)

@@ -224,7 +224,18 @@ class PairsCSVDataset(PairedDataset):
 
 
 
-register_dataset(MODALITY, "pairs", paired_factory(PairsCSVDataset, takes_path=True), arg="PATH",
-                 help="a CSV of image path, audio path[, label] rows")  # fmt: skip
+def _pairs_factory(arg: str | None, **options: Any) -> Any:
+    """``pairs:PATH``: a CSV of image path, audio path[, label] rows, or one whose header names any other set
+    of modalities (see :mod:`vqfuse.data.paired.named_csv`)."""
+    from vqfuse.data.paired.named_csv import NamedColumnsDataset, named_columns
+
+    names = named_columns(arg) if arg else None
+    if names is not None and names != ["image", "audio"]:
+        return NamedColumnsDataset(arg, **options)
+    return paired_factory(PairsCSVDataset, takes_path=True)(arg, **options)
+
+
+register_dataset(MODALITY, "pairs", _pairs_factory, arg="PATH",
+                 help="a CSV of image path, audio path[, label] rows, or with a header naming its modality columns")
 
 __all__ = ["PAIRS_IN_MEMORY_BYTES", "CSV_FORMAT", "PairRow", "read_pairs_csv", "PairsCSVDataset"]
