@@ -43,21 +43,14 @@ class BatchResult:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
 
-    @property
-    def tokens(self) -> int:
-        return sum(r.tokens for r in self.done)
+    def total(self, field_name: str) -> Any:
+        """The sum of a FileResult field over the files done."""
+        return sum(getattr(r, field_name) for r in self.done)
 
-    @property
-    def bits(self) -> float:
-        return sum(r.bits for r in self.done)
-
-    @property
-    def extent(self) -> float:
-        return sum(r.extent for r in self.done)
-
-    @property
-    def duration(self) -> float:
-        return sum(r.duration for r in self.done)
+    tokens = property(lambda self: self.total("tokens"))
+    bits = property(lambda self: self.total("bits"))
+    extent = property(lambda self: self.total("extent"))
+    duration = property(lambda self: self.total("duration"))
 
 
 def _is_hidden(name: str) -> bool:
