@@ -47,15 +47,14 @@ def measure_run(run: str, seed: int, classifier_seeds: list[int], options: dict,
     model, _, train_set, test_set = load_run_data(run)
     config = FusionEvalConfig(seed=seed, audio_snr_db=audio_snr_db, classifier_steps=steps)
     inputs = classification_inputs(model, train_set, test_set, config)
-    (tr_img, tr_aud, tr_y), (_, te_aud, te_y) = inputs["train"], inputs["test"]
+    (train_tokens, tr_y), (test_tokens, te_y) = inputs["train"], inputs["test"]
     models = {}
     for c in classifier_seeds:
-        trained = fit_classifiers(tr_img, tr_aud, tr_y, inputs["image_vocab"], inputs["audio_vocab"], kinds=KINDS,
-                                  steps=steps, seed=c, **options)  # fmt: skip
+        trained = fit_classifiers(train_tokens, tr_y, inputs["vocabs"], kinds=KINDS, steps=steps, seed=c, **options)
         models.update({f"{name}@{c}": m for name, m in trained.items()})
     # one sweep for all: every classifier sees the same noisy test images (the run's seed draws them)
-    sweep = robustness_sweep(models, inputs["test_images"], te_aud, te_y, inputs["tokenize_image"],
-                             degradations=("noise",), levels=config.levels, reference=None, seed=seed)  # fmt: skip
+    sweep = robustness_sweep(models, inputs["test_images"], test_tokens, te_y, inputs["tokenize"], inputs["degraded"],
+                             degradations=("noise",), levels=config.levels, reference=None, seed=seed)
     noise = sweep["degradations"]["noise"]
     per_seed = {c: {name: noise["relative_robustness"][f"{name}@{c}"] for name in KINDS} for c in classifier_seeds}
     curves = {c: {name: noise["accuracy"][f"{name}@{c}"] for name in KINDS} for c in classifier_seeds}

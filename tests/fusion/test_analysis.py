@@ -23,17 +23,24 @@ from vqfuse.fusion.robustness import (
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 K_IMG, K_AUD = 16, 14
-IMG_SHAPE, AUD_SHAPE = (4, 4), (2, 6)  # (h, w), (n_q, F)
+IMG_SHAPE, AUD_SHAPE = (1, 4, 4), (2, 6)  # (S, h, w), (n_q, F)
+VOCABS = {"image": K_IMG, "audio": K_AUD}
+SHAPES = {"image": IMG_SHAPE, "audio": AUD_SHAPE}
+
+
+def T(image, audio) -> dict:
+    """The classifiers' token dict (None: that modality is missing)."""
+    return {"image": image, "audio": audio}
 SIGNAL = 10  # token values below this carry label information, noise tokens are >= SIGNAL
 STEPS = 150
 SMALL = {"dim": 32}  # classifier size for the tests
 
 
-def _tokens(n: int, vocab: int, shape: tuple[int, int], values: torch.Tensor | None, gen: torch.Generator,
+def _tokens(n: int, vocab: int, shape: tuple[int, ...], values: torch.Tensor | None, gen: torch.Generator,
             copies: int = 3) -> torch.Tensor:  # fmt: skip
     """Noise tokens in [SIGNAL, vocab), with ``values[i]`` (nothing where it is -1) written at ``copies``
     random positions of item i: (N, *shape)."""
-    x = torch.randint(SIGNAL, vocab, (n, shape[0] * shape[1]), generator=gen)
+    x = torch.randint(SIGNAL, vocab, (n, math.prod(shape)), generator=gen)
     if values is not None:
         for i, v in enumerate(values.tolist()):
             if v >= 0:
@@ -42,7 +49,7 @@ def _tokens(n: int, vocab: int, shape: tuple[int, int], values: torch.Tensor | N
 
 
 def _data(mode: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Synthetic (image tokens (N, 4, 4), audio tokens (N, 2, 6), labels (N,)) with 10 classes.
+    """Synthetic (image tokens (N, 1, 4, 4), audio tokens (N, 2, 6), labels (N,)) with 10 classes.
 
     - "image": only the image tokens carry the label.
     - "split": the image tells label // 2 (5 values), the audio label % 2: alone each is capped at 50% / 20%.
@@ -66,14 +73,14 @@ def _data(mode: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def _fit(mode: str, kinds=("image", "audio", "early", "late"), **config):
     img, aud, y = _data(mode, 800, seed=1)
-    models = fit_classifiers(img, aud, y, K_IMG, K_AUD, num_classes=10, kinds=kinds, steps=STEPS, seed=0,
+    models = fit_classifiers(T(img, aud), y, VOCABS, num_classes=10, kinds=kinds, steps=STEPS, seed=0,
                              **{**SMALL, **config})  # fmt: skip
     return models, _data(mode, 400, seed=2)
 
 
 def test_label_in_one_modality_only():
     models, (img, aud, y) = _fit("image")
-    acc = {name: accuracy(m, img, aud, y) for name, m in models.items()}
+    acc = {name: accuracy(m, T(img, aud), y) for name, m in models.items()}
     assert acc["image"] > 0.9, acc
     assert acc["audio"] < 0.25, acc  # noise: chance is 0.1
     assert acc["early"] > 0.9, acc
@@ -82,36 +89,35 @@ def test_label_in_one_modality_only():
 
 def test_fusion_beats_each_modality_when_the_label_is_split():
     models, (img, aud, y) = _fit("split", kinds=("image", "audio", "early", "early_shared", "late"))
-    acc = {name: accuracy(m, img, aud, y) for name, m in models.items()}
+    acc = {name: accuracy(m, T(img, aud), y) for name, m in models.items()}
     assert acc["image"] < 0.6 and acc["audio"] < 0.3, acc  # capped at 0.5 and 0.2
     best_single = max(acc["image"], acc["audio"])
     for fused in ("early", "early_shared", "late"):
         assert acc[fused] > best_single + 0.3, (fused, acc)
-    assert isinstance(models["late"], LateFusion) and models["late"].image is models["image"]
+    assert isinstance(models["late"], LateFusion) and models["late"].members["image"] is models["image"]
 
 
 def test_missing_modality_inference():
     models, (img, aud, y) = _fit("redundant", kinds=("image", "audio", "early", "late"), modality_dropout=0.4)
-    table = evaluate_classifiers(models, img, aud, y)
-    single = {m: table[m]["both"] for m in ("image", "audio")}
+    table = evaluate_classifiers(models, T(img, aud), y)
+    single = {m: table[m]["all"] for m in ("image", "audio")}
     assert 0.55 < single["image"] < 0.8 and 0.55 < single["audio"] < 0.8, table
     for fused in ("early", "late"):
-        assert table[fused]["both"] > max(single.values()) + 0.1, table
+        assert table[fused]["all"] > max(single.values()) + 0.1, table
         # without one modality the fused model falls back to about the other one's accuracy, far above chance
         # (early fusion trained without modality dropout falls to ~0.35-0.4 here)
         assert table[fused]["image_missing"] > max(0.5, single["audio"] - 0.12), table
         assert table[fused]["audio_missing"] > max(0.5, single["image"] - 0.12), table
     # late fusion with a head dropped is exactly the remaining unimodal classifier
-    assert table["late"]["image_missing"] == table["audio"]["both"]
+    assert table["late"]["image_missing"] == table["audio"]["all"]
     # a unimodal classifier without its modality is uniform
-    lp = models["image"].log_probs(None, aud)
+    lp = models["image"].log_probs(T(None, aud))
     assert torch.allclose(lp, torch.full_like(lp, -math.log(10)))
 
 
 @pytest.mark.parametrize("pool_per_modality", [True, False])
 def test_early_fusion_missing_token_replaces_per_item(pool_per_modality):
-    cfg = TokenClassifierConfig(kind="early", num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE,
-                                audio_vocab=K_AUD, audio_shape=AUD_SHAPE, layers=1, pool="attention", dropout=0.0,
+    cfg = TokenClassifierConfig(kind="early", num_classes=3, vocabs=VOCABS, shapes=SHAPES, layers=1, pool="attention", dropout=0.0,
                                 pool_per_modality=pool_per_modality,
                                 unimodal_loss_weight=1.0 if pool_per_modality else 0.0)  # fmt: skip
     model = TokenClassifier(cfg).eval()
@@ -119,19 +125,18 @@ def test_early_fusion_missing_token_replaces_per_item(pool_per_modality):
     other = img.flip(0)
     present = torch.tensor([True, False, True, False])
     with torch.no_grad():
-        a = model(img, aud, image_present=present)
-        b = model(other, aud, image_present=present)  # absent images: their tokens do not matter
-        c = model(None, aud)  # all images absent
+        a = model(T(img, aud), {"image": present})
+        b = model(T(other, aud), {"image": present})  # absent images: their tokens do not matter
+        c = model(T(None, aud))  # all images absent
     assert torch.allclose(a[~present], b[~present]) and not torch.allclose(a[present], b[present])
     assert torch.allclose(a[~present], c[~present], atol=1e-6)
     with pytest.raises(ValueError):
-        model(img[:, :2], aud)
+        model(T(img[:, :, :2], aud))
 
 
 @pytest.mark.parametrize("kind", ["image", "audio", "early"])
 def test_token_dropout_hides_tokens_only_while_training(kind):
-    cfg = TokenClassifierConfig(kind=kind, num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE,
-                                audio_vocab=K_AUD, audio_shape=AUD_SHAPE, dropout=0.0, token_dropout=0.5)  # fmt: skip
+    cfg = TokenClassifierConfig(kind=kind, num_classes=3, vocabs=VOCABS, shapes=SHAPES, dropout=0.0, token_dropout=0.5)  # fmt: skip
     model = TokenClassifier(cfg)
     present = torch.tensor([True] * 3000 + [False] * 1000)
     torch.manual_seed(0)
@@ -140,12 +145,11 @@ def test_token_dropout_hides_tokens_only_while_training(kind):
     assert model.eval()._keep(present, 16).equal(present[:, None].expand(-1, 16))
     img, aud, _ = _data("split", 8, seed=3)
     with torch.no_grad():
-        train_a, train_b = model.train()(img, aud), model(img, aud)
-        eval_a, eval_b = model.eval()(img, aud), model(img, aud)
+        train_a, train_b = model.train()(T(img, aud)), model(T(img, aud))
+        eval_a, eval_b = model.eval()(T(img, aud)), model(T(img, aud))
     assert not torch.allclose(train_a, train_b) and torch.equal(eval_a, eval_b)
     with pytest.raises(ValueError, match="token_dropout"):
-        TokenClassifierConfig(kind=kind, num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE, audio_vocab=K_AUD,
-                              audio_shape=AUD_SHAPE, token_dropout=1.0)  # fmt: skip
+        TokenClassifierConfig(kind=kind, num_classes=3, vocabs=VOCABS, shapes=SHAPES, token_dropout=1.0)  # fmt: skip
 
 
 @pytest.mark.parametrize("level", [0.1, 0.3, 0.7])
@@ -204,8 +208,8 @@ def _images(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def _pool_tokenizer(images: torch.Tensor) -> torch.Tensor:
-    """Stand-in tokenizer: 4x4 average pool of the grey level, quantised to 4 levels -> (N, 4, 4) in [0, 4)."""
-    g = torch.nn.functional.avg_pool2d(images.mean(dim=1, keepdim=True), 4)[:, 0]  # (N, 4, 4) in [-1, 1]
+    """Stand-in tokenizer: 4x4 average pool of the grey level, quantised to 4 levels -> (N, 1, 4, 4) in [0, 4)."""
+    g = torch.nn.functional.avg_pool2d(images.mean(dim=1, keepdim=True), 4)  # (N, 1, 4, 4) in [-1, 1]
     return ((g + 1) / 2 * 4).floor().clamp(0, 3).long()
 
 
@@ -215,10 +219,11 @@ def test_robustness_sweep_end_to_end(tmp_path):
     images = _images(y, gen)
     aud = _tokens(len(y), K_AUD, AUD_SHAPE, torch.where(torch.rand(len(y), generator=gen) < 0.5, y, -1), gen)
     tr, te = slice(0, 400), slice(400, 600)
-    models = fit_classifiers(_pool_tokenizer(images[tr]), aud[tr], y[tr], 4, K_AUD, num_classes=8,
+    models = fit_classifiers(T(_pool_tokenizer(images[tr]), aud[tr]), y[tr], {"image": 4, "audio": K_AUD},
+                             num_classes=8,
                              kinds=("image", "audio", "early", "late"), steps=150, seed=0, **SMALL)  # fmt: skip
     levels = [0.0, 0.5, 1.0]
-    res = robustness_sweep(models, images[te], aud[te], y[te], _pool_tokenizer, levels=levels, seed=0)
+    res = robustness_sweep(models, images[te], {"audio": aud[te]}, y[te], _pool_tokenizer, "image", levels=levels, seed=0)
     json.dumps(res)  # plain JSON
     assert res["levels"] == levels and set(res["degradations"]) == {"noise", "dropout", "occlusion"}
     occl = res["degradations"]["occlusion"]
@@ -242,20 +247,20 @@ def test_image_views_teach_the_classifier():
     blank = _tokens(len(y), K_IMG, IMG_SHAPE, None, gen)
     test_img, test_aud, test_y = _data("image", 400, seed=2)
     acc = {}
-    for name, views in (("with", informative[None]), ("without", None)):
-        models = fit_classifiers(blank, aud, y, K_IMG, K_AUD, num_classes=10, kinds=("image",), steps=STEPS,
-                                 seed=0, image_views=views, **SMALL)  # fmt: skip
-        acc[name] = accuracy(models["image"], test_img, test_aud, test_y)
+    for name, views in (("with", {"image": informative[None]}), ("without", None)):
+        models = fit_classifiers(T(blank, aud), y, VOCABS, num_classes=10, kinds=("image",), steps=STEPS,
+                                 seed=0, views=views, **SMALL)  # fmt: skip
+        acc[name] = accuracy(models["image"], T(test_img, test_aud), test_y)
     assert acc["with"] > 0.6 and acc["without"] < 0.25, acc
-    with pytest.raises(ValueError, match="image_views must be"):
-        fit_classifiers(blank, aud, y, K_IMG, K_AUD, kinds=("image",), steps=1, image_views=informative)
+    with pytest.raises(ValueError, match="image views must be"):
+        fit_classifiers(T(blank, aud), y, VOCABS, kinds=("image",), steps=1, views={"image": informative})
 
 
 def test_degraded_views_shapes_and_draws():
     gen = torch.Generator().manual_seed(8)
     images = _images(torch.randint(0, 8, (40,), generator=gen), gen)
     views = degraded_views(images, _pool_tokenizer, ("noise", "occlusion"), levels=(0.0, 0.8), seed=0)
-    assert views.shape == (4, 40, 4, 4) and views.dtype == torch.long
+    assert views.shape == (4, 40, 1, 4, 4) and views.dtype == torch.long
     assert torch.equal(views[0], _pool_tokenizer(images))  # noise of std 0 changes nothing
     assert torch.equal(views, degraded_views(images, _pool_tokenizer, ("noise", "occlusion"), levels=(0.0, 0.8)))
     other = degraded_views(images, _pool_tokenizer, ("noise", "occlusion"), levels=(0.0, 0.8), seed=1)
@@ -265,23 +270,25 @@ def test_degraded_views_shapes_and_draws():
 
 def test_analyze_report_is_json(tmp_path):
     img, aud, y = _data("split", 200, seed=6)
-    report = analyze(img[:150], aud[:150], y[:150], img[150:], aud[150:], y[150:], K_IMG, K_AUD,
-                     kinds=("image", "early", "late"), steps=5, dim=16)  # fmt: skip
+    report = analyze(T(img[:150], aud[:150]), y[:150], T(img[150:], aud[150:]), y[150:], VOCABS,
+                     kinds=("image", "early", "late"), steps=5, dim=16)
     json.dumps(report)
     assert set(report["accuracy"]) == {"image", "early", "late"} and report["robustness"] is None
-    assert set(report["accuracy"]["early"]) == {"both", "image_missing", "audio_missing"}
+    assert set(report["accuracy"]["early"]) == {"all", "image_missing", "audio_missing"}
 
 
 def test_token_validation():
     img, aud, y = _data("split", 20, seed=7)
     with pytest.raises(ValueError):
-        fit_classifiers(img.float(), aud, y, K_IMG, K_AUD, steps=1)
+        fit_classifiers(T(img.float(), aud), y, VOCABS, steps=1)
     with pytest.raises(ValueError):
-        fit_classifiers(img, aud, y, 4, K_AUD, steps=1)  # tokens beyond the vocabulary
+        fit_classifiers(T(img, aud), y, {"image": 4, "audio": K_AUD}, steps=1)  # tokens beyond the vocabulary
     with pytest.raises(ValueError):
-        fit_classifiers(img, aud[:10], y, K_IMG, K_AUD, steps=1)
-    models = fit_classifiers(img, aud[:, 0], y, K_IMG, K_AUD, num_classes=10, kinds=("audio",), steps=1)  # (N, F)
-    assert models["audio"].config.audio_shape == (1, AUD_SHAPE[1])
+        fit_classifiers(T(img, aud[:10]), y, VOCABS, steps=1)
+    models = fit_classifiers(T(img, aud[:, :1]), y, VOCABS, num_classes=10, kinds=("audio",), steps=1)  # one stage
+    assert models["audio"].config.shapes["audio"] == (1, AUD_SHAPE[1])
+    with pytest.raises(ValueError, match="audio codes must be integer"):
+        fit_classifiers(T(img, aud[:, 0]), y, VOCABS, steps=1)  # no stage axis
 
 
 def test_unimodal_loss_trains_a_head_per_modality():
@@ -291,21 +298,22 @@ def test_unimodal_loss_trains_a_head_per_modality():
     early = models["early"].eval()
     assert models["image"].unimodal is None  # unimodal classifiers ignore the option
     with torch.no_grad():
-        logits, heads = early(img, aud, unimodal=True)
-        plain = early(img, aud)
+        logits, heads = early(T(img, aud), unimodal=True)
+        plain = early(T(img, aud))
     assert torch.equal(logits, plain)  # the heads never change the fused prediction
     for name in ("image", "audio"):
         head_acc = float((heads[name].argmax(-1) == y).float().mean())
         assert head_acc > 0.5, (name, head_acc)
-    untrained = fit_classifiers(*_data("redundant", 800, seed=1), K_IMG, K_AUD, num_classes=10, kinds=("early",),
+    train_img, train_aud, train_y = _data("redundant", 800, seed=1)
+    untrained = fit_classifiers(T(train_img, train_aud), train_y, VOCABS, num_classes=10, kinds=("early",),
                                 steps=0, seed=0, unimodal_loss_weight=1.0, **SMALL)["early"].eval()  # fmt: skip
     with torch.no_grad():
-        _, cold = untrained(img, aud, unimodal=True)
+        _, cold = untrained(T(img, aud), unimodal=True)
     assert float((cold["audio"].argmax(-1) == y).float().mean()) < 0.3
 
 
 def test_unimodal_loss_validation():
-    base = dict(num_classes=3, image_vocab=K_IMG, image_shape=IMG_SHAPE, audio_vocab=K_AUD, audio_shape=AUD_SHAPE)
+    base = dict(num_classes=3, vocabs=VOCABS, shapes=SHAPES)
     with pytest.raises(ValueError, match="pool_per_modality"):
         TokenClassifierConfig(kind="early", unimodal_loss_weight=1.0, pool_per_modality=False, **base)
     with pytest.raises(ValueError, match=">= 0"):
@@ -313,4 +321,25 @@ def test_unimodal_loss_validation():
     plain = TokenClassifier(TokenClassifierConfig(kind="early", unimodal_loss_weight=0.0, **base))
     img, aud, _ = _data("split", 4, seed=3)
     with pytest.raises(ValueError, match="no unimodal heads"):
-        plain(img, aud, unimodal=True)
+        plain(T(img, aud), unimodal=True)
+
+
+def test_any_number_of_modalities():
+    """Three modalities (a sensor-like 1-D one among them), the label split across two of them: early and late
+    fusion read every modality, and a missing one is reported per modality."""
+    gen = torch.Generator().manual_seed(11)
+    n = 600
+    y = torch.randint(0, 4, (n,), generator=gen)
+    tokens = {"image": _tokens(n, K_IMG, IMG_SHAPE, y // 2, gen), "audio": _tokens(n, K_AUD, AUD_SHAPE, None, gen),
+              "sensor": _tokens(n, 12, (1, 8), y % 2, gen)}
+    vocabs = {"image": K_IMG, "audio": K_AUD, "sensor": 12}
+    train = {m: t[:400] for m, t in tokens.items()}
+    test = {m: t[400:] for m, t in tokens.items()}
+    models = fit_classifiers(train, y[:400], vocabs, num_classes=4, steps=STEPS, seed=0, **SMALL)
+    assert list(models) == ["image", "audio", "sensor", "early", "late"]
+    assert list(models["late"].members) == ["image", "audio", "sensor"] and models["early"].missing.shape[0] == 3
+    table = evaluate_classifiers(models, test, y[400:])
+    assert set(table["early"]) == {"all", "image_missing", "audio_missing", "sensor_missing"}
+    best_single = max(table[m]["all"] for m in vocabs)
+    assert table["early"]["all"] > best_single + 0.2 and table["late"]["all"] > best_single + 0.2, table
+    assert table["late"]["audio_missing"] > best_single + 0.2  # the audio carries nothing here

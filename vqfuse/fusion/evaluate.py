@@ -161,13 +161,15 @@ def _noisy_audio_tokens(model: Any, audio: Tensor, snr_db: float | None, seed: i
 
 
 def _image_tokens(model: Any, images: Tensor, batch_size: int) -> Tensor:
-    return torch.cat([model.tokenizers["image"].encode(images[s:s + batch_size]) for s in range(0, len(images), batch_size)])
+    """images (N, 3, S, S) -> codes (N, 1, h, w)."""
+    tok = model.tokenizers["image"]
+    return torch.cat([tok.encode_codes(images[s:s + batch_size]).cpu() for s in range(0, len(images), batch_size)])
 
 
 def classification_inputs(model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig) -> dict[str, Any]:
-    """What the classification study reads: train / test image tokens (N, h, w), audio tokens (N, n_q, F) of
-    the speech at ``config.audio_snr_db``, labels (N,), the clean test images (N, 3, S, S) with a function that
-    tokenizes degraded copies of them, and both codebook sizes."""
+    """What the classification study reads: train / test tokens ``{"image": (N, 1, h, w), "audio": (N, n_q, F)}``
+    (the speech at ``config.audio_snr_db``) with labels (N,), the clean test images (N, 3, S, S) with a function
+    that tokenizes degraded copies of them (the degraded modality), and the codebook sizes."""
     train_images, train_audio, train_labels = _stack(train_set, range(len(train_set)))
     test_images, test_audio, test_labels = _stack(test_set, range(len(test_set)))
     with torch.no_grad():
@@ -179,10 +181,10 @@ def classification_inputs(model: Any, train_set: Any, test_set: Any, config: Fus
         with torch.no_grad():
             return _image_tokens(model, x, 256)
 
-    return {"train": (tr_img, tr_aud, train_labels), "test": (te_img, te_aud, test_labels),
-            "train_images": train_images, "test_images": test_images, "tokenize_image": tokenize,
-            "image_vocab": int(model.tokenizers["image"].codebook_size),
-            "audio_vocab": int(model.tokenizers["audio"].codebook_size)}  # fmt: skip
+    return {"train": ({"image": tr_img, "audio": tr_aud}, train_labels),
+            "test": ({"image": te_img, "audio": te_aud}, test_labels),
+            "train_images": train_images, "test_images": test_images, "tokenize": tokenize, "degraded": "image",
+            "vocabs": {m: int(model.tokenizers[m].codebook_size) for m in ("image", "audio")}}
 
 
 def classification_section(model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig,
@@ -191,19 +193,18 @@ def classification_section(model: Any, train_set: Any, test_set: Any, config: Fu
     from vqfuse.fusion.robustness import analyze, degraded_views
 
     inputs = classification_inputs(model, train_set, test_set, config)
-    (tr_img, tr_aud, train_labels), (te_img, te_aud, test_labels) = inputs["train"], inputs["test"]
-    tokenize, k_img, k_aud = inputs["tokenize_image"], inputs["image_vocab"], inputs["audio_vocab"]
-    common = dict(test_images=inputs["test_images"], tokenize_image=tokenize, steps=config.classifier_steps,
-                  seed=config.seed, levels=config.levels, degradations=config.degradations,
-                  **config.extra.get("classifier", {}))  # fmt: skip
-    report = analyze(tr_img, tr_aud, train_labels, te_img, te_aud, test_labels, k_img, k_aud,
-                     plot_path=out_dir / "robustness.png", **common)  # fmt: skip
+    (train_tokens, train_labels), (test_tokens, test_labels) = inputs["train"], inputs["test"]
+    tokenize, degraded = inputs["tokenize"], inputs["degraded"]
+    common = dict(test_images=inputs["test_images"], tokenize=tokenize, degraded=degraded,
+                  steps=config.classifier_steps, seed=config.seed, levels=config.levels,
+                  degradations=config.degradations, **config.extra.get("classifier", {}))
+    args = (train_tokens, train_labels, test_tokens, test_labels, inputs["vocabs"])
+    report = analyze(*args, plot_path=out_dir / "robustness.png", **common)
     if config.augment_levels:  # the same classifiers, trained on degraded training images too
         views = degraded_views(inputs["train_images"], tokenize, config.degradations, config.augment_levels,
                                seed=config.seed)  # fmt: skip
-        report["augmented"] = analyze(tr_img, tr_aud, train_labels, te_img, te_aud, test_labels, k_img, k_aud,
-                                      plot_path=out_dir / "robustness-augmented.png", train_image_views=views,
-                                      **common)  # fmt: skip
+        report["augmented"] = analyze(*args, plot_path=out_dir / "robustness-augmented.png",
+                                      train_views={degraded: views}, **common)
         report["augmented"]["augment_levels"] = list(config.augment_levels)
     report["audio_snr_db"] = config.audio_snr_db
     report["train_items"], report["test_items"] = len(train_labels), len(test_labels)

@@ -17,14 +17,7 @@ from vqfuse.fusion.classifier_training import (
     evaluate_classifiers,
     fit_classifiers,
 )
-from vqfuse.fusion.classifiers import (
-    DEGRADATIONS,
-    LEVELS,
-    Classifier,
-    TokenClassifier,
-    check_audio_tokens,
-    check_image_tokens,
-)
+from vqfuse.fusion.classifiers import DEGRADATIONS, LEVELS, Classifier, TokenClassifier, Tokens, check_codes
 
 # ----------------------------------------------------------------------------------------------
 # Pixel-space degradations
@@ -108,39 +101,40 @@ def effective_robustness(
 
 def degraded_views(
     images: Tensor,
-    tokenize_image: Callable[[Tensor], Tensor],
+    tokenize: Callable[[Tensor], Tensor],
     degradations: Sequence[str] = DEGRADATIONS,
     levels: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
     seed: int = 0,
     batch_size: int = 256,
     fill: float = -1.0,
 ) -> Tensor:
-    """Tokens of degraded copies of training images (N, C, H, W), one view per (degradation, level):
-    (V, N, h, w) with V = len(degradations) * len(levels). The draws use their own seed stream (not the
-    robustness sweep's), for :func:`train_token_classifier`'s ``image_views``."""
+    """Codes of degraded copies of training images (N, C, H, W), one view per (degradation, level):
+    (V, N, S, *latent) with V = len(degradations) * len(levels), ``tokenize`` giving (B, S, *latent). The draws
+    use their own seed stream (not the robustness sweep's), for ``train_token_classifier``'s ``views``."""
     views = []
     for d_index, kind in enumerate(degradations):
         for l_index, level in enumerate(levels):
             gen = torch.Generator().manual_seed(seed * 1_000_003 + 500_000 + d_index * 1000 + l_index)
             bad = degrade(images, kind, float(level), generator=gen, fill=fill)
-            views.append(check_image_tokens(_tokenize_in_batches(tokenize_image, bad, batch_size)))
+            views.append(check_codes(_tokenize_in_batches(tokenize, bad, batch_size)))
     if not views:
         raise ValueError("degraded_views needs at least one degradation and one level")
-    return torch.stack(views)  # (V, N, h, w)
+    return torch.stack(views)  # (V, N, S, *latent)
 
 
-def _tokenize_in_batches(tokenize_image: Callable[[Tensor], Tensor], images: Tensor, batch_size: int) -> Tensor:
+def _tokenize_in_batches(tokenize: Callable[[Tensor], Tensor], images: Tensor, batch_size: int) -> Tensor:
     with torch.no_grad():
-        return torch.cat([torch.as_tensor(tokenize_image(images[i : i + batch_size])).cpu()
+        return torch.cat([torch.as_tensor(tokenize(images[i : i + batch_size])).cpu()
                           for i in range(0, len(images), batch_size)])  # fmt: skip
 
 
 def robustness_sweep(
     classifiers: Mapping[str, Classifier],
     images: Tensor,
-    audio_tokens: Tensor,
+    tokens: Tokens,
     labels: Tensor,
-    tokenize_image: Callable[[Tensor], Tensor],
+    tokenize: Callable[[Tensor], Tensor],
+    degraded: str,
     degradations: Sequence[str] = DEGRADATIONS,
     levels: Sequence[float] = LEVELS,
     reference: str | None = "late",
@@ -148,12 +142,13 @@ def robustness_sweep(
     batch_size: int = 256,
     fill: float = -1.0,
 ) -> dict[str, Any]:
-    """Accuracy of each classifier on images degraded in pixel space, re-tokenized by ``tokenize_image``.
+    """Accuracy of each classifier on one modality's images degraded in pixel space, re-tokenized by ``tokenize``.
 
     Args:
         classifiers: ``{name: classifier}`` (e.g. from :func:`fit_classifiers`).
-        images: clean test images (N, C, H, W) in [-1, 1]; audio_tokens (N, n_q, F) and labels (N,) match them.
-        tokenize_image: images (B, C, H, W) -> tokens (B, h, w), e.g. a trained image tokenizer's ``encode``.
+        images: clean test images (N, C, H, W) in [-1, 1] of modality ``degraded``; ``tokens`` (the other
+            modalities' clean codes, ``{m: (N, S, *latent)}``) and labels (N,) match them.
+        tokenize: images (B, C, H, W) -> codes (B, S, *latent), e.g. a trained tokenizer's ``encode_codes``.
         degradations, levels: what to sweep (levels increasing; 0..1 in steps of 0.1 by default).
         reference: classifier that effective robustness is measured against (skipped when absent or None).
         seed: the degradations' random draws (same draws for every classifier).
@@ -165,10 +160,11 @@ def robustness_sweep(
                                  "effective_robustness": {name: {"per_level": [...], "area": float}}}}}
     """
     levels = [float(v) for v in levels]
-    audio = check_audio_tokens(audio_tokens)
+    clean = {m: check_codes(t, name=m) for m, t in tokens.items() if m != degraded}
     y = torch.as_tensor(labels).long().reshape(-1)
-    if not (len(images) == len(y) == len(audio)):  # type: ignore[arg-type]
-        raise ValueError(f"{len(images)} images, {len(audio)} audio items and {len(y)} labels")  # type: ignore[arg-type]
+    sizes = {len(images), len(y), *(len(t) for t in clean.values() if t is not None)}
+    if len(sizes) != 1:
+        raise ValueError(f"{len(images)} images, {len(y)} labels and other tokens of {sorted(sizes)} items")
     names = list(classifiers)
     ref = reference if reference in classifiers else None
     result: dict[str, Any] = {"levels": levels, "classifiers": names, "reference": ref, "n": len(y), "degradations": {}}
@@ -177,9 +173,9 @@ def robustness_sweep(
         for l_index, level in enumerate(levels):
             gen = torch.Generator().manual_seed(seed * 1_000_003 + d_index * 1000 + l_index)
             bad = degrade(images, kind, level, generator=gen, fill=fill)  # (N, C, H, W)
-            tokens = check_image_tokens(_tokenize_in_batches(tokenize_image, bad, batch_size))  # (N, h, w)
+            codes = check_codes(_tokenize_in_batches(tokenize, bad, batch_size), name=degraded)  # (N, S, *latent)
             for name, model in classifiers.items():
-                curves[name].append(accuracy(model, tokens, audio, y))
+                curves[name].append(accuracy(model, {degraded: codes, **clean}, y))
         entry: dict[str, Any] = {
             "accuracy": curves,
             "relative_robustness": {name: relative_robustness(levels, curves[name]) for name in names},
@@ -226,47 +222,45 @@ def plot_robustness(result: Mapping[str, Any], path: str | Path, title: str | No
 
 
 def analyze(
-    train_image_tokens: Tensor,
-    train_audio_tokens: Tensor,
+    train_tokens: Tokens,
     train_labels: Tensor,
-    test_image_tokens: Tensor,
-    test_audio_tokens: Tensor,
+    test_tokens: Tokens,
     test_labels: Tensor,
-    image_vocab: int,
-    audio_vocab: int,
+    vocabs: Mapping[str, int],
     test_images: Tensor | None = None,
-    tokenize_image: Callable[[Tensor], Tensor] | None = None,
-    kinds: Sequence[str] = ("image", "audio", "early", "early_shared", "late"),
+    tokenize: Callable[[Tensor], Tensor] | None = None,
+    degraded: str | None = None,
+    kinds: Sequence[str] | None = None,
     steps: int = 300,
     seed: int = 0,
     levels: Sequence[float] = LEVELS,
     degradations: Sequence[str] = DEGRADATIONS,
     plot_path: str | Path | None = None,
-    train_image_views: Tensor | None = None,
+    train_views: Mapping[str, Tensor] | None = None,
     **config: Any,
 ) -> dict[str, Any]:
-    """Fit the classifiers on train tokens (and ``train_image_views``, degraded tokenizations of the training
-    images, see :func:`degraded_views`), evaluate them (both modalities and each missing) on test tokens and,
-    given ``test_images`` and ``tokenize_image``, run the robustness sweep (and plot it to ``plot_path``).
+    """Fit the classifiers on train tokens (and ``train_views``, degraded tokenizations of training items, see
+    :func:`degraded_views`), evaluate them (all modalities and each missing) on test tokens and, given
+    ``test_images`` of modality ``degraded`` and its ``tokenize``, run the robustness sweep (and plot it to
+    ``plot_path``).
 
     Returns ``{"classifiers": {name: config}, "accuracy": ..., "robustness": ... or None}`` (JSON-able).
     """
-    models = fit_classifiers(train_image_tokens, train_audio_tokens, train_labels, image_vocab, audio_vocab,
-                             kinds=kinds, steps=steps, seed=seed, image_views=train_image_views,
-                             **config)  # fmt: skip
+    kinds = tuple(kinds) if kinds is not None else (*vocabs, "early", "early_shared", "late")
+    models = fit_classifiers(train_tokens, train_labels, vocabs, kinds=kinds, steps=steps, seed=seed,
+                             views=train_views, **config)
     report: dict[str, Any] = {
         "classifiers": {name: (asdict(m.config) if isinstance(m, TokenClassifier) else dict(m.config))
                         for name, m in models.items()},  # fmt: skip
-        "accuracy": evaluate_classifiers(models, test_image_tokens, test_audio_tokens, test_labels),
+        "accuracy": evaluate_classifiers(models, test_tokens, test_labels),
         "robustness": None,
     }
-    for name, m in report["classifiers"].items():
-        for key in ("image_shape", "audio_shape"):
-            if key in m:
-                m[key] = list(m[key])
-    if test_images is not None and tokenize_image is not None:
-        report["robustness"] = robustness_sweep(models, test_images, test_audio_tokens, test_labels, tokenize_image,
-                                                degradations=degradations, levels=levels, seed=seed)  # fmt: skip
+    for m in report["classifiers"].values():
+        if "shapes" in m:
+            m["shapes"] = {k: list(v) for k, v in m["shapes"].items()}
+    if test_images is not None and tokenize is not None and degraded is not None:
+        report["robustness"] = robustness_sweep(models, test_images, test_tokens, test_labels, tokenize, degraded,
+                                                degradations=degradations, levels=levels, seed=seed)
         if plot_path is not None:
             plot_robustness(report["robustness"], plot_path)
     return report
