@@ -201,18 +201,14 @@ class TokenizerObjective:
             m = dac_mel_loss(x_hat, x, sr) if c.mel_scales == "dac7" else multi_scale_mel_loss(x_hat, x, sample_rate=sr)
             nll = nll + c.mel_weight * m
             logs["mel"] = m
-        if c.complex_stft_weight > 0:
-            cs = complex_stft_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
-            nll = nll + c.complex_stft_weight * cs
-            logs["complex_stft"] = cs
-        if c.log_magnitude_weight > 0:
-            lm = log_magnitude_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
-            nll = nll + c.log_magnitude_weight * lm
-            logs["log_magnitude"] = lm
-        if c.phase_derivative_weight > 0:
-            pd = phase_derivative_loss(x_hat, x, c.spectral_n_fft, c.spectral_hop)
-            nll = nll + c.phase_derivative_weight * pd
-            logs["phase_derivative"] = pd
+        spectral_terms = (("complex_stft", c.complex_stft_weight, complex_stft_loss),
+                          ("log_magnitude", c.log_magnitude_weight, log_magnitude_loss),
+                          ("phase_derivative", c.phase_derivative_weight, phase_derivative_loss))
+        for name, weight, loss_fn in spectral_terms:  # on the codec's STFT grid
+            if weight > 0:
+                term = loss_fn(x_hat, x, c.spectral_n_fft, c.spectral_hop)
+                nll = nll + weight * term
+                logs[name] = term
         quant = out.quant.loss.float()
         total = nll + c.quantizer_weight * quant
         logs["quant"] = quant
