@@ -13,9 +13,9 @@ Loading reads JSON and tensors only; nothing is unpickled and no code runs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ from vqfuse.chunking import CHUNK_SECONDS, CROSSFADE_SECONDS, MARGIN_SECONDS, Ch
 from vqfuse.errors import ConfigError, InputFileError, PathLike
 from vqfuse.io.model_dir import CONFIG_FILE, load_model_dir, save_model_dir, weights_fingerprint
 from vqfuse.io.tokenfile import TokenFile, check_decodable, stage_codes, staged_tokenfile
-from vqfuse.nets.autoencoder import AutoencoderConfig
+from vqfuse.nets.autoencoder import AutoencoderConfig, causal_context, drop_first_steps, repeat_first_step
 from vqfuse.nets.spectral import SpectralConfig, build_decoder, build_encoder
 from vqfuse.quantize.base import QuantizerOutput
 from vqfuse.quantize.builder import build_quantizer
@@ -138,6 +138,12 @@ class Tokenizer(nn.Module):
     def rate(self, n_q: int | None = None) -> float:
         """The code stream's rate with `n_q` stages, in the modality's unit (bits/pixel, kbit/s ...)."""
         bits = sum(math.log2(k) for k in self.stage_sizes(n_q))  # per latent position
+        item = self.modality.item_shape(self.meta)
+        if self.time_lead and item is not None:
+            # The first frame has a latent step of its own, so the rate depends on the length: a 21-frame
+            # clip at 4x8x8 has 6x8x8 codes (0.0625 bits/pixel at K = 16384), not 21/4 x 8 x 8 (0.0547).
+            positions = math.prod(self.config.autoencoder.latent_shape(item))  # type: ignore[union-attr]
+            return self.modality.rate(bits * positions, self.modality.extent(item, self.meta))
         return self.modality.rate(bits, self.modality.extent(self.downsample_factors, self.meta))
 
     def rates(self) -> list[float]:
@@ -157,14 +163,35 @@ class Tokenizer(nn.Module):
         n = max(n for n, r in enumerate(rates, start=1) if r <= value * (1 + 1e-9))
         return n if self.quantizer.variable_rate else None
 
+    @property
+    def time_lead(self) -> int:
+        """Copies of the first frame the encoder puts in front (first_frame_alone video), else 0."""
+        return int(getattr(self.config.autoencoder, "time_lead", 0))
+
+    def causal_context(self) -> int | None:
+        """For a causal 3D (video) autoencoder without attention: the latent steps of past context its
+        encoder and decoder read (see `vqfuse.nets.autoencoder.causal_context`); None otherwise."""
+        cfg = self.config.autoencoder
+        if not isinstance(cfg, AutoencoderConfig) or not cfg.causal or cfg.dims != 3:
+            return None
+        contexts = [causal_context(net, cfg.downsample_factors[0]) for net in (self.encoder, self.decoder)]
+        return None if None in contexts else max(c for c in contexts if c is not None)
+
     def chunking(self, plan: ChunkingLike = True) -> Chunking | None:
         """The windows along the time axis: None (one go) for untimed modalities or `plan=False`; the
-        default plan (CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS) for True; a Chunking as given."""
+        default plan (CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS) for True; a Chunking as given.
+
+        Causal video without attention gets margins of its whole past context instead (25 latent steps,
+        100 frames, for the moving-digits preset) and no crossfade: every kept output then sees exactly
+        what it sees in one pass, so windows give the one-pass tokens; memory still depends on the window
+        only. With attention the context is unbounded and the default (approximate) plan is used."""
         if plan is False or self.frame_rate is None:
             return None
         if isinstance(plan, Chunking):
             return plan
-        return Chunking.from_seconds(self.frame_rate, CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS)
+        default = Chunking.from_seconds(self.frame_rate, CHUNK_SECONDS, MARGIN_SECONDS, CROSSFADE_SECONDS)
+        context = self.causal_context()
+        return default if context is None else Chunking(default.chunk, margin=context, crossfade=0)
 
     @property
     def device(self) -> torch.device:
@@ -203,15 +230,28 @@ class Tokenizer(nn.Module):
 
     @torch.no_grad()
     def encode_latents(self, x: Tensor, chunking: ChunkingLike = True) -> Tensor:
-        """(B, C, *spatial), sizes multiples of the factors -> encoder output (B, D, *latent), windowed."""
+        """(B, C, *spatial), sizes multiples of the factors (1 + f*k frames for first_frame_alone video)
+        -> encoder output (B, D, *latent), windowed."""
+        return self._encode_aligned(repeat_first_step(x, self.time_lead), chunking)
+
+    def _encode_aligned(self, x: Tensor, chunking: ChunkingLike) -> Tensor:
+        # x: (B, C, *spatial), the first frame already repeated in front where the model wants it, so that
+        # every window is a plain f-frames-per-latent-step run and the repetition happens once per clip
         hop = self.downsample_factors[self._axis() - 2]
-        return apply_chunked(self.encoder, x, self.chunking(chunking), in_step=hop, out_step=1, axis=self._axis())
+        fn: Callable[[Tensor], Tensor] = self.encoder.forward_aligned if self.time_lead else self.encoder  # type: ignore[assignment]
+        return apply_chunked(fn, x, self.chunking(chunking), in_step=hop, out_step=1, axis=self._axis())
 
     @torch.no_grad()
     def decode_latents(self, z: Tensor, chunking: ChunkingLike = True, n_q: int | None = None) -> Tensor:
-        """(B, D, *latent) -> decoder output (B, C, *latent * factors), windowed like `encode_latents`;
+        """(B, D, *latent) -> decoder output (B, C, *latent * factors), windowed like `encode_latents`
+        (minus the repeated first frames: 1 + f*(k-1) frames for k latent steps of first_frame_alone video);
         `n_q`: the stages the latents hold (see `run_decoder`)."""
         hop = self.downsample_factors[self._axis() - 2]
+        if self.time_lead:  # windows decode f frames per step; the repeated first frames go once, at the end
+            aligned: Callable[[Tensor], Tensor] = self.decoder.forward_aligned  # type: ignore[assignment]
+            y = apply_chunked(aligned, z, self.chunking(chunking), in_step=1, out_step=hop,
+                              axis=self._axis())
+            return drop_first_steps(y, self.time_lead)
         return apply_chunked(lambda w: self.run_decoder(w, n_q), z, self.chunking(chunking), in_step=1, out_step=hop,
                              axis=self._axis())
 
@@ -221,8 +261,10 @@ class Tokenizer(nn.Module):
         cfg = self.config.autoencoder
         if x.dim() != cfg.dims + 2 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"expected (B, {cfg.in_channels}, <{cfg.dims} axes>), got {tuple(x.shape)}")
-        padded = torch.stack([pad_to_multiple(item, self.downsample_factors) for item in x.float()])
-        z = self.encode_latents(padded.to(self.device), chunking)
+        # first-frame copies in front (video), then every axis padded at its end to a multiple of its factor
+        led = repeat_first_step(x.float(), self.time_lead)
+        padded = torch.stack([pad_to_multiple(item, self.downsample_factors) for item in led])
+        z = self._encode_aligned(padded.to(self.device), chunking)
         return self.quantizer.to_stages(self.quantizer.encode(z, **self._n_q_kwargs(n_q)))
 
     @torch.no_grad()
@@ -264,9 +306,17 @@ class Tokenizer(nn.Module):
 
     def check_tokenfile(self, tf: TokenFile, path: PathLike = "<tokens>") -> list[int]:
         """Raise unless this model can decode `tf`; returns the original spatial size to crop to."""
-        return check_decodable(tf, path, modality=self.config.modality, model_id=self.model_id,
+        lead = self.time_lead
+        size = tf.meta.get("size")
+        if lead and isinstance(size, list) and size and isinstance(size[0], int):
+            # k latent frames came from the first frame's copies plus the clip: check the length with them
+            tf = replace(tf, meta={**tf.meta, "size": [size[0] + lead, *size[1:]]})
+        size = check_decodable(tf, path, modality=self.config.modality, model_id=self.model_id,
                                codebook_size=int(self.codebook_size), max_stages=self.n_stages,
                                staged=self.quantizer.variable_rate, factors=tuple(self.downsample_factors))
+        if lead:
+            size = [size[0] - lead, *size[1:]]
+        return size
 
     @torch.no_grad()
     def decode_item(self, tf: TokenFile, path: PathLike = "<tokens>", chunking: ChunkingLike = True) -> Tensor:

@@ -4,6 +4,13 @@ Encoder: conv_in -> per level [ResBlock x blocks_per_level, Downsample] -> mid [
          -> Norm, SiLU, conv_out(latent_dim).
 Decoder: the mirror image, ending in `conv_out`, whose weight (`last_layer_weight`) the VQ-GAN adaptive
          loss weight differentiates against.
+
+Causal video (`causal=True`, `first_frame_alone=True`, dims 3): the first frame is coded on its own, as in
+MAGVIT-v2 and Cosmos, so one model tokenizes images (T = 1) and clips of 1 + f*k frames (f the temporal
+factor) with one vocabulary. The encoder repeats frame 0 (f - 1) times in front, so f*(k+1) frames give
+k + 1 latent frames and, the convs being causal, latent frame 0 depends on frame 0 only; the decoder
+gives f*(k+1) frames and drops the first f - 1. `forward_aligned` runs either net without that step, for
+callers that pad once and then window the time axis (the tokenizer).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -47,6 +55,8 @@ class AutoencoderConfig:
         dropout: dropout inside ResBlocks.
         upsample: "nearest" (interpolate + conv) or "transpose" (transposed conv) in the decoder.
         pad_mode: "zeros" or "replicate" padding of convs.
+        first_frame_alone: code the first time step on its own (needs `causal`): inputs have 1 + f*k steps
+            along time (f = downsample_factors[0]) and give 1 + k latent steps; see the module docstring.
     """
 
     dims: int = 2
@@ -63,6 +73,7 @@ class AutoencoderConfig:
     dropout: float = 0.0
     upsample: str = "nearest"
     pad_mode: str = "zeros"
+    first_frame_alone: bool = False
 
     def __post_init__(self) -> None:
         self.channel_mults = _tupled(self.channel_mults)
@@ -86,6 +97,9 @@ class AutoencoderConfig:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {self.pad_mode!r}")
         if self.attention and (self.channels * self.channel_mults[-1]) % self.attention_heads:
             raise ValueError("the lowest-resolution width must be divisible by attention_heads")
+        if self.first_frame_alone and not self.causal:
+            # without causality later frames would leak into latent frame 0, which then is no image code
+            raise ValueError("first_frame_alone needs causal: true")
 
     @property
     def level_strides(self) -> tuple[tuple[int, ...], ...]:
@@ -113,12 +127,26 @@ class AutoencoderConfig:
         """Channel width of each level."""
         return tuple(self.channels * m for m in self.channel_mults)
 
+    @property
+    def time_lead(self) -> int:
+        """Copies of the first time step put in front of the input (f - 1 with first_frame_alone, else 0)."""
+        return self.downsample_factors[0] - 1 if self.first_frame_alone else 0
+
+    def latent_shape(self, size: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+        """Latent grid of an input of spatial `size`, each axis padded up to fit (1 + k steps on time
+        with first_frame_alone: 21 frames at factor 4 -> 6)."""
+        lead = (self.time_lead,) + (0,) * (self.dims - 1)
+        return tuple(math.ceil((n + e) / f) for n, e, f in zip(size, lead, self.downsample_factors))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples become lists)."""
-        return asdict(self) | {
+        out = asdict(self) | {
             "channel_mults": list(self.channel_mults),
             "strides": None if self.strides is None else [s if isinstance(s, int) else list(s) for s in self.strides],
         }
+        if not self.first_frame_alone:
+            out.pop("first_frame_alone")  # configs saved before the option existed stay byte-identical
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
@@ -136,6 +164,51 @@ class AutoencoderConfig:
         if unknown:
             raise ValueError(f"unknown AutoencoderConfig keys {sorted(unknown)}; known keys: {sorted(known)}")
         return cls(**data)
+
+
+def repeat_first_step(x: Tensor, copies: int) -> Tensor:
+    """(B, C, T, *rest) -> (B, C, copies + T, *rest): `copies` repeats of step 0 in front (none for 0)."""
+    if copies == 0:
+        return x
+    return torch.cat([x[:, :, :1].expand(-1, -1, copies, *x.shape[3:]), x], dim=2)
+
+
+def drop_first_steps(x: Tensor, count: int) -> Tensor:
+    """(B, C, T, *rest) -> (B, C, T - count, *rest): the inverse of `repeat_first_step` on decoder outputs."""
+    return x[:, :, count:] if count else x
+
+
+def causal_context(net: nn.Module, factor: int) -> int | None:
+    """Past context of a causal Encoder or Decoder along time, in latent steps (`factor` input steps each).
+
+    The most latent steps before its own that any output depends on: windows along time that start this
+    many latent steps before the part they keep give exactly the one-pass result (the nets have no other
+    reach: per-step GroupNorm, 1x1 skips). None when unbounded (causal attention sees the whole past).
+    Derived from the modules in forward order, so it follows the layout without repeating it.
+    """
+    steps: list[Any] = []  # each maps an output index to the earliest input index it reads
+    for m in net.modules():
+        if isinstance(m, AttnBlock):
+            return None
+        if isinstance(m, Upsample) and m.mode == "nearest":
+            steps.append(lambda t, s=m.stride[0]: t // s)  # output t copies input t // s
+        elif isinstance(m, PaddedConv):
+            k, s = m.conv.kernel_size[0], m.conv.stride[0]
+            left = m.pads[0][0]
+            if m.transpose:  # input i writes outputs [i*s, i*s + k) before trimming `left`
+                steps.append(lambda t, k=k, s=s, left=left: -((k - 1 - t - left) // s))
+            else:  # output i reads padded [i*s, i*s + k), i.e. inputs from i*s - left
+                steps.append(lambda t, s=s, left=left: t * s - left)
+    encoder = isinstance(net, Encoder)
+    # latent step j owns input steps [j*f, (j+1)*f); decoder output t belongs to latent t // f
+    probe = range(64 * factor, 66 * factor) if not encoder else range(64, 66)
+    worst = 0
+    for t in probe:
+        e = t
+        for step in reversed(steps):
+            e = step(e)
+        worst = max(worst, (t * factor - e) if encoder else (t // factor - e))
+    return math.ceil(worst / factor) if encoder else worst
 
 
 def _mid_block(cfg: AutoencoderConfig, width: int) -> nn.Sequential:
@@ -172,12 +245,22 @@ class Encoder(nn.Module):
         self.conv_out = PaddedConv(d, width, cfg.latent_dim, 3, causal=cfg.causal, pad_mode=cfg.pad_mode)
 
     def forward(self, x: Tensor) -> Tensor:
-        # x: (B, in_channels, *spatial)
-        spatial, factors = tuple(x.shape[2:]), self.cfg.downsample_factors
+        # x: (B, in_channels, *spatial); with first_frame_alone (B, C, 1 + f*k, H, W) -> (B, D, 1 + k, h, w)
         if x.dim() != self.cfg.dims + 2 or x.shape[1] != self.cfg.in_channels:
             raise ValueError(
                 f"expected (B, {self.cfg.in_channels}, <{self.cfg.dims} spatial axes>), got {tuple(x.shape)}"
             )
+        if self.cfg.first_frame_alone and (x.shape[2] - 1) % self.cfg.downsample_factors[0]:
+            raise ValueError(
+                f"first_frame_alone needs 1 + {self.cfg.downsample_factors[0]}*k frames, got {x.shape[2]}: "
+                "pad the clip at its end first"
+            )
+        return self.forward_aligned(repeat_first_step(x, self.cfg.time_lead))
+
+    def forward_aligned(self, x: Tensor) -> Tensor:
+        """The encoder without first-frame handling: x (B, C, *spatial), every axis a multiple of its factor
+        (the first frame already repeated in front when first_frame_alone)."""
+        spatial, factors = tuple(x.shape[2:]), self.cfg.downsample_factors
         if any(n % f for n, f in zip(spatial, factors)):
             raise ValueError(
                 f"spatial size {spatial} must be divisible by the downsampling factors {factors}: "
@@ -222,7 +305,11 @@ class Decoder(nn.Module):
         return self.conv_out.weight
 
     def forward(self, z: Tensor) -> Tensor:
-        # z: (B, latent_dim, *latent_spatial)
+        # z: (B, latent_dim, *latent_spatial); with first_frame_alone (B, D, 1 + k, h, w) -> (B, C, 1 + f*k, H, W)
+        return drop_first_steps(self.forward_aligned(z), self.cfg.time_lead)
+
+    def forward_aligned(self, z: Tensor) -> Tensor:
+        """The decoder without first-frame handling: (B, D, *latent) -> (B, C, *latent * factors)."""
         if z.dim() != self.cfg.dims + 2 or z.shape[1] != self.cfg.latent_dim:
             raise ValueError(
                 f"expected (B, {self.cfg.latent_dim}, <{self.cfg.dims} spatial axes>), got {tuple(z.shape)}"
