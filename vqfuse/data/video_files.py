@@ -203,7 +203,9 @@ def read_video(
     return from_uint8_frames(np.stack(frames)), info  # (C, T, H, W)
 
 
-def _decode(c, stream, dims, channels, fps, max_frames, limit, path) -> tuple[list[np.ndarray], int, str]:  # noqa: ANN001
+def _decode(c: av.container.InputContainer, stream: av.video.stream.VideoStream, dims: tuple[int, int, int, int],
+            channels: int, fps: float | None, max_frames: int | None, limit: int,
+            path: Path) -> tuple[list[np.ndarray], int, str]:  # fmt: skip
     """The fitted output frames, the number of source frames decoded, and the error that stopped it."""
     out: list[np.ndarray] = []
     decoded, problem = 0, ""
@@ -275,7 +277,7 @@ def _gif_frame(rgb: np.ndarray) -> av.VideoFrame:
 
 
 def _add_audio(out: av.container.OutputContainer, src: av.container.InputContainer | None, ext: str,
-               audio_from: Path | None) -> tuple[object, object, bool, str]:  # fmt: skip
+               audio_from: Path | None) -> tuple[av.audio.stream.AudioStream | None, av.audio.stream.AudioStream | None, bool, str]:  # fmt: skip
     """The output audio stream (or None), the input one, whether to copy packets, and the user's note."""
     if src is None:
         return None, None, False, ""
@@ -294,7 +296,9 @@ def _add_audio(out: av.container.OutputContainer, src: av.container.InputContain
     return o, a, False, f"audio: the {name} track of {audio_from} re-encoded as {label} ({ext} cannot hold {name})"
 
 
-def _mux_audio(out: av.container.OutputContainer, o, a, copy: bool) -> None:  # noqa: ANN001
+def _mux_audio(out: av.container.OutputContainer, o: av.audio.stream.AudioStream, a: av.audio.stream.AudioStream,
+               copy: bool) -> None:  # fmt: skip
+    """Append the input track ``a`` to ``out`` as ``o``: its packets as they are, or decoded and re-encoded."""
     if copy:
         for pkt in a.container.demux(a):
             if pkt.dts is not None:  # the demuxer's final empty packet
