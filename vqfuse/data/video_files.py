@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.audio.stream import AudioStream
 
 from vqfuse.errors import InputFileError, PathLike, VqfuseError
 from vqfuse.io.atomic import atomic_path
@@ -277,7 +278,7 @@ def _gif_frame(rgb: np.ndarray) -> av.VideoFrame:
 
 
 def _add_audio(out: av.container.OutputContainer, src: av.container.InputContainer | None, ext: str,
-               audio_from: Path | None) -> tuple[av.audio.stream.AudioStream | None, av.audio.stream.AudioStream | None, bool, str]:  # fmt: skip
+               audio_from: Path | None) -> tuple[AudioStream | None, AudioStream | None, bool, str]:  # fmt: skip
     """The output audio stream (or None), the input one, whether to copy packets, and the user's note."""
     if src is None:
         return None, None, False, ""
@@ -296,7 +297,7 @@ def _add_audio(out: av.container.OutputContainer, src: av.container.InputContain
     return o, a, False, f"audio: the {name} track of {audio_from} re-encoded as {label} ({ext} cannot hold {name})"
 
 
-def _mux_audio(out: av.container.OutputContainer, o: av.audio.stream.AudioStream, a: av.audio.stream.AudioStream,
+def _mux_audio(out: av.container.OutputContainer, o: AudioStream, a: AudioStream,
                copy: bool) -> None:  # fmt: skip
     """Append the input track ``a`` to ``out`` as ``o``: its packets as they are, or decoded and re-encoded."""
     if copy:

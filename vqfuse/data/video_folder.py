@@ -202,5 +202,5 @@ register_dataset("video", "bigbuckbunny", _bbb_factory,
 register_dataset("video", "folder", _folder_factory, arg="PATH",
                  help="every video file (mp4, webm, mkv, avi, mov, mpg, gif) under a folder, cut into clips")  # fmt: skip
 
-__all__ = ["FOLDER_VIDEO_BYTES", "NO_VIDEOS_PROBLEM", "BBB_ATTRIBUTION", "VideoFolderDataset", "bigbuckbunny_path",
-           "bigbuckbunny_frames", "BigBuckBunnyDataset"]  # fmt: skip
+__all__ = ["FOLDER_VIDEO_BYTES", "NO_VIDEOS_PROBLEM", "BBB_ATTRIBUTION", "VideoFolderDataset",
+           "bigbuckbunny_path", "bigbuckbunny_frames", "BigBuckBunnyDataset"]  # fmt: skip
