@@ -37,7 +37,6 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -156,17 +155,27 @@ def _window(window: Window, dtype: torch.dtype, device: torch.device) -> tuple[T
     raise ValueError(f"window must be 'gaussian' or 'uniform', got {window!r}")
 
 
+def _band(n: int, k: Tensor) -> Tensor:
+    """(n - taps + 1, n) matrix whose rows are the window k shifted one step each: a valid 1D filter."""
+    m, taps = n - k.numel() + 1, k.numel()
+    band = torch.zeros(m, n, dtype=k.dtype, device=k.device)
+    cols = torch.arange(m, device=k.device)[:, None] + torch.arange(taps, device=k.device)  # (m, taps)
+    band[torch.arange(m, device=k.device)[:, None], cols] = k
+    return band
+
+
 def _ssim_map(y: Tensor, x: Tensor, window: Window, data_range: float) -> Tensor:
     """SSIM map over the valid region: frames (N, C, H, W) -> (N, H - 2p, W - 2p), mean over channels."""
     k, cov_norm = _window(window, x.dtype, x.device)
-    taps, c = k.numel(), x.shape[1]
-    if x.shape[-1] < taps or x.shape[-2] < taps:
-        raise ValueError(f"frames of {tuple(x.shape[-2:])} are smaller than the {taps}x{taps} SSIM window")
-    kh = k.view(1, 1, taps, 1).repeat(c, 1, 1, 1)  # separable, depthwise: one filter per channel
-    kw = k.view(1, 1, 1, taps).repeat(c, 1, 1, 1)
+    taps, (h, w) = k.numel(), x.shape[-2:]
+    if h < taps or w < taps:
+        raise ValueError(f"frames of {(h, w)} are smaller than the {taps}x{taps} SSIM window")
+    # valid separable filtering (= skimage's filter-then-crop on the interior) as two matmuls with banded
+    # matrices: BLAS does this ~5x faster than a depthwise conv2d on CPU, and in float64
+    band_h, band_w = _band(h, k), _band(w, k)  # (H', H), (W', W)
 
-    def filt(z: Tensor) -> Tensor:  # valid convolution = skimage's filter-then-crop on the interior
-        return F.conv2d(F.conv2d(z, kh, groups=c), kw, groups=c)
+    def filt(z: Tensor) -> Tensor:  # (..., H, W) -> (..., H', W')
+        return band_h @ z @ band_w.T
 
     # all five local moments in one batched pass: (5N, C, H, W)
     n = x.shape[0]
