@@ -37,8 +37,12 @@ def check_example(model: Tokenizer, example: Tensor) -> None:
         raise ConfigError(f"data items have shape {tuple(example.shape)}, but the model expects "
                           f"({ae.in_channels}, <{ae.dims} spatial axes>)")  # fmt: skip
     spatial, factors = tuple(example.shape[1:]), ae.downsample_factors
-    if any(n % f for n, f in zip(spatial, factors)):
-        raise ConfigError(f"data items of size {spatial} are not divisible by the model's downsampling {factors}")
+    # video that codes its first frame alone sees (f - 1) copies of it in front: 1 + f*k frames fit
+    lead = (getattr(ae, "time_lead", 0),) + (0,) * (len(spatial) - 1)
+    if any((n + e) % f for n, e, f in zip(spatial, lead, factors)):
+        frames = f" (the first frame is coded alone: clips need 1 + {factors[0]}*k frames)" if lead[0] else ""
+        raise ConfigError(f"data items of size {spatial} are not divisible by the model's downsampling {factors}"
+                          + frames)
 
 
 # ---- the trainer ------------------------------------------------------------------------------------
