@@ -101,3 +101,10 @@ def test_main_smoke_writes_json_and_markdown(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "smoke.json").read_text())
     assert len(saved["curves"]["h264"]) == len(va.DEFAULT_CRFS["h264"])
     assert "h264" in (tmp_path / "smoke.md").read_text()
+
+
+def test_moving_digit_source_gives_uint8_test_clips() -> None:
+    pytest.importorskip("vqfuse.data.moving")
+    clips, description = va.load_clips("moving", 2, 3, seed=0)
+    assert clips.shape == (2, 3, 64, 64, 1) and clips.dtype == np.uint8
+    assert "moving digits" in description and clips.max() > 200  # digit strokes reach near-white
