@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         run = runs / f"seed{seed}" if args.reuse else train_seed(runs, seed, args.steps, args.override)
         trained = time.perf_counter()
-        config = FusionEvalConfig(items=args.items, seed=seed, audio_snr_db=args.audio_snr_db,
+        config = FusionEvalConfig(items=args.items, seed=seed, study_snr_db={"audio": args.audio_snr_db},
                                   extra={"classifier": classifier} if classifier else {})
         per_seed[seed] = reusable_evaluation(run, config) if args.reuse_evaluation else None
         if args.remeasure:

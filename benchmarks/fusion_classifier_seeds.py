@@ -45,7 +45,7 @@ def measure_run(run: str, seed: int, classifier_seeds: list[int], options: dict,
     torch.set_num_threads(threads)
     start = time.perf_counter()
     model, _, train_set, test_set = load_run_data(run)
-    config = FusionEvalConfig(seed=seed, audio_snr_db=audio_snr_db, classifier_steps=steps)
+    config = FusionEvalConfig(seed=seed, study_snr_db={"audio": audio_snr_db}, classifier_steps=steps)
     inputs = classification_inputs(model, train_set, test_set, config)
     (train_tokens, tr_y), (test_tokens, te_y) = inputs["train"], inputs["test"]
     models = {}

@@ -316,12 +316,13 @@ def repair(
     src: Annotated[str, typer.Argument(metavar="IN", help="A damaged image (with --mask) or noisy speech file.")],
     out: Annotated[str, typer.Argument(metavar="OUT", help="The repaired file (same modality as IN).")],
     mask: Annotated[Optional[str], typer.Option("--mask", metavar="MASK", help="Image of the missing region: white = missing, black = kept.")] = None,
-    condition: Annotated[Optional[str], typer.Option("--condition", metavar="FILE", help="A file of the other modality to condition on (e.g. the spoken digit for an image).")] = None,
+    condition: Annotated[Optional[List[str]], typer.Option("--condition", metavar="FILE", help="A file of another modality to condition on (e.g. the spoken digit for an image); repeat for several.")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", metavar="NAME", help="The segment IN belongs to, where several share its file type.")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="MaskGIT decoding steps.")] = 8,
     cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale with a condition (default: none).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ) -> None:
-    """Repair a damaged input through a fusion model's tokens, optionally helped by the other modality.
+    """Repair a damaged input through a fusion model's tokens, optionally helped by the other modalities.
 
     vqfuse repair RUN damaged.png fixed.png --mask hole.png [--condition digit.wav] inpaints the white region
     of the mask; vqfuse repair RUN noisy.wav clean.wav [--condition digit.png] denoises speech of any length.
@@ -330,7 +331,7 @@ def repair(
     from vqfuse.fusion.repair_files import repair_file
 
     fm = FusionModel.from_run(model, device="cuda" if _cuda() else "cpu")
-    result = repair_file(fm, src, out, mask=mask, condition=condition, steps=steps,
+    result = repair_file(fm, src, out, mask=mask, condition=condition or None, target=target, steps=steps,
                          cfg_scale=None if cfg_scale == 1.0 else cfg_scale, seed=seed)
     typer.echo(result.summary())
 

@@ -10,7 +10,8 @@ import scipy.linalg
 import torch
 
 from vqfuse.errors import InputFileError
-from vqfuse.fusion.judges import AudioJudge, ImageJudge, Judge, load_judge, log_mel_features
+from vqfuse.fusion.judge_kinds import AudioJudge, ImageJudge, log_mel_features
+from vqfuse.fusion.judges import Judge, load_judge
 from vqfuse.metrics.generation import (
     coherence,
     frechet_distance,
@@ -171,9 +172,9 @@ def test_joint_coherence_and_judge_fid(image_judge_and_data, audio_judge_and_dat
     # pair each image with a clip of the same class where one exists
     order = [int(torch.nonzero(ya == c)[k % int((ya == c).sum())]) for k, c in enumerate(yi[:n].tolist())]
     xa_matched = xa[order]
-    assert joint_coherence(ij, aj, xi[:n], xa_matched) > 0.9
-    assert joint_coherence(ij, aj, xi[:n], xa_matched, labels=yi[:n]) > 0.9
-    assert joint_coherence(ij, aj, xi[:n], xa[[int(torch.nonzero(ya == (c + 1) % 3)[0]) for c in yi[:n].tolist()]]) < 0.1
+    assert joint_coherence([ij, aj], [xi[:n], xa_matched]) > 0.9
+    assert joint_coherence([ij, aj], [xi[:n], xa_matched], labels=yi[:n]) > 0.9
+    assert joint_coherence([ij, aj], [xi[:n], xa[[int(torch.nonzero(ya == (c + 1) % 3)[0]) for c in yi[:n].tolist()]]]) < 0.1
     # feature-space Frechet distance: same distribution is closer than another class
     same = judge_frechet_distance(ij, xi[yi == 0][:20], xi[yi == 0][20:])
     other = judge_frechet_distance(ij, xi[yi == 0][:20], xi[yi == 1])

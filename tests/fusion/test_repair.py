@@ -15,21 +15,21 @@ from vqfuse.fusion.damage import (
     masked_psnr,
     measured_snr_db,
     random_box_mask,
-    token_mask_from_pixels,
+    token_mask_from_elements,
 )
 from vqfuse.fusion.repair import (
-    decode_audio_tokens,
+    decode_items,
     enhance,
     enhance_tokens,
     infill,
     inpaint,
     select_unknown,
-    spectral_gain,
     token_log_probs,
 )
-from vqfuse.fusion.repair_eval import evaluate_repair
+from vqfuse.fusion.repair_eval import evaluate_repair, repair_headline
 from vqfuse.fusion.tokens import flatten_codes, unflatten_codes
 from vqfuse.metrics.audio import si_snr
+from vqfuse.modalities.audio_gain import spectral_gain
 from vqfuse.nets.autoencoder import AutoencoderConfig
 from vqfuse.prior import PriorConfig, PriorTransformer, SequenceLayout, drop_condition, maskgit_loss
 from vqfuse.tokenizer import Tokenizer, TokenizerConfig
@@ -93,7 +93,7 @@ def test_token_mask_covers_exactly_overlapping_cells():
     pixel[0] = False
     pixel[0, 0, 5, 9] = True  # one pixel: cell (1, 2) of a 4x4 grid
     for dilation in (0, 1, 2):
-        got = token_mask_from_pixels(pixel, (4, 4), dilation)  # (8, 4, 4)
+        got = token_mask_from_elements(pixel, (4, 4), dilation)  # (8, 4, 4)
         expected = torch.zeros_like(got)
         for b in range(8):
             for i in range(4):
@@ -102,9 +102,22 @@ def test_token_mask_covers_exactly_overlapping_cells():
                                  max(0, j - dilation) * 4:(j + dilation + 1) * 4]
                     expected[b, i, j] = bool(cell.any())
         assert torch.equal(got, expected), dilation
-    one = token_mask_from_pixels(pixel[:1], (4, 4), 0)[0]
+    one = token_mask_from_elements(pixel[:1], (4, 4), 0)[0]
     assert one.nonzero().tolist() == [[1, 2]]
-    assert token_mask_from_pixels(pixel[:1], (4, 4), 1)[0].sum() == 9
+    assert token_mask_from_elements(pixel[:1], (4, 4), 1)[0].sum() == 9
+
+
+def test_token_mask_from_elements_in_1d_and_3d():
+    mask = torch.zeros(1, 1, 40, dtype=torch.bool)
+    mask[0, 0, 17] = True  # element 17 of 40 sits in cell 4 of 10 (4 elements per cell)
+    assert token_mask_from_elements(mask, (10,), 0)[0].nonzero().tolist() == [[4]]
+    assert token_mask_from_elements(mask, (10,), 1)[0].nonzero().flatten().tolist() == [3, 4, 5]
+    clip = torch.zeros(2, 1, 8, 16, 16, dtype=torch.bool)
+    clip[1, 0, 5, 3, 12] = True  # frame 5 -> cell 2 of 4 in time; pixel (3, 12) -> cell (0, 3) of 4x4
+    got = token_mask_from_elements(clip, (4, 4, 4), 0)
+    assert got.shape == (2, 4, 4, 4) and not got[0].any() and got[1].nonzero().tolist() == [[2, 0, 3]]
+    with pytest.raises(ValueError, match="expected a mask"):
+        token_mask_from_elements(clip[:, 0], (4, 4, 4), 0)
 
 
 def test_random_box_mask_is_one_box_within_area_range():
@@ -174,7 +187,7 @@ def test_token_log_probs_match_masking_one_group_at_a_time(random_prior):
     sl = E2E_LAYOUT.slices()["audio"]
     packed = E2E_LAYOUT.pack({"image": image, "audio": audio})
     for groups in (1, 3):
-        got = token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, image, groups=groups)  # (2, 40)
+        got = token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, {"image": image}, groups=groups)  # (2, 40)
         expected = torch.empty(2, 40)
         for k in range(groups):
             pos = torch.arange(40) % groups == k
@@ -185,7 +198,7 @@ def test_token_log_probs_match_masking_one_group_at_a_time(random_prior):
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     # without a condition the image segment holds NULL tokens, so any image tokens give the same scores
     a = token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, None)
-    assert not torch.allclose(a, token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, image))
+    assert not torch.allclose(a, token_log_probs(random_prior, E2E_LAYOUT, "audio", audio, {"image": image}))
 
 
 def test_infill_in_one_greedy_step_is_the_argmax_given_the_condition_or_null(random_prior):
@@ -203,8 +216,27 @@ def test_infill_in_one_greedy_step_is_the_argmax_given_the_condition_or_null(ran
         ids[:, sl] = ids[:, sl].masked_fill(~known, E2E_LAYOUT.mask_id)
         argmax = random_prior(ids, packed.modalities, packed.positions)[:, sl, lo:hi].argmax(-1)
         expected = torch.where(known, image, argmax)
-        out = infill(random_prior, E2E_LAYOUT, "image", image, known, cond, steps=1, temperature=0.0)
+        out = infill(random_prior, E2E_LAYOUT, "image", image, known, None if cond is None else {"audio": cond}, steps=1,
+                     temperature=0.0)
         assert torch.equal(out, expected), cond is None
+
+
+def test_infill_with_three_segments_nulls_the_absent_one(random_prior_3):
+    prior, layout = random_prior_3
+    g = torch.Generator().manual_seed(2)
+    codes = {n: torch.randint(0, layout.segment(n).vocab_size, (2, layout.segment(n).n_tokens), generator=g)
+             for n in layout.names}  # fmt: skip
+    known = torch.zeros(2, layout.segment("a").n_tokens, dtype=torch.bool)
+    out = infill(prior, layout, "a", codes["a"], known, {"b": codes["b"]}, steps=1)
+    packed = layout.pack(codes)
+    ids = packed.ids.clone()
+    ids[:, layout.slices()["c"]] = layout.null_id  # absent: NULL in the conditional pass
+    ids[:, layout.slices()["a"]] = layout.mask_id
+    lo, hi = layout.vocab_range("a")
+    expected = prior(ids, packed.modalities, packed.positions)[:, layout.slices()["a"], lo:hi].argmax(-1)
+    assert torch.equal(out, expected)
+    with pytest.raises(ValueError, match="conditions must name other segments"):
+        infill(prior, layout, "a", codes["a"], known, {"a": codes["a"]}, steps=1)
 
 
 def test_select_unknown_picks_least_likely_and_fine_stages():
@@ -215,6 +247,13 @@ def test_select_unknown_picks_least_likely_and_fine_stages():
     assert int(select_unknown(scores, 0.0, remask_stages_from=1)[0, 0].sum()) == 0
 
 
+@pytest.fixture(scope="module")
+def random_prior_3() -> tuple[PriorTransformer, SequenceLayout]:
+    torch.manual_seed(0)
+    layout = SequenceLayout([("a", 8, 6), ("b", 5, 4), ("c", 7, 3)])
+    return PriorTransformer(PriorConfig.for_layout(layout, dim=32, depth=1, heads=2, causal=False)).eval(), layout
+
+
 # ---- end to end through tiny tokenizers ----------------------------------------------------------------
 
 
@@ -223,46 +262,46 @@ def test_inpaint_end_to_end_keeps_known_pixels_and_tokens(tokenizers, random_pri
     image_tok, audio_tok = tokenizers
     images, audio = paired_batch(3)
     mask = random_box_mask(3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
-    cond = audio_tok.encode(audio, n_q=N_Q) if conditioned else None  # (3, 2, 20)
-    out = inpaint(random_prior, E2E_LAYOUT, image_tok, images, mask, cond, steps=3, temperature=1.0,
+    cond = {"audio": audio_tok.encode(audio, n_q=N_Q)} if conditioned else None  # (3, 2, 20)
+    out = inpaint(random_prior, E2E_LAYOUT, image_tok, "image", images, mask, cond, steps=3, temperature=1.0,
                   cfg_scale=2.0 if conditioned else None, generator=torch.Generator().manual_seed(0))
-    assert out.images.shape == out.decoded.shape == images.shape
-    assert out.tokens.shape == out.damaged_tokens.shape == out.unknown.shape == (3, 8, 8)
-    assert torch.equal(out.unknown, token_mask_from_pixels(mask, (8, 8), 1))
+    assert out.items.shape == out.decoded.shape == images.shape
+    assert out.tokens.shape == out.damaged_tokens.shape == out.unknown.shape == (3, 1, 8, 8)
+    assert torch.equal(out.unknown[:, 0], token_mask_from_elements(mask, (8, 8), 1))
     assert torch.equal(out.tokens[~out.unknown], out.damaged_tokens[~out.unknown])  # known tokens kept
     assert not torch.equal(out.tokens[out.unknown], out.damaged_tokens[out.unknown])  # the rest re-infilled
     known = ~mask.expand_as(images)
-    assert torch.equal(out.images[known], images[known])  # known pixels untouched
-    assert torch.equal(out.images[~known], out.decoded[~known])
+    assert torch.equal(out.items[known], images[known])  # known pixels untouched
+    assert torch.equal(out.items[~known], out.decoded[~known])
     damaged = images.masked_fill(mask.expand_as(images), 0.0)
-    assert torch.equal(out.damaged_tokens, image_tok.encode(damaged))
+    assert torch.equal(out.damaged_tokens[:, 0], image_tok.encode(damaged))
 
 
 def test_enhance_end_to_end_keeps_confident_tokens(tokenizers, random_prior):
     image_tok, audio_tok = tokenizers
     images, audio = paired_batch(3)
     noisy = add_noise(audio, 0.0, torch.Generator().manual_seed(0))
-    for cond in (image_tok.encode(images), None):
-        out = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, cond, n_q=N_Q, remask_fraction=0.25,
+    for cond in ({"image": image_tok.encode_codes(images)}, None):
+        out = enhance(random_prior, E2E_LAYOUT, audio_tok, "audio", noisy, cond, n_q=N_Q, remask_fraction=0.25,
                       steps=3, temperature=1.0, generator=torch.Generator().manual_seed(0))
-        assert out.audio.shape == noisy.shape and bool(torch.isfinite(out.audio).all())
-        assert out.tokens.shape == out.noisy_tokens.shape == out.unknown.shape == out.scores.shape == (3, N_Q, 20)
-        assert torch.equal(out.noisy_tokens, audio_tok.encode(noisy, n_q=N_Q))
+        assert out.items.shape == noisy.shape and bool(torch.isfinite(out.items).all())
+        assert out.tokens.shape == out.damaged_tokens.shape == out.unknown.shape == out.scores.shape == (3, N_Q, 20)
+        assert torch.equal(out.damaged_tokens, audio_tok.encode(noisy, n_q=N_Q))
         assert (out.unknown.sum((1, 2)) == 10).all()  # 25 % of 40
-        assert torch.equal(out.tokens[~out.unknown], out.noisy_tokens[~out.unknown])
+        assert torch.equal(out.tokens[~out.unknown], out.damaged_tokens[~out.unknown])
         for s, u in zip(out.scores, out.unknown):  # per item, the re-infilled ones are the least likely
             assert float(s[u].max()) <= float(s[~u].min())
         assert bool((out.scores <= 0).all())
-        assert torch.equal(out.reencoded, decode_audio_tokens(audio_tok, out.noisy_tokens, noisy.shape[-1]))
-        assert torch.allclose(out.audio, spectral_gain(noisy, out.decoded, out.reencoded))
-    decoded = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, steps=2, output="decoded")
-    assert torch.equal(decoded.audio, decoded.decoded)
+        assert torch.equal(out.reencoded, decode_items(audio_tok, out.damaged_tokens, tuple(noisy.shape[2:])))
+        assert torch.allclose(out.items, spectral_gain(noisy, out.decoded, out.reencoded))
+    decoded = enhance(random_prior, E2E_LAYOUT, audio_tok, "audio", noisy, None, n_q=N_Q, steps=2, output="decoded")
+    assert torch.equal(decoded.items, decoded.decoded)
     with pytest.raises(ValueError, match="output must be one of"):
-        enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, steps=1, output="wave")
-    fine = enhance(random_prior, E2E_LAYOUT, audio_tok, noisy, None, n_q=N_Q, remask_fraction=0.0,
+        enhance(random_prior, E2E_LAYOUT, audio_tok, "audio", noisy, None, n_q=N_Q, steps=1, output="wave")
+    fine = enhance(random_prior, E2E_LAYOUT, audio_tok, "audio", noisy, None, n_q=N_Q, remask_fraction=0.0,
                    remask_stages_from=1, steps=2)
     assert fine.unknown[:, 1].all() and not fine.unknown[:, 0].any()
-    assert torch.equal(fine.tokens[:, 0], fine.noisy_tokens[:, 0])
+    assert torch.equal(fine.tokens[:, 0], fine.damaged_tokens[:, 0])
 
 
 def test_spectral_gain_identity_zero_and_oracle():
@@ -283,7 +322,7 @@ def test_spectral_gain_identity_zero_and_oracle():
 
 
 def test_gain_smoothing_averages_the_gain_over_neighbouring_bins_and_frames():
-    from vqfuse.fusion.repair import _stft
+    from vqfuse.modalities.audio_gain import _stft
 
     g = torch.Generator().manual_seed(1)
     noisy = torch.randn(1, 1, 4000, generator=g) * 0.3
@@ -307,21 +346,26 @@ def test_gain_smoothing_averages_the_gain_over_neighbouring_bins_and_frames():
 def test_evaluate_repair_is_json_able(tokenizers, random_prior):
     image_tok, audio_tok = tokenizers
     images, audio = paired_batch(2)
-    report = evaluate_repair(random_prior, E2E_LAYOUT, image_tok, audio_tok, images, audio, n_q=N_Q, steps=2)
+    tokenizers = {"image": image_tok, "audio": audio_tok}
+    items = {"image": images, "audio": audio}
+    report = evaluate_repair(random_prior, E2E_LAYOUT, tokenizers, items, stages={"audio": N_Q}, steps=2,
+                             settings={"snr_db": 0.0})  # fmt: skip
     json.dumps(report, allow_nan=False)
-    assert report["n_items"] == 2
-    psnr = report["inpaint"]["masked_psnr"]
-    assert set(psnr) == {"conditioned", "unconditioned", "fill", "tokenizer"}
-    assert all(isinstance(v, float) for v in psnr.values())
-    assert 0.25 <= report["inpaint"]["mask_fraction"] <= 0.5
-    enh = report["enhance"]
-    assert enh["snr_db"] == 0.0
-    assert set(enh["si_snr_improvement"]) == {"conditioned", "unconditioned", "conditioned_decoded",
-                                               "unconditioned_decoded", "reencoded"}
-    assert abs(enh["si_snr_noisy"]) < 1.5  # 0 dB white noise
-    sweep = evaluate_repair(random_prior, E2E_LAYOUT, image_tok, audio_tok, images, audio, n_q=N_Q, steps=1,
-                            snr_db=[0.0, 5.0], noise_kind="babble", mask_fn=free_form_mask)
-    assert [e["snr_db"] for e in sweep["enhance"]] == [0.0, 5.0]
+    assert report["n_items"] == 2 and report["image"]["mode"] == "inpaint" and report["audio"]["mode"] == "enhance"
+    variants = {"conditioned", "unconditioned", "conditioned_decoded", "unconditioned_decoded", "damaged",
+                "reencoded", "tokenizer"}
+    psnr = report["image"]["scores"]["masked_psnr"]
+    assert set(psnr) == variants and all(isinstance(v, float) for v in psnr.values())
+    assert 0.25 <= report["image"]["damage"]["mask_fraction"] <= 0.5
+    gain = report["audio"]["scores"]["si_snr_improvement"]
+    assert set(gain) == variants and abs(gain["damaged"]) < 1e-4  # the noisy input improves on itself by 0 dB
+    h = repair_headline(report)
+    assert h["inpaint_condition_gain"] == pytest.approx(psnr["conditioned"] - psnr["unconditioned"])
+    assert {"inpaint_masked_psnr_conditioned", "enhance_si_snr_improvement_reencoded"} <= set(h)
+    babble = evaluate_repair(random_prior, E2E_LAYOUT, tokenizers, items, stages={"audio": N_Q}, steps=1,
+                             settings={"snr_db": 5.0, "noise": "babble", "frac_range": (0.5, 0.5)})
+    assert babble["audio"]["damage"]["noise"] == "babble"
+    assert abs(babble["image"]["damage"]["mask_fraction"] - 0.5) < 0.02
 
 
 # ---- a trained case: the condition carries the information ---------------------------------------------
@@ -364,7 +408,7 @@ def test_trained_prior_inpaints_better_with_the_condition(trained_prior):
     known_tokens = torch.where(known, test["image"], wrong)
     acc = {}
     for name, cond in (("with", test["audio"]), ("without", None)):
-        out = infill(trained_prior, TRAINED_LAYOUT, "image", known_tokens, known, cond, steps=4)
+        out = infill(trained_prior, TRAINED_LAYOUT, "image", known_tokens, known, None if cond is None else {"audio": cond}, steps=4)
         assert torch.equal(out[known], test["image"][known])
         acc[name] = float((out == test["image"])[~known].float().mean())
     assert acc["with"] > 0.9 and acc["without"] < 0.4, acc
@@ -381,8 +425,11 @@ def test_trained_prior_enhances_better_with_the_condition(trained_prior):
     noisy = torch.where(corrupt, (clean + torch.randint(1, K, clean.shape, generator=g)) % K, clean)
     found, acc = {}, {}
     for name, cond in (("with", test["image"]), ("without", None)):
-        repaired, unknown, _ = enhance_tokens(trained_prior, TRAINED_LAYOUT, noisy, cond, remask_fraction=0.25,
-                                              steps=4)
+        conds = None if cond is None else {"image": cond}
+        unknown, _ = enhance_tokens(trained_prior, TRAINED_LAYOUT, "audio", noisy, conds, remask_fraction=0.25)
+        flat = infill(trained_prior, TRAINED_LAYOUT, "audio", flatten_codes(noisy), ~flatten_codes(unknown), conds,
+                      steps=4)  # fmt: skip
+        repaired = unflatten_codes(flat, 2, (4,))
         assert torch.equal(repaired[~unknown], noisy[~unknown])
         found[name] = float((unknown & corrupt).sum() / corrupt.sum())
         acc[name] = float((repaired == clean).float().mean())

@@ -57,12 +57,12 @@ def test_cli_enhances_speech_of_any_length_in_windows(run_dir, tmp_path, capsys)
 
 @pytest.mark.parametrize("args, message", [
     (["{src}/zero.png", "{tmp}/o.png"], "error: inpainting needs --mask MASK"),
-    (["{src}/zero.wav", "{tmp}/o.wav", "--mask", "{tmp}/hole.png"], "error: --mask is for inpainting images"),
+    (["{src}/zero.wav", "{tmp}/o.wav", "--mask", "{tmp}/hole.png"], "error: --mask is for inpainting; speech is enhanced without one"),
     (["{src}/zero.wav", "{tmp}/o.png"], "error: {tmp}/o.png: the repaired audio should end with one of"),
     (["{src}/notes.txt", "{tmp}/o.png"], "error: {src}/notes.txt: the input must be an image or audio file"),
     (["{src}/zero.png", "{tmp}/o.png", "--mask", "{tmp}/empty.png"], "error: {tmp}/empty.png: the mask marks no pixel"),
     (["{src}/zero.png", "{tmp}/o.png", "--mask", "{tmp}/hole.png", "--condition", "{src}/zero.png"],
-     "error: {src}/zero.png: the condition must be an audio file to repair image"),
+     "error: {src}/zero.png: the condition (to repair image) must be an audio file"),
     (["{src}/missing.wav", "{tmp}/o.wav"], "error: {src}/missing.wav"),
 ])
 def test_cli_repair_errors_are_one_line_and_write_nothing(args, message, run_dir, tmp_path, capsys):  # noqa: F811

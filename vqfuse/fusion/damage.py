@@ -1,5 +1,5 @@
 """Damage and its measures: missing-region masks, noise at a chosen SNR, masked PSNR, measured SNR, and
-the token cells a pixel mask touches."""
+the token cells a mask of missing elements touches."""
 
 from __future__ import annotations
 
@@ -96,30 +96,33 @@ def masked_psnr(output: Tensor, target: Tensor, mask: Tensor, data_range: float 
     return per_item.nanmean()
 
 
-def token_mask_from_pixels(pixel_mask: Tensor, grid: tuple[int, int], dilation: int = 1) -> Tensor:
-    """pixel_mask (B, 1, H, W) bool (True = missing) -> (B, h, w) bool: the tokens whose cell (H/h x W/w
-    pixels) holds a missing pixel, dilated by `dilation` cells (the encoder's and decoder's receptive
-    fields spread past one cell)."""
-    if pixel_mask.dim() != 4 or pixel_mask.shape[1] != 1:
-        raise ValueError(f"expected a pixel mask (B, 1, H, W), got {tuple(pixel_mask.shape)}")
+def token_mask_from_elements(mask: Tensor, grid: tuple[int, ...], dilation: int = 1) -> Tensor:
+    """mask (B, 1, *item) bool (True = missing) -> (B, *grid) bool: the tokens whose cell (item / grid
+    elements per axis) holds a missing element, dilated by `dilation` cells (the encoder's and decoder's
+    receptive fields spread past one cell). 1D, 2D and 3D items."""
+    dims = len(grid)
+    if mask.dim() != dims + 2 or mask.shape[1] != 1 or dims not in (1, 2, 3):
+        raise ValueError(f"expected a mask (B, 1, *item) for a {dims}-axis grid, got {tuple(mask.shape)}")
     if dilation < 0:
         raise ValueError(f"dilation must be >= 0, got {dilation}")
-    cells = F.adaptive_max_pool2d(pixel_mask.float(), grid)  # (B, 1, h, w)
+    adaptive = (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)[dims - 1]
+    pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[dims - 1]
+    cells = adaptive(mask.float(), grid)  # (B, 1, *grid)
     if dilation:
-        cells = F.max_pool2d(cells, 2 * dilation + 1, stride=1, padding=dilation)
+        cells = pool(cells, 2 * dilation + 1, stride=1, padding=dilation)
     return cells[:, 0] > 0
 
 
 def add_noise(clean: Tensor, snr_db: float, generator: torch.Generator | None = None,
               kind: Literal["white", "babble"] = "white", talkers: int = 4) -> Tensor:
-    """clean (B, C, T) plus noise scaled per item to exactly `snr_db` (10 log10 of clean power over noise
-    power, over the whole item).
+    """clean (B, C, *spatial) plus noise scaled per item to exactly `snr_db` (10 log10 of clean power over
+    noise power, over the whole item).
 
     kind "white": Gaussian noise. "babble": `talkers` other items of the batch (or the item itself when the
-    batch has one), each circularly shifted by a random offset, summed.
+    batch has one), each circularly shifted along the last axis by a random offset, summed.
     """
-    if clean.dim() != 3:
-        raise ValueError(f"expected audio (B, C, T), got {tuple(clean.shape)}")
+    if clean.dim() < 3:
+        raise ValueError(f"expected items (B, C, *spatial), got {tuple(clean.shape)}")
     b = clean.shape[0]
     x = clean.detach().double()
     if kind == "white":
@@ -135,10 +138,11 @@ def add_noise(clean: Tensor, snr_db: float, generator: torch.Generator | None = 
         noise = noise + 1e-6 * torch.randn(x.shape, generator=generator, dtype=torch.float64).to(x.device)
     else:
         raise ValueError(f"unknown noise kind {kind!r} (white or babble)")
-    p_clean = x.pow(2).mean((1, 2))  # (B,)
-    p_noise = noise.pow(2).mean((1, 2)).clamp(min=1e-30)
+    dims = tuple(range(1, x.dim()))
+    p_clean = x.pow(2).mean(dims)  # (B,)
+    p_noise = noise.pow(2).mean(dims).clamp(min=1e-30)
     scale = torch.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))  # (B,)
-    return (x + scale[:, None, None] * noise).to(clean.dtype)
+    return (x + scale.reshape(-1, *[1] * len(dims)) * noise).to(clean.dtype)
 
 
 def measured_snr_db(noisy: Tensor, clean: Tensor) -> Tensor:
@@ -148,5 +152,5 @@ def measured_snr_db(noisy: Tensor, clean: Tensor) -> Tensor:
     return (10 * torch.log10(x.pow(2).sum(dims) / n.pow(2).sum(dims))).float()
 
 
-__all__ = ["random_box_mask", "free_form_mask", "masked_psnr", "token_mask_from_pixels", "add_noise",
+__all__ = ["random_box_mask", "free_form_mask", "masked_psnr", "token_mask_from_elements", "add_noise",
            "measured_snr_db"]

@@ -1,19 +1,23 @@
-"""`vqfuse repair`: inpaint an image file or enhance a speech file through a fusion run's tokens, with or
-without a file of the other modality as condition (the maths is in `vqfuse.fusion.repair`).
+"""`vqfuse repair`: mend a damaged file of one modality of a fusion run through its tokens, with or without
+files of the other modalities as conditions (the maths is in `vqfuse.fusion.repair`).
 
-- Images are fitted to the model's size (centre crop + resize, as `vqfuse generate` does); the mask is an
-  image file of any size, fitted the same way, whose bright pixels (grey level above the middle) are missing.
-  The output is the model-sized composite: known pixels kept, missing ones decoded.
-- Speech of any length is resampled to the model's rate and cut into windows of the model's clip length
-  (the last one zero-padded); each window is enhanced (spectral gain on the noisy input, its phase kept)
-  and the windows are joined and cropped back to the input's length.
+- Which segment a file belongs to is read from its extension (the run's modalities'); `target` names it
+  where several segments share a kind.
+- With a mask file (the modality's `load_mask`, e.g. an image whose white pixels are missing) the input is
+  inpainted: known elements are copied back exactly. Without one, a modality whose `repair_mode` is
+  "enhance" (speech) is enhanced.
+- Items without a time axis (images) are fitted to the model's size (centre crop + resize, as `vqfuse
+  generate` does) and the output is the model-sized repair. Timed items of any length are cut into windows
+  of the model's item length along the time axis (the last one zero-padded); each window is repaired and
+  the windows are joined and cropped back to the input's length. A condition is one fitted item, shown
+  to every window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,116 +25,129 @@ from torch import Tensor
 
 from vqfuse.errors import InputFileError, PathLike, VqfuseError
 from vqfuse.fusion.model import FusionModel
-from vqfuse.fusion.repair import enhance, inpaint
-from vqfuse.fusion.tokens import encode_with_stages
-from vqfuse.modalities import get_modality
+from vqfuse.fusion.repair import encode_items, enhance, inpaint
 
 
 @dataclass
 class RepairResult:
     src: Path
     dst: Path
-    modality: str            # "image" (inpainted) or "audio" (enhanced)
-    conditioned: bool        # whether a file of the other modality was the condition
-    repaired_fraction: float  # share of the input's tokens that the prior re-infilled
-    missing_fraction: float   # images: share of missing pixels (0 for audio)
-    windows: int              # audio: clip-length windows processed (1 for images)
+    modality: str              # the repaired segment
+    mode: str                  # "inpaint" or "enhance"
+    conditions: tuple[str, ...]  # segments given as conditions
+    repaired_fraction: float   # share of the input's tokens that the prior re-infilled
+    missing_fraction: float    # inpainting: share of missing elements (0 for enhancement)
+    windows: int               # item-length windows processed (1 for untimed items)
+    element: str = "elements"  # what the modality's elements are called ("pixels")
 
     def summary(self) -> str:
-        cond = "with" if self.conditioned else "without"
-        if self.modality == "image":
-            what = f"inpainted {self.src} ({self.missing_fraction:.0%} of pixels missing"
+        cond = f"with a condition ({', '.join(self.conditions)})" if self.conditions else "without a condition"
+        windows = f"{self.windows} window{'s' if self.windows != 1 else ''}"
+        if self.mode == "inpaint":
+            what = f"inpainted {self.src} ({self.missing_fraction:.0%} of {self.element} missing, {windows}"
         else:
-            what = f"enhanced {self.src} ({self.windows} window{'s' if self.windows != 1 else ''}"
-        return (f"{what}, {self.repaired_fraction:.0%} of tokens re-infilled, {cond} a condition) -> {self.dst}")
+            what = f"enhanced {self.src} ({windows}"
+        return f"{what}, {self.repaired_fraction:.0%} of tokens re-infilled, {cond}) -> {self.dst}"
 
 
-def _modality_of(path: Path, role: str) -> str:
+def segment_of(model: FusionModel, path: Path, role: str, exclude: Sequence[str] = ()) -> str:
+    """The run's segment whose modality reads `path` (by extension); one clear error otherwise."""
+    names = [n for n in model.names if n not in exclude]
     suffix = path.suffix.lower()
-    for name in ("image", "audio"):
-        if suffix in get_modality(name).extensions:
-            return name
-    known = get_modality("image").extensions + get_modality("audio").extensions
-    raise InputFileError(path, f"{role} must be an image or audio file ({', '.join(e.lstrip('.') for e in known)})")
+    found = [n for n in names if suffix in model.tokenizers[n].modality.extensions]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        kinds = " or ".join(dict.fromkeys(model.tokenizers[n].modality.name for n in names))
+        known = sorted({e.lstrip(".") for n in names for e in model.tokenizers[n].modality.extensions})
+        raise InputFileError(path, f"{role} must be a{'n' if kinds[:1] in 'aeiou' else ''} {kinds} file "
+                                   f"({', '.join(known)})")  # fmt: skip
+    raise InputFileError(path, f"{role} could be any of the segments {', '.join(found)}: name one")
 
 
-def _meta(model: FusionModel, name: str = "image") -> dict[str, Any]:
-    return model.meta(name)
-
-
-def load_mask(model: FusionModel, path: PathLike) -> Tensor:
-    """Mask image file -> (1, 1, S, S) bool, True = missing (bright pixels), fitted like the images."""
-    path = Path(path)
-    if _modality_of(path, "the mask") != "image":
-        raise InputFileError(path, "the mask must be an image file (white = missing)")
-    grey = model.prepare("image", get_modality("image").load_file(path, _meta(model))[None]).mean(1, keepdim=True)
-    mask = grey > 0.0  # (1, 1, S, S); images are in [-1, 1]
-    if not bool(mask.any()):
-        raise InputFileError(path, "the mask marks no pixel as missing (white = missing, black = kept)")
-    return mask
-
-
-def _condition_tokens(model: FusionModel, path: PathLike | None, want: str) -> Tensor | None:
-    """The condition file's tokens for the prior: image (1, h, w) or audio (1, n_q, F); None without one."""
-    if path is None:
-        return None
-    path = Path(path)
-    found = _modality_of(path, "the condition")
-    if found != want:
-        other = "audio" if want == "image" else "image"
-        raise InputFileError(path, f"the condition must be an {want} file to repair {other} (got an {found} file)")
-    x = model.prepare(want, get_modality(want).load_file(path, _meta(model, want))[None]).to(model.device)
-    with torch.no_grad():
-        if want == "image":
-            return model.tokenizers["image"].encode(x)
-        return encode_with_stages(model.tokenizers["audio"], x, model.stages["audio"])
-
-
-def _check_output(dst: Path, modality: str) -> None:
-    exts = get_modality(modality).extensions
+def _check_output(model: FusionModel, dst: Path, name: str) -> None:
+    exts = model.tokenizers[name].modality.extensions
     if dst.suffix.lower() not in exts:
-        raise VqfuseError(f"{dst}: the repaired {modality} should end with one of {', '.join(exts)}")
+        raise VqfuseError(f"{dst}: the repaired {name} should end with one of {', '.join(exts)}")
+
+
+def _condition_codes(model: FusionModel, paths: Sequence[PathLike], target: str) -> dict[str, Tensor]:
+    """{segment: codes (1, S, *grid)} of the condition files, each fitted to its segment's item."""
+    codes: dict[str, Tensor] = {}
+    for raw in paths:
+        path = Path(raw)
+        name = segment_of(model, path, f"the condition (to repair {target})", exclude=[target])
+        if name in codes:
+            raise InputFileError(path, f"a second condition for {name}")
+        tok = model.tokenizers[name]
+        x = model.prepare(name, tok.modality.load_file(path, model.meta(name))[None]).to(model.device)
+        codes[name] = encode_items(tok, x, model.stages[name])
+    return codes
+
+
+def _windows(model: FusionModel, name: str, x: Tensor, path: Path) -> tuple[Tensor, int]:
+    """One item (C, *any) -> (windows (N, C, *item), its length along the time axis (0 if untimed))."""
+    modality = model.tokenizers[name].modality
+    if modality.time_axis is None:
+        return model.prepare(name, x[None]), 0
+    axis = 1 + modality.time_axis  # in (C, *spatial)
+    length, window = x.shape[axis], model.item_shapes[name][modality.time_axis]
+    if length == 0:
+        raise InputFileError(path, f"holds no {modality.element}")
+    count = -(-length // window)
+    pad = [0, 0] * (x.dim() - 1 - axis) + [0, count * window - length]
+    parts = F.pad(x, pad).split(window, dim=axis)
+    return model.prepare(name, torch.stack(parts)), length
+
+
+def _join(model: FusionModel, name: str, items: Tensor, length: int) -> Tensor:
+    """Inverse of `_windows`: (N, C, *item) -> one item (C, *spatial), cropped to `length` along time."""
+    modality = model.tokenizers[name].modality
+    if modality.time_axis is None:
+        return items[0]
+    axis = 1 + modality.time_axis
+    return torch.cat(list(items), dim=axis).narrow(axis, 0, length)
 
 
 @torch.no_grad()
 def repair_file(model: FusionModel, src: PathLike, dst: PathLike, *, mask: PathLike | None = None,
-                condition: PathLike | None = None, steps: int = 8, cfg_scale: float | None = None,
-                seed: int = 0) -> RepairResult:
-    """Inpaint (image `src`, with `mask`) or enhance (audio `src`) into `dst`, conditioned on the `condition`
-    file of the other modality when given. Raises VqfuseError / InputFileError on bad input, before writing."""
+                condition: PathLike | Sequence[PathLike] | None = None, target: str | None = None,
+                steps: int = 8, cfg_scale: float | None = None, seed: int = 0) -> RepairResult:
+    """Inpaint (with `mask`) or enhance `src` into `dst`, conditioned on the `condition` file(s) of other
+    segments when given. Raises VqfuseError / InputFileError on bad input, before writing."""
     src, dst = Path(src), Path(dst)
     if model.kind != "maskgit":
         raise VqfuseError(f"repair needs a masked (maskgit) prior; this run's prior is {model.kind}")
-    modality = _modality_of(src, "the input")
-    _check_output(dst, modality)
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    x = get_modality(modality).load_file(src, _meta(model, modality))
-    if modality == "image":
-        if mask is None:
-            raise VqfuseError("inpainting needs --mask MASK (an image file: white = missing, black = kept)")
-        pixel_mask = load_mask(model, mask).to(model.device)
-        image = model.prepare("image", x[None]).to(model.device)  # (1, 3, S, S)
-        out = inpaint(model.prior, model.layout, model.tokenizers["image"], image, pixel_mask,
-                      _condition_tokens(model, condition, "audio"), steps=steps, cfg_scale=cfg_scale,
-                      generator=generator)
-        get_modality("image").save_file(out.images[0].cpu(), dst, _meta(model))
-        return RepairResult(src, dst, "image", condition is not None, float(out.unknown.float().mean()),
-                            float(pixel_mask.float().mean()), 1)
-    if mask is not None:
-        raise VqfuseError("--mask is for inpainting images; speech is enhanced without one")
-    cond = _condition_tokens(model, condition, "image")
-    length = x.shape[-1]
-    if length == 0:
-        raise InputFileError(src, "holds no audio samples")
-    window = model.item_shapes["audio"][0]
-    count = -(-length // window)
-    clips = F.pad(x.reshape(1, -1), (0, count * window - length)).reshape(count, 1, window).to(model.device)
-    result = enhance(model.prior, model.layout, model.tokenizers["audio"], clips,
-                     None if cond is None else cond.expand(count, *cond.shape[1:]), n_q=model.stages["audio"], steps=steps,
-                     cfg_scale=cfg_scale, generator=generator)  # fmt: skip
-    audio = result.audio.reshape(1, -1)[:, :length].clamp(-1, 1).cpu()  # (1, T)
-    get_modality("audio").save_file(audio, dst, _meta(model, "audio"))
-    return RepairResult(src, dst, "audio", condition is not None, float(result.unknown.float().mean()), 0.0, count)
+    if target is not None and target not in model.names:
+        raise VqfuseError(f"unknown segment {target!r}; this run has {', '.join(model.names)}")
+    name = target or segment_of(model, src, "the input")
+    tok = model.tokenizers[name]
+    modality, meta = tok.modality, model.meta(name)
+    _check_output(model, dst, name)
+    if mask is None and modality.repair_mode != "enhance":
+        if modality.repair_mode == "inpaint":
+            raise VqfuseError(f"inpainting needs --mask MASK ({modality.mask_help})")
+        raise VqfuseError(f"{modality.name} items cannot be repaired")
+    if mask is not None and modality.repair_mode == "enhance":
+        raise VqfuseError(f"--mask is for inpainting; {modality.noun} is enhanced without one")
+    missing = modality.load_mask(Path(mask), meta) if mask is not None else None  # (1, 1, *item)
+    paths = [] if condition is None else [condition] if isinstance(condition, (str, Path)) else list(condition)
+    conditions = _condition_codes(model, paths, name)
+    windows, length = _windows(model, name, modality.load_file(src, meta), src)
+    windows = windows.to(model.device)  # (N, C, *item)
+    count = windows.shape[0]
+    given = {k: v.expand(count, *v.shape[1:]) for k, v in conditions.items()}
+    common = dict(n_q=model.stages[name], steps=steps, cfg_scale=cfg_scale,
+                  generator=torch.Generator(device=model.device).manual_seed(seed))
+    if missing is not None:
+        missing = missing.to(model.device).expand(count, 1, *windows.shape[2:])
+        out = inpaint(model.prior, model.layout, tok, name, windows, missing, given, **common)
+    else:
+        out = enhance(model.prior, model.layout, tok, name, windows, given, **common)
+    modality.save_file(_join(model, name, out.items.clamp(-1, 1), length).cpu(), dst, meta)
+    return RepairResult(src, dst, name, "inpaint" if missing is not None else "enhance", tuple(conditions),
+                        float(out.unknown.float().mean()), float(missing.float().mean()) if missing is not None else 0.0,
+                        count, modality.element)  # fmt: skip
 
 
-__all__ = ["RepairResult", "repair_file", "load_mask"]
+__all__ = ["RepairResult", "repair_file", "segment_of"]

@@ -1,10 +1,10 @@
 """Metrics of generated samples through a judge (a classifier trained on real data): coherence with the
-intended labels, agreement of two judges on joint samples, class diversity, and Frechet distances."""
+intended labels, agreement of the judges on joint samples, class diversity, and Frechet distances."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -23,23 +23,21 @@ def coherence(judge: Judge, generated: Tensor, intended_labels: Tensor) -> float
     return float((judge.predict(generated).cpu() == labels.cpu()).float().mean())
 
 
-def joint_coherence(
-    image_judge: Judge, audio_judge: Judge, images: Tensor, audios: Tensor, labels: Tensor | None = None
-) -> float:
-    """Fraction of generated (image, audio) pairs on which the two judges agree.
-
-    With ``labels`` (N,), the stricter fraction where both judges predict the intended label.
-    """
-    if len(images) != len(audios) or len(images) == 0:
-        raise ValueError(f"need as many images as audio clips (> 0), got {len(images)} and {len(audios)}")
-    pi = image_judge.predict(images).cpu()  # (N,)
-    pa = audio_judge.predict(audios).cpu()  # (N,)
+def joint_coherence(judges: Sequence[Judge], samples: Sequence[Tensor], labels: Tensor | None = None) -> float:
+    """Fraction of generated joint samples (one tensor per modality, N items each) on which all the judges
+    (one per modality) agree. With ``labels`` (N,), the stricter fraction where all predict the intended label."""
+    if len(judges) != len(samples) or len(judges) < 2:
+        raise ValueError(f"need one judge per modality and at least two, got {len(judges)} and {len(samples)}")
+    sizes = {len(x) for x in samples}
+    if len(sizes) != 1 or 0 in sizes:
+        raise ValueError(f"every modality needs the same number (> 0) of samples, got {sorted(sizes)}")
+    preds = torch.stack([j.predict(x).cpu() for j, x in zip(judges, samples)])  # (M, N)
     if labels is None:
-        return float((pi == pa).float().mean())
+        return float((preds == preds[:1]).all(0).float().mean())
     labels = torch.as_tensor(labels).long().reshape(-1).cpu()
-    if len(labels) != len(pi):
-        raise ValueError(f"{len(pi)} pairs but {len(labels)} labels")
-    return float(((pi == labels) & (pa == labels)).float().mean())
+    if len(labels) != preds.shape[1]:
+        raise ValueError(f"{preds.shape[1]} samples but {len(labels)} labels")
+    return float((preds == labels[None]).all(0).float().mean())
 
 
 def class_diversity(judge: Judge, samples: Tensor) -> dict[str, float]:

@@ -69,6 +69,10 @@ class AudioModality(Modality):
     extensions = (".wav", ".flac", ".ogg", ".opus", ".mp3")
     time_axis = 0
     rate_unit, rate_scale, rate_key = "kbit/s", 1000.0, "kbps"
+    noun = "speech"
+    repair_mode = "enhance"
+    element = "samples"
+    study_snr_db = -5.0  # clean spoken digits are classified almost perfectly on their own
 
     def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
         """``speech`` or ``folder:PATH``; data keys ``sample_rate`` (16000), ``segment_seconds`` (1.0)."""
@@ -146,6 +150,32 @@ class AudioModality(Modality):
             "log_mel_l1": float(log_mel_l1(est, ref, sr)),
             "mr_stft": float(mr_stft_distance(est, ref)),
         }
+
+    def damage(self, items: Tensor, generator: Any, settings: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """Noise at ``snr_db`` (0) dB, ``noise`` "white" or "babble"."""
+        from vqfuse.fusion.damage import add_noise
+
+        snr, kind = float(settings.get("snr_db", 0.0)), settings.get("noise", "white")
+        return add_noise(items, snr, generator, kind=kind), None
+
+    def repair_output(self, damaged: Tensor, decoded: Tensor, reencoded: Tensor, mask: Tensor | None) -> Tensor:
+        """Enhancement as a spectral gain on the noisy input (phase kept); inpainting as the base does."""
+        if mask is not None:
+            return super().repair_output(damaged, decoded, reencoded, mask)
+        from vqfuse.modalities.audio_gain import spectral_gain
+
+        return spectral_gain(damaged, decoded, reencoded)
+
+    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor,
+                      mask: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+        """SI-SNR improvement (dB) over the damaged input, per item."""
+        base = si_snr(damaged, clean, reduction="none")
+        return {"si_snr_improvement": si_snr(repaired, clean, reduction="none") - base}
+
+    def make_judge(self, num_classes: int) -> Any:
+        from vqfuse.fusion.judge_kinds import AudioJudge
+
+        return AudioJudge(num_classes=num_classes)
 
 
 register_modality(AudioModality())

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -27,6 +28,16 @@ class Modality(ABC):
             item in one go (images).
         rate_unit, rate_scale, rate_key: how a code stream's rate is shown: bits per `extent` unit divided
             by `rate_scale`, e.g. ("bits/pixel", 1, "bits_per_pixel") or ("kbit/s", 1000, "kbps").
+        noun: what items are called in report keys and file names ("speech_to_image"); defaults to `name`.
+        repair_mode: how `vqfuse repair` mends a damaged item: "inpaint" (the missing elements are given
+            by a mask and re-infilled; known elements are copied back exactly), "enhance" (no mask: the
+            tokens the prior finds least likely are re-infilled) or None (no repair).
+        element, mask_help: what one element of an item is called ("pixels", "samples") and what a mask
+            file for `vqfuse repair --mask` is, in words.
+        robustness_sweep: whether the fused-classification study sweeps degradations of this modality's
+            items (`vqfuse.fusion.robustness.degrade`: noise, dropout, occlusion of 2D items).
+        study_snr_db: white noise (dB SNR) added to this modality's items in the fused-classification
+            study so that it does not saturate on its own; None leaves items clean.
     """
 
     name: str
@@ -36,6 +47,15 @@ class Modality(ABC):
     rate_unit: str = "bits/element"
     rate_scale: float = 1.0
     rate_key: str = "bits_per_element"
+    repair_mode: str | None = None
+    element: str = "elements"
+    mask_help: str = "a mask file"
+    study_snr_db: float | None = None
+    robustness_sweep: bool = False
+
+    @property
+    def noun(self) -> str:
+        return self.name
 
     @abstractmethod
     def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
@@ -117,6 +137,35 @@ class Modality(ABC):
 
     def default_output_suffix(self) -> str:
         return self.extensions[0]
+
+    # ---- repair and judged evaluation (fusion) --------------------------------------------------------
+
+    def load_mask(self, path: Path, meta: dict[str, Any]) -> Tensor:
+        """A mask file -> (1, 1, *item_shape) bool, True = missing, fitted like the items."""
+        from vqfuse.errors import VqfuseError
+
+        raise VqfuseError(f"{path}: {self.name} items are not repaired with a mask")
+
+    def damage(self, items: Tensor, generator: Any, settings: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """The damage the repair evaluation applies to clean items (B, C, *item): (damaged items, the
+        missing-element mask (B, 1, *item) bool for "inpaint", None for "enhance")."""
+        raise NotImplementedError(f"{self.name} defines no repair damage")
+
+    def repair_output(self, damaged: Tensor, decoded: Tensor, reencoded: Tensor, mask: Tensor | None) -> Tensor:
+        """The repaired items from the damaged input, the decoded repaired tokens and the decoded damaged
+        tokens (all (B, C, *item)): by default the decoded items with the known elements copied back."""
+        if mask is None:
+            return decoded
+        return torch.where(mask.expand_as(damaged), decoded, damaged)
+
+    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor,
+                      mask: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+        """Per-item quality of repaired items {figure: (B,)}, higher is better."""
+        raise NotImplementedError(f"{self.name} defines no repair score")
+
+    def make_judge(self, num_classes: int) -> Any:
+        """A classifier of real items (a `vqfuse.fusion.judges.Judge`) that scores generations, or None."""
+        return None
 
 
 _MODALITIES: dict[str, Modality] = {}

@@ -32,6 +32,9 @@ class ImageModality(Modality):
     dims = 2
     extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
     rate_unit, rate_scale, rate_key = "bits/pixel", 1.0, "bits_per_pixel"
+    repair_mode = "inpaint"
+    robustness_sweep = True
+    element, mask_help = "pixels", "an image file: white = missing, black = kept"
 
     def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
         return image_dataset(spec, size=int(data.get("size", DEFAULT_IMAGE_SIZE)), split=split)
@@ -97,6 +100,40 @@ class ImageModality(Modality):
 
         outputs = outputs.clamp(-1, 1).float()
         return {"psnr": float(psnr(outputs, inputs.float())), "ssim": float(ssim(outputs, inputs.float()))}
+
+    def load_mask(self, path: Path, meta: dict[str, Any]) -> Tensor:
+        """An image file of any size, fitted like the images: bright pixels (grey above the middle) are
+        missing. -> (1, 1, S, S) bool."""
+        from vqfuse.errors import InputFileError
+
+        grey = self.fit(load_image_file(path)[None], meta).mean(1, keepdim=True)
+        mask = grey > 0.0  # images are in [-1, 1]
+        if not bool(mask.any()):
+            raise InputFileError(path, "the mask marks no pixel as missing (white = missing, black = kept)")
+        return mask
+
+    def damage(self, items: Tensor, generator: Any, settings: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """One box per image covering ``frac_range`` (0.25-0.5) of it, set to 0 (the middle grey)."""
+        from vqfuse.fusion.damage import random_box_mask
+
+        b, _, h, w = items.shape
+        mask = random_box_mask(b, h, w, tuple(settings.get("frac_range", (0.25, 0.5))), generator)
+        mask = mask.to(items.device)
+        return items.masked_fill(mask.expand_as(items), 0.0), mask
+
+    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor,
+                      mask: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+        """PSNR over the missing pixels, per item."""
+        from vqfuse.fusion.damage import masked_psnr
+
+        if mask is None:
+            raise ValueError("image repair is scored over a mask of missing pixels")
+        return {"masked_psnr": masked_psnr(repaired, clean, mask, reduction="none")}
+
+    def make_judge(self, num_classes: int) -> Any:
+        from vqfuse.fusion.judge_kinds import ImageJudge
+
+        return ImageJudge(num_classes=num_classes)
 
 
 register_modality(ImageModality())

@@ -98,7 +98,7 @@ def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: M
                    steps: int = 8, order: Sequence[str] | None = None, cfg_scale: float | None = None,
                    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                    noise: float = 4.5, generator: torch.Generator | None = None,
-                   batch_size: int | None = None) -> Tensor:
+                   batch_size: int | None = None, null: Sequence[str] = ()) -> Tensor:
     """Decode the `target` segment in `steps` parallel steps; known tokens are kept, only the rest sampled.
 
     Each step samples every masked position, keeps the most confident samples and re-masks the others so
@@ -111,6 +111,8 @@ def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: M
         order: sequence order (default: the layout's order of the condition names, then target).
         cfg_scale: classifier-free guidance scale; None runs no unconditional pass.
         temperature: sampling temperature; 0 is greedy.
+        null: condition segments shown as NULL (absent) in every pass; their `condition` entries only
+            give the segment its place and length.
     Returns:
         (B, n_target) local codes.
     """
@@ -146,7 +148,11 @@ def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: M
     placeholder = torch.zeros(b, n, dtype=torch.long, device=device)
     packed = layout.pack({**{k: v.to(device) for k, v in condition.items()}, target: placeholder}, order)
     ids, mods, pos = packed.ids, packed.modalities, packed.positions  # (B, L), (L,), (L,)
-    guided = cfg_scale is not None and bool(condition)
+    if set(null) - set(condition):
+        raise ValueError(f"null segments {sorted(set(null) - set(condition))} are not conditions")
+    if null:
+        ids = null_condition(ids, layout, order, condition=list(null))
+    guided = cfg_scale is not None and bool(set(condition) - set(null))
     if guided:
         ids = torch.cat([ids, null_condition(ids, layout, order, condition=[k for k in order if k != target])])
     sl = layout.slices(order)[target]
