@@ -19,7 +19,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check vqfuse tests benchmarks
+	$(BIN)/ruff check vqfuse tests benchmarks scripts
+	$(BIN)/ruff format --check vqfuse tests benchmarks scripts
 	$(BIN)/mypy
 
 test-slow: $(STAMP)

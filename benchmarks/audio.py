@@ -151,8 +151,13 @@ def calibrate_opus(clips: list[np.ndarray], sample_rate: int, target_kbps: float
         level = min((lo, hi), key=lambda lv: abs(payload(lv) - target_kbps))
     else:
         level = hi
-    return {"target_kbps": target_kbps, "compression_level": round(level, 6), "payload_kbps": payload(level),
-            "lowest_payload_kbps": payload(1.0), "reachable": payload(1.0) <= target_kbps * 1.05}
+    return {
+        "target_kbps": target_kbps,
+        "compression_level": round(level, 6),
+        "payload_kbps": payload(level),
+        "lowest_payload_kbps": payload(1.0),
+        "reachable": payload(1.0) <= target_kbps * 1.05,
+    }
 
 
 # ---- scoring --------------------------------------------------------------------------------------------
@@ -190,7 +195,9 @@ def stoi_groups(clips: list[torch.Tensor], info: list[dict], sample_rate: int) -
     return groups
 
 
-def score_all(outputs: list[torch.Tensor], clips: list[torch.Tensor], groups: list[list[int]], sample_rate: int) -> dict:
+def score_all(
+    outputs: list[torch.Tensor], clips: list[torch.Tensor], groups: list[list[int]], sample_rate: int
+) -> dict:
     """{"clips": [per-clip metrics], "voices": [per-voice metrics]}.
 
     STOI is computed per voice on its clips joined end to end (estimates joined the same way): pystoi needs
@@ -206,7 +213,9 @@ def score_all(outputs: list[torch.Tensor], clips: list[torch.Tensor], groups: li
     return {"clips": per_clip, "voices": per_voice}
 
 
-def high_band_ratio(outputs: list[np.ndarray], clips: list[np.ndarray], sample_rate: int, cutoff: float = 4000.0) -> float:
+def high_band_ratio(
+    outputs: list[np.ndarray], clips: list[np.ndarray], sample_rate: int, cutoff: float = 4000.0
+) -> float:
     """Share of the energy above `cutoff` Hz in the outputs over that share in the originals (1: as much
     high band as the input; ~0: band-limited, e.g. narrowband Opus), all clips together."""
 
@@ -234,7 +243,12 @@ def summarise(scores: dict) -> dict[str, dict[str, float]]:
     out = {}
     for m in METRICS:
         xs = _values(scores, m)
-        out[m] = {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0, "ci95": ci95(xs), "n": len(xs)}
+        out[m] = {
+            "mean": statistics.fmean(xs),
+            "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+            "ci95": ci95(xs),
+            "n": len(xs),
+        }
     return out
 
 
@@ -289,8 +303,10 @@ def architecture(model) -> str:
     ae = model.config.autoencoder
     params = sum(p.numel() for p in model.parameters()) / 1e6
     if getattr(ae, "kind", None) == "spectral":
-        return (f"spectral: STFT {ae.n_fft}/{ae.hop}, encoder {ae.enc_dim}/{ae.enc_mlp} x {ae.enc_blocks}, decoder "
-                f"{ae.dec_dim}/{ae.dec_mlp} x {ae.dec_blocks}, {params:.1f} M parameters")
+        return (
+            f"spectral: STFT {ae.n_fft}/{ae.hop}, encoder {ae.enc_dim}/{ae.enc_mlp} x {ae.enc_blocks}, decoder "
+            f"{ae.dec_dim}/{ae.dec_mlp} x {ae.dec_blocks}, {params:.1f} M parameters"
+        )
     return f"waveform convs, {params:.1f} M parameters"
 
 
@@ -321,11 +337,17 @@ def fmt_metric(s: dict, m: str) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="measure this run or model directory (no training)")
-    parser.add_argument("--runs", default="runs/bench-audio", help="where to train the preset when --model is not given")
+    parser.add_argument(
+        "--runs", default="runs/bench-audio", help="where to train the preset when --model is not given"
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps (preset default)")
-    parser.add_argument("--clips", type=int, default=200, help="held-out clips (whole utterances, spread over the test voices)")
+    parser.add_argument(
+        "--clips", type=int, default=200, help="held-out clips (whole utterances, spread over the test voices)"
+    )
     parser.add_argument("--n-q", type=int, nargs="*", default=None, help="residual stages to measure (default: 1..max)")
-    parser.add_argument("--opus-kbps", type=float, nargs="*", default=[3.0, 6.0, 12.0], help="Opus payload bitrates to aim for")
+    parser.add_argument(
+        "--opus-kbps", type=float, nargs="*", default=[3.0, 6.0, 12.0], help="Opus payload bitrates to aim for"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--timing-repeats", type=int, default=2, help="extra timed full-rate passes (real-time factor)")
     parser.add_argument("--examples", type=int, default=2, help="clips written as WAVs to results/audio-examples")
@@ -361,7 +383,11 @@ def main(argv: list[str] | None = None) -> dict:
     groups = stoi_groups(clips, clip_info, sr)
     chosen: list[int] = []  # example clips: the first sentences, from different voices
     for i, c in enumerate(clip_info):
-        if len(chosen) < args.examples and c["kind"] == "sentences" and c["voice"] not in {clip_info[j]["voice"] for j in chosen}:
+        if (
+            len(chosen) < args.examples
+            and c["kind"] == "sentences"
+            and c["voice"] not in {clip_info[j]["voice"] for j in chosen}
+        ):
             chosen.append(i)
 
     # ---- the model at each bitrate
@@ -385,12 +411,17 @@ def main(argv: list[str] | None = None) -> dict:
             "metrics": summarise(per_clip_ours[n_q]),
         }
         s = ours[n_q]["metrics"]
-        print(f"n_q {n_q:2d} {ours[n_q]['kbps']:.2f} kbps: STOI {s['stoi']['mean']:.3f} log-mel {s['log_mel_l1']['mean']:.3f} "
-              f"SI-SNR {s['si_snr']['mean']:.1f} RTF {ours[n_q]['rtf_per_file']:.1f}x", flush=True)
+        print(
+            f"n_q {n_q:2d} {ours[n_q]['kbps']:.2f} kbps: STOI {s['stoi']['mean']:.3f} log-mel {s['log_mel_l1']['mean']:.3f} "
+            f"SI-SNR {s['si_snr']['mean']:.1f} RTF {ours[n_q]['rtf_per_file']:.1f}x",
+            flush=True,
+        )
 
     # real-time factor at the full rate: the metric pass plus extra passes (median), and one long file
     top = n_qs[-1]
-    passes = [audio_s / ours[top]["rtf_per_file"]] + [time_roundtrips(model, clips, top) for _ in range(args.timing_repeats)]
+    passes = [audio_s / ours[top]["rtf_per_file"]] + [
+        time_roundtrips(model, clips, top) for _ in range(args.timing_repeats)
+    ]
     long = torch.cat(clips, dim=-1)
     start = time.perf_counter()
     roundtrip(model, long, top)
@@ -450,9 +481,12 @@ def main(argv: list[str] | None = None) -> dict:
             "metrics": summarise(scores),
         }
         s = opus[key]["metrics"]
-        print(f"Opus level {c['compression_level']:.4f}: payload {opus[key]['payload_kbps']:.2f} kbps, file "
-              f"{opus[key]['file_kbps']:.2f}: STOI {s['stoi']['mean']:.3f} log-mel {s['log_mel_l1']['mean']:.3f} "
-              f"lags {opus[key]['lags_samples']}", flush=True)
+        print(
+            f"Opus level {c['compression_level']:.4f}: payload {opus[key]['payload_kbps']:.2f} kbps, file "
+            f"{opus[key]['file_kbps']:.2f}: STOI {s['stoi']['mean']:.3f} log-mel {s['log_mel_l1']['mean']:.3f} "
+            f"lags {opus[key]['lags_samples']}",
+            flush=True,
+        )
 
     def opus_for(target: float) -> str | None:
         for k, o in opus.items():
@@ -471,33 +505,70 @@ def main(argv: list[str] | None = None) -> dict:
         if q is None or ok is None:
             targets.append([label, "not measured", "n/a"])
             return
-        ds, dm = paired(per_clip_ours[q], per_clip_opus[ok], "stoi"), paired(per_clip_ours[q], per_clip_opus[ok], "log_mel_l1")
+        ds, dm = (
+            paired(per_clip_ours[q], per_clip_opus[ok], "stoi"),
+            paired(per_clip_ours[q], per_clip_opus[ok], "log_mel_l1"),
+        )
         a, b = ours[q]["metrics"], opus[ok]["metrics"]
         target_data[label] = {"n_q": q, "opus": ok, "stoi": ds, "log_mel_l1": dm}
-        targets.append([label, f"STOI {a['stoi']['mean']:.3f} vs {b['stoi']['mean']:.3f} ({ds['diff']:+.3f} ± {ds['ci95']:.3f}); "
-                               f"log-mel L1 {a['log_mel_l1']['mean']:.3f} vs {b['log_mel_l1']['mean']:.3f} ({dm['diff']:+.3f} ± {dm['ci95']:.3f})",
-                        verdict(min(ds["diff"], -dm["diff"]), 1e-12, True)])
+        targets.append(
+            [
+                label,
+                f"STOI {a['stoi']['mean']:.3f} vs {b['stoi']['mean']:.3f} ({ds['diff']:+.3f} ± {ds['ci95']:.3f}); "
+                f"log-mel L1 {a['log_mel_l1']['mean']:.3f} vs {b['log_mel_l1']['mean']:.3f} ({dm['diff']:+.3f} ± {dm['ci95']:.3f})",
+                verdict(min(ds["diff"], -dm["diff"]), 1e-12, True),
+            ]
+        )
 
     if o6:
-        beats(full_q, o6, f"<= 6 kbps ({model.rate(full_q):g} kbps, n_q {full_q}): higher STOI and lower log-mel L1 than "
-                          f"Opus at ~6 kbps ({opus[o6]['payload_kbps']:.2f} kbps payload)" if full_q else "<= 6 kbps vs Opus ~6 kbps")
-        beats(q3, o6, f"stretch: 3 kbps (n_q {q3}) better than Opus at ~6 kbps ({opus[o6]['payload_kbps']:.2f} kbps payload)")
+        beats(
+            full_q,
+            o6,
+            f"<= 6 kbps ({model.rate(full_q):g} kbps, n_q {full_q}): higher STOI and lower log-mel L1 than "
+            f"Opus at ~6 kbps ({opus[o6]['payload_kbps']:.2f} kbps payload)"
+            if full_q
+            else "<= 6 kbps vs Opus ~6 kbps",
+        )
+        beats(
+            q3,
+            o6,
+            f"stretch: 3 kbps (n_q {q3}) better than Opus at ~6 kbps ({opus[o6]['payload_kbps']:.2f} kbps payload)",
+        )
     if o12 and full_q:
-        ds, dm = paired(per_clip_ours[full_q], per_clip_opus[o12], "stoi"), paired(per_clip_ours[full_q], per_clip_opus[o12], "log_mel_l1")
+        ds, dm = (
+            paired(per_clip_ours[full_q], per_clip_opus[o12], "stoi"),
+            paired(per_clip_ours[full_q], per_clip_opus[o12], "log_mel_l1"),
+        )
         a, b = ours[full_q]["metrics"], opus[o12]["metrics"]
-        label = (f"stretch: {model.rate(full_q):g} kbps matches Opus at ~12 kbps ({opus[o12]['payload_kbps']:.2f} kbps "
-                 "payload): STOI and log-mel L1 no worse beyond the 95% CI of the paired difference")
+        label = (
+            f"stretch: {model.rate(full_q):g} kbps matches Opus at ~12 kbps ({opus[o12]['payload_kbps']:.2f} kbps "
+            "payload): STOI and log-mel L1 no worse beyond the 95% CI of the paired difference"
+        )
         target_data[label] = {"n_q": full_q, "opus": o12, "stoi": ds, "log_mel_l1": dm}
-        targets.append([label, f"STOI {a['stoi']['mean']:.3f} vs {b['stoi']['mean']:.3f} ({ds['diff']:+.3f} ± {ds['ci95']:.3f}); "
-                               f"log-mel L1 {a['log_mel_l1']['mean']:.3f} vs {b['log_mel_l1']['mean']:.3f} ({dm['diff']:+.3f} ± {dm['ci95']:.3f})",
-                        verdict(min(ds["diff"] + ds["ci95"], dm["ci95"] - dm["diff"]), 0.0, True)])
-    targets.append([f"real-time factor >= 50x at {model.rate(top):g} kbps, encode + decode, {args.threads} threads",
-                    f"{timing['rtf_per_file_median']:.1f}x per file (median of {len(passes)} passes), {timing['rtf_long_file']:.1f}x as one long file",
-                    verdict(timing["rtf_per_file_median"], 50.0, True)])
+        targets.append(
+            [
+                label,
+                f"STOI {a['stoi']['mean']:.3f} vs {b['stoi']['mean']:.3f} ({ds['diff']:+.3f} ± {ds['ci95']:.3f}); "
+                f"log-mel L1 {a['log_mel_l1']['mean']:.3f} vs {b['log_mel_l1']['mean']:.3f} ({dm['diff']:+.3f} ± {dm['ci95']:.3f})",
+                verdict(min(ds["diff"] + ds["ci95"], dm["ci95"] - dm["diff"]), 0.0, True),
+            ]
+        )
+    targets.append(
+        [
+            f"real-time factor >= 50x at {model.rate(top):g} kbps, encode + decode, {args.threads} threads",
+            f"{timing['rtf_per_file_median']:.1f}x per file (median of {len(passes)} passes), {timing['rtf_long_file']:.1f}x as one long file",
+            verdict(timing["rtf_per_file_median"], 50.0, True),
+        ]
+    )
     if usage:
         lowest = min(s["usage"] for s in usage["stages"])
-        targets.append([f"codebook usage >= 90% in every stage (n_q {usage['n_q']}, all {len(clips)} clips)",
-                        f"lowest stage {100 * lowest:.1f}%", verdict(lowest, 0.90, True)])
+        targets.append(
+            [
+                f"codebook usage >= 90% in every stage (n_q {usage['n_q']}, all {len(clips)} clips)",
+                f"lowest stage {100 * lowest:.1f}%",
+                verdict(lowest, 0.90, True),
+            ]
+        )
 
     # ---- example WAVs: the first clips of kind "sentences", from different voices
     example_files = []
@@ -524,19 +595,54 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for n_q in n_qs:
         r = ours[n_q]
-        rows.append([f"vqfuse n_q={n_q}", f"{r['kbps']:g}", f"{r['vqf_file_kbps']:.2f}",
-                     *[fmt_metric(r["metrics"], m) for m in METRICS], f"{r['high_band_ratio']:.2f}", f"{r['rtf_per_file']:.1f}x"])
+        rows.append(
+            [
+                f"vqfuse n_q={n_q}",
+                f"{r['kbps']:g}",
+                f"{r['vqf_file_kbps']:.2f}",
+                *[fmt_metric(r["metrics"], m) for m in METRICS],
+                f"{r['high_band_ratio']:.2f}",
+                f"{r['rtf_per_file']:.1f}x",
+            ]
+        )
     for k, o in opus.items():
-        rows.append([f"Opus level {o['compression_level']:.4f} (aim {', '.join(f'{t:g}' for t in o['targets'])} kbps)",
-                     f"{o['payload_kbps']:.2f}", f"{o['file_kbps']:.2f}", *[fmt_metric(o["metrics"], m) for m in METRICS],
-                     f"{o['high_band_ratio']:.2f}",
-                     f"{o['rtf_per_file']:.0f}x"])
-    table = markdown_table(["codec", "kbps (tokens / Opus payload)", "whole-file kbps", "STOI", "SI-SNR dB", "log-mel L1", "MR-STFT", "> 4 kHz", "RTF"],
-                           rows, ["l"] + ["r"] * 8)
-    usage_table = markdown_table(["stage"] + [str(i + 1) for i in range(len(usage["stages"]))],
-                                 [["codes used"] + [f"{100 * s['usage']:.1f}%" for s in usage["stages"]],
-                                  ["perplexity"] + [f"{s['perplexity']:.0f}" for s in usage["stages"]]],
-                                 ["l"] + ["r"] * len(usage["stages"])) if usage else ""
+        rows.append(
+            [
+                f"Opus level {o['compression_level']:.4f} (aim {', '.join(f'{t:g}' for t in o['targets'])} kbps)",
+                f"{o['payload_kbps']:.2f}",
+                f"{o['file_kbps']:.2f}",
+                *[fmt_metric(o["metrics"], m) for m in METRICS],
+                f"{o['high_band_ratio']:.2f}",
+                f"{o['rtf_per_file']:.0f}x",
+            ]
+        )
+    table = markdown_table(
+        [
+            "codec",
+            "kbps (tokens / Opus payload)",
+            "whole-file kbps",
+            "STOI",
+            "SI-SNR dB",
+            "log-mel L1",
+            "MR-STFT",
+            "> 4 kHz",
+            "RTF",
+        ],
+        rows,
+        ["l"] + ["r"] * 8,
+    )
+    usage_table = (
+        markdown_table(
+            ["stage"] + [str(i + 1) for i in range(len(usage["stages"]))],
+            [
+                ["codes used"] + [f"{100 * s['usage']:.1f}%" for s in usage["stages"]],
+                ["perplexity"] + [f"{s['perplexity']:.0f}" for s in usage["stages"]],
+            ],
+            ["l"] + ["r"] * len(usage["stages"]),
+        )
+        if usage
+        else ""
+    )
     unreachable = [c["target_kbps"] for c in calib if not c["reachable"]]
     train_info = train_metrics(run)
     lines = [
@@ -564,15 +670,21 @@ def main(argv: list[str] | None = None) -> dict:
         f"libsndfile {sf.__libsndfile_version__}, so the encoder runs in libopus's default VBR). L was found by bisection "
         "on these clips for the payload bitrate closest to each aim. Decoded by libsndfile at "
         f"{sr} Hz (pre-skip removed, same length as the input); delays searched within ±{MAX_LAG_S * 1000:.0f} ms by "
-        "cross-correlation: " + "; ".join(f"level {o['compression_level']:.4f}: {o['lags_samples']}" for o in opus.values()) + " (lag in samples: clips).",
+        "cross-correlation: "
+        + "; ".join(f"level {o['compression_level']:.4f}: {o['lags_samples']}" for o in opus.values())
+        + " (lag in samples: clips).",
     ]
     if unreachable:
-        lines.append(f"Not reachable through libsndfile: Opus at {', '.join(f'{t:g}' for t in unreachable)} kbps (its lowest "
-                     f"setting, compression_level 1.0, gives {opus_rates(np_clips, sr, 1.0)[1]:.2f} kbps payload here); "
-                     "those aims use the lowest setting.")
+        lines.append(
+            f"Not reachable through libsndfile: Opus at {', '.join(f'{t:g}' for t in unreachable)} kbps (its lowest "
+            f"setting, compression_level 1.0, gives {opus_rates(np_clips, sr, 1.0)[1]:.2f} kbps payload here); "
+            "those aims use the lowest setting."
+        )
     lines += [
         f"Codebook usage per residual stage at n_q = {usage['n_q']} over all {len(clips)} clips "
-        f"({sum(c.shape[-1] for c in clips) // model.downsample_factors[0]} frames, {model.codebook_size} codes per stage):" if usage else "",
+        f"({sum(c.shape[-1] for c in clips) // model.downsample_factors[0]} frames, {model.codebook_size} codes per stage):"
+        if usage
+        else "",
         usage_table,
         f"Real-time factor at {model.rate(top):g} kbps: per file {timing['rtf_per_file_median']:.1f}x (median of "
         f"{len(passes)} passes: {', '.join(f'{p:.1f}' for p in passes)} s for {audio_s:.1f} s of audio); the clips as one "
@@ -581,14 +693,25 @@ def main(argv: list[str] | None = None) -> dict:
         "(oneDNN against the plain convolutions on these short inputs; timings need quiet cores).",
         "## Targets",
         markdown_table(["target", "measured", "verdict"], targets, ["l", "l", "l"]),
-        (f"Examples (16-bit WAV, `{EXAMPLES}/`; {', '.join(clip_info[i]['voice'] + ': ' + repr(clip_info[i]['text']) for i in chosen)}): "
-         + ", ".join(f"`{n}`" for n in example_files)) if example_files else "",
+        (
+            f"Examples (16-bit WAV, `{EXAMPLES}/`; {', '.join(clip_info[i]['voice'] + ': ' + repr(clip_info[i]['text']) for i in chosen)}): "
+            + ", ".join(f"`{n}`" for n in example_files)
+        )
+        if example_files
+        else "",
     ]
     md = "\n\n".join(part for part in lines if part)
     data = {
         "environment": env,
-        "model": {"path": str(run), "model_id": model.model_id, "architecture": architecture(model), "stages": max_q, "codebook_size": int(model.codebook_size),
-                  "train": train_info, "note": args.note},
+        "model": {
+            "path": str(run),
+            "model_id": model.model_id,
+            "architecture": architecture(model),
+            "stages": max_q,
+            "codebook_size": int(model.codebook_size),
+            "train": train_info,
+            "note": args.note,
+        },
         "clips": {"count": len(clips), "seconds": audio_s, "items": clip_info},
         "ours": {str(k): v for k, v in ours.items()},
         "usage": usage,

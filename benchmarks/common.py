@@ -102,10 +102,14 @@ def cpu_model() -> str:
 def git_revision() -> str | None:
     """Short commit of the repository (with '+dirty' when the tree has changes), or None."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -186,8 +190,10 @@ def environment_line(env: Mapping[str, object]) -> str:
         parts.append(f"load avg at start/end {env.get('load_average_start')} / {env.get('load_average_end')}")
     busy = env.get("contention")
     if busy:
-        parts.append(f"other processes used {100 * busy['others_fraction']:.0f} % of the CPU capacity during the run "
-                     f"(hypervisor steal {100 * busy['steal_fraction']:.0f} %)")
+        parts.append(
+            f"other processes used {100 * busy['others_fraction']:.0f} % of the CPU capacity during the run "
+            f"(hypervisor steal {100 * busy['steal_fraction']:.0f} %)"
+        )
     return ", ".join(parts)
 
 
@@ -218,7 +224,9 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(stem: str, data: Mapping[str, object], markdown: str, results_dir: Path | str = RESULTS_DIR) -> tuple[Path, Path]:
+def write_results(
+    stem: str, data: Mapping[str, object], markdown: str, results_dir: Path | str = RESULTS_DIR
+) -> tuple[Path, Path]:
     """Write `<results_dir>/<stem>.json` and `<results_dir>/<stem>.md`; returns both paths."""
     results_dir = Path(results_dir)
     json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"

@@ -35,8 +35,9 @@ KINDS = ("image", "audio", "early", "early_shared", "late")
 FUSED = ("early", "early_shared")
 
 
-def measure_run(run: str, seed: int, classifier_seeds: list[int], options: dict, threads: int,
-                audio_snr_db: float, steps: int) -> dict:  # fmt: skip
+def measure_run(
+    run: str, seed: int, classifier_seeds: list[int], options: dict, threads: int, audio_snr_db: float, steps: int
+) -> dict:
     """Relative robustness under image noise of every classifier, per classifier seed, for one run."""
     from vqfuse.fusion.classifier_training import fit_classifiers
     from vqfuse.fusion.evaluate import FusionEvalConfig, classification_inputs, load_run_data
@@ -53,13 +54,29 @@ def measure_run(run: str, seed: int, classifier_seeds: list[int], options: dict,
         trained = fit_classifiers(train_tokens, tr_y, inputs["vocabs"], kinds=KINDS, steps=steps, seed=c, **options)
         models.update({f"{name}@{c}": m for name, m in trained.items()})
     # one sweep for all: every classifier sees the same noisy test images (the run's seed draws them)
-    sweep = robustness_sweep(models, inputs["test_images"], test_tokens, te_y, inputs["tokenize"], inputs["degraded"],
-                             degradations=("noise",), levels=config.levels, reference=None, seed=seed)
+    sweep = robustness_sweep(
+        models,
+        inputs["test_images"],
+        test_tokens,
+        te_y,
+        inputs["tokenize"],
+        inputs["degraded"],
+        degradations=("noise",),
+        levels=config.levels,
+        reference=None,
+        seed=seed,
+    )
     noise = sweep["degradations"]["noise"]
     per_seed = {c: {name: noise["relative_robustness"][f"{name}@{c}"] for name in KINDS} for c in classifier_seeds}
     curves = {c: {name: noise["accuracy"][f"{name}@{c}"] for name in KINDS} for c in classifier_seeds}
-    return {"run": run, "seed": seed, "relative_robustness": per_seed, "accuracy": curves, "levels": sweep["levels"],
-            "seconds": time.perf_counter() - start}
+    return {
+        "run": run,
+        "seed": seed,
+        "relative_robustness": per_seed,
+        "accuracy": curves,
+        "levels": sweep["levels"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _stats(values: list[float]) -> str:
@@ -73,8 +90,9 @@ def report(results: list[dict]) -> tuple[list[list[str]], list[list[str]]]:
     by_run: dict[str, dict[int, list[float]]] = {name: {} for name in FUSED}  # fused -> run seed -> differences
     for res in results:
         for c, rr in res["relative_robustness"].items():
-            rows.append([res["seed"], c] + [f"{rr[k]:.3f}" for k in KINDS]
-                        + [f"{rr[f] - rr['late']:+.3f}" for f in FUSED])  # fmt: skip
+            rows.append(
+                [res["seed"], c] + [f"{rr[k]:.3f}" for k in KINDS] + [f"{rr[f] - rr['late']:+.3f}" for f in FUSED]
+            )
             for f in FUSED:
                 by_run[f].setdefault(res["seed"], []).append(rr[f] - rr["late"])
     summary = []
@@ -90,8 +108,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", default="runs/bench-fusion", help="where the seed runs live (RUNS/seedS)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds")
     parser.add_argument("--classifier-seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--classifier", action="append", default=[], metavar="KEY=VALUE",
-                        help="token classifier option (a TokenClassifierConfig field; repeatable)")
+    parser.add_argument(
+        "--classifier",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="token classifier option (a TokenClassifierConfig field; repeatable)",
+    )
     parser.add_argument("--steps", type=int, default=2000, help="classifier training steps")
     parser.add_argument("--audio-snr-db", type=float, default=-5.0)
     parser.add_argument("--jobs", type=int, default=1, help="runs measured in parallel processes")
@@ -104,28 +127,51 @@ def main(argv: list[str] | None = None) -> dict:
         if not (Path(args.runs) / f"seed{seed}" / "fusion.json").is_file():
             parser.error(f"{Path(args.runs) / f'seed{seed}'}: not a fusion run (no fusion.json)")
     env = environment()
-    jobs = [(str(Path(args.runs) / f"seed{s}"), s, args.classifier_seeds, options, args.threads, args.audio_snr_db,
-             args.steps) for s in sorted(args.seeds)]  # fmt: skip
+    jobs = [
+        (
+            str(Path(args.runs) / f"seed{s}"),
+            s,
+            args.classifier_seeds,
+            options,
+            args.threads,
+            args.audio_snr_db,
+            args.steps,
+        )
+        for s in sorted(args.seeds)
+    ]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(measure_run, *zip(*jobs)))
     env["load_average_end"] = environment()["load_average_start"]
     env["torch_threads"] = args.threads
     rows, summary = report(results)
-    md = "\n\n".join(part for part in [
-        "# Early vs late fusion robustness over classifier seeds (av-digits, image noise)",
-        "Command: `" + shlex.join(["python", "benchmarks/fusion_classifier_seeds.py",
-                                   *(argv if argv is not None else sys.argv[1:])]) + "`",
-        environment_line(env) + f", {args.jobs} processes",
-        args.note,
-        f"Relative robustness (area under accuracy vs image noise std 0-1) of token classifiers trained for "
-        f"{args.steps} steps on clean tokens of each run, speech at {args.audio_snr_db:g} dB SNR, classifier "
-        f"options {options or 'default'}. Per run seed and classifier seed:",
-        markdown_table(["run seed", "classifier seed", *KINDS, "early - late", "early_shared - late"], rows,
-                       ["r"] * (len(KINDS) + 4)),
-        "Paired differences from late fusion (same run, same classifier seed, same noise draws):",
-        markdown_table(["fused classifier", "RR minus late fusion: mean +- std", "above late", "mean per run seed"],
-                       summary, ["l", "r", "r", "l"]),
-    ] if part)
+    md = "\n\n".join(
+        part
+        for part in [
+            "# Early vs late fusion robustness over classifier seeds (av-digits, image noise)",
+            "Command: `"
+            + shlex.join(
+                ["python", "benchmarks/fusion_classifier_seeds.py", *(argv if argv is not None else sys.argv[1:])]
+            )
+            + "`",
+            environment_line(env) + f", {args.jobs} processes",
+            args.note,
+            f"Relative robustness (area under accuracy vs image noise std 0-1) of token classifiers trained for "
+            f"{args.steps} steps on clean tokens of each run, speech at {args.audio_snr_db:g} dB SNR, classifier "
+            f"options {options or 'default'}. Per run seed and classifier seed:",
+            markdown_table(
+                ["run seed", "classifier seed", *KINDS, "early - late", "early_shared - late"],
+                rows,
+                ["r"] * (len(KINDS) + 4),
+            ),
+            "Paired differences from late fusion (same run, same classifier seed, same noise draws):",
+            markdown_table(
+                ["fused classifier", "RR minus late fusion: mean +- std", "above late", "mean per run seed"],
+                summary,
+                ["l", "r", "r", "l"],
+            ),
+        ]
+        if part
+    )
     summary_json = [dict(zip(("classifier", "difference", "wins", "per_run"), row)) for row in summary]
     write_results(args.name, {"environment": env, "options": options, "results": results, "summary": summary_json}, md)
     print(md)

@@ -29,8 +29,13 @@ from vqfuse.fusion.tokens import encode_with_stages  # noqa: E402
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a fusion run whose audio judge (judges/audio) scores the clips")
-    parser.add_argument("--tokenizer", action="append", required=True, metavar="MODEL:N_Q",
-                        help="an audio tokenizer and the residual stages to use (repeatable)")
+    parser.add_argument(
+        "--tokenizer",
+        action="append",
+        required=True,
+        metavar="MODEL:N_Q",
+        help="an audio tokenizer and the residual stages to use (repeatable)",
+    )
     parser.add_argument("--items", type=int, default=200, help="held-out pairs, spread over the test split")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -55,14 +60,18 @@ def main(argv: list[str] | None = None) -> dict:
         acc = judge.accuracy(rec, labels)
         results[item] = {"model_id": tok.model_id, "n_q": int(n_q), "judge_accuracy": acc}
         rows.append([f"`{path}` ({tok.model_id})", n_q, f"{acc:.3f}"])
-    md = "\n\n".join([
-        "# Spoken digits through speech tokenizers, judged",
-        "Command: `" + shlex.join(["python", "benchmarks/fusion_tokenizers.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
-        environment_line(env),
-        f"{len(labels)} held-out clips of `{spec}` (test voices), 1 s at {model.meta('audio')['sample_rate']} Hz; the audio judge of "
-        f"`{run}` (trained on real training speech) classifies each tokenizer's reconstructions.",
-        markdown_table(["audio", "stages", "judge accuracy"], rows, ["l", "r", "r"]),
-    ])
+    md = "\n\n".join(
+        [
+            "# Spoken digits through speech tokenizers, judged",
+            "Command: `"
+            + shlex.join(["python", "benchmarks/fusion_tokenizers.py", *(argv if argv is not None else sys.argv[1:])])
+            + "`",
+            environment_line(env),
+            f"{len(labels)} held-out clips of `{spec}` (test voices), 1 s at {model.meta('audio')['sample_rate']} Hz; the audio judge of "
+            f"`{run}` (trained on real training speech) classifies each tokenizer's reconstructions.",
+            markdown_table(["audio", "stages", "judge accuracy"], rows, ["l", "r", "r"]),
+        ]
+    )
     write_results("fusion-tokenizers", {"environment": env, "items": len(labels), "results": results}, md)
     print(md)
     return results

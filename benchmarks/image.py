@@ -100,12 +100,17 @@ def evaluate_run(run: Path, size: int) -> dict:
     probs = counts / counts.sum()
     tokens_per_image = idx.numel() // len(images)
     bpp = tokens_per_image * math.log2(model.codebook_size) / (size * size)
-    ssim = modality.metrics(torch.stack([torch.from_numpy(r).permute(2, 0, 1).float() / 127.5 - 1 for r in recons]), images, {})["ssim"]
+    ssim = modality.metrics(
+        torch.stack([torch.from_numpy(r).permute(2, 0, 1).float() / 127.5 - 1 for r in recons]), images, {}
+    )["ssim"]
     budget_bytes = bpp * size * size / 8
     classic = {}
     for codec, overhead in (("webp", 0), ("webp_payload", WEBP_RIFF_OVERHEAD), ("jpeg", 0)):
         results = [classic_codec_at_budget(a, codec.split("_")[0], budget_bytes, overhead) for a in originals]
-        classic[codec] = {"psnr": float(np.mean([r[0] for r in results])), "bpp": float(np.mean([r[1] for r in results]))}
+        classic[codec] = {
+            "psnr": float(np.mean([r[0] for r in results])),
+            "bpp": float(np.mean([r[1] for r in results])),
+        }
     metrics_file = run / "metrics.json"
     train_metrics = {}
     if metrics_file.is_file():
@@ -123,11 +128,17 @@ def evaluate_run(run: Path, size: int) -> dict:
         "ssim": ssim,
         "usage": float((counts > 0).double().mean()),
         # detail kept: Laplacian energy of reconstructions over that of the originals (1 = as sharp, < 1 = blurrier)
-        "sharpness": float(np.sum([laplacian_energy(r) for r in recons]) / np.sum([laplacian_energy(a) for a in originals])),
+        "sharpness": float(
+            np.sum([laplacian_energy(r) for r in recons]) / np.sum([laplacian_energy(a) for a in originals])
+        ),
         "perplexity": float(torch.exp(-(probs[probs > 0] * probs[probs > 0].log()).sum())),
         "codec_images_per_s": len(images) / elapsed,
         "classic": classic,
-        "train": {k: train_metrics.get(k) for k in ("steps", "train_items_per_s", "wall_time_s", "skipped_steps") if k in train_metrics},
+        "train": {
+            k: train_metrics.get(k)
+            for k in ("steps", "train_items_per_s", "wall_time_s", "skipped_steps")
+            if k in train_metrics
+        },
     }
 
 
@@ -150,7 +161,11 @@ def seed_line(results: dict) -> str:
         if len(seeds) > 1 and "-seed" not in name:
             p = [r["psnr"] for r in seeds]
             lines.append(f"{name}: {len(p)} seeds, PSNR {np.mean(p):.2f} +- {np.std(p):.2f} dB (min {min(p):.2f})")
-    return "Seeds: " + "; ".join(lines) + "." if lines else "One training seed per run (the spread over seeds was not measured)."
+    return (
+        "Seeds: " + "; ".join(lines) + "."
+        if lines
+        else "One training seed per run (the spread over seeds was not measured)."
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -183,42 +198,99 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = []
     for name, r in results.items():
-        rows.append([name, f"{r['size']}x{r['size']}", r["tokens_per_image"], r["codebook_size"], f"{r['bpp']:.3f}",
-                     f"{r['psnr']:.2f}", f"{r['ssim']:.3f}", f"{100 * r['usage']:.1f}%", f"{r['perplexity']:.0f}",
-                     f"{r['classic']['webp']['psnr']:.2f} ({r['classic']['webp']['bpp']:.2f})",
-                     f"{r['classic']['webp_payload']['psnr']:.2f} ({r['classic']['webp_payload']['bpp']:.2f})",
-                     f"{r['classic']['jpeg']['psnr']:.2f} ({r['classic']['jpeg']['bpp']:.2f})",
-                     f"{r['sharpness']:.3f}", r["train"].get("steps"), f"{r['train'].get('train_items_per_s') or float('nan'):.0f}"])
+        rows.append(
+            [
+                name,
+                f"{r['size']}x{r['size']}",
+                r["tokens_per_image"],
+                r["codebook_size"],
+                f"{r['bpp']:.3f}",
+                f"{r['psnr']:.2f}",
+                f"{r['ssim']:.3f}",
+                f"{100 * r['usage']:.1f}%",
+                f"{r['perplexity']:.0f}",
+                f"{r['classic']['webp']['psnr']:.2f} ({r['classic']['webp']['bpp']:.2f})",
+                f"{r['classic']['webp_payload']['psnr']:.2f} ({r['classic']['webp_payload']['bpp']:.2f})",
+                f"{r['classic']['jpeg']['psnr']:.2f} ({r['classic']['jpeg']['bpp']:.2f})",
+                f"{r['sharpness']:.3f}",
+                r["train"].get("steps"),
+                f"{r['train'].get('train_items_per_s') or float('nan'):.0f}",
+            ]
+        )
     table = markdown_table(
-        ["run", "size", "tokens", "K", "bpp", "PSNR dB", "SSIM", "usage", "perplexity", "WebP dB (bpp)", "WebP payload dB (bpp)", "JPEG dB (bpp)", "sharpness", "steps", "train img/s"],
-        rows, ["l"] + ["r"] * 14)
+        [
+            "run",
+            "size",
+            "tokens",
+            "K",
+            "bpp",
+            "PSNR dB",
+            "SSIM",
+            "usage",
+            "perplexity",
+            "WebP dB (bpp)",
+            "WebP payload dB (bpp)",
+            "JPEG dB (bpp)",
+            "sharpness",
+            "steps",
+            "train img/s",
+        ],
+        rows,
+        ["l"] + ["r"] * 14,
+    )
     targets = []
     if "vqgan64" in results:
         r = results["vqgan64"]
-        targets.append(["64x64: PSNR above WebP (whole file) at the same bpp", f"{r['psnr']:.2f} vs {r['classic']['webp']['psnr']:.2f}", verdict(r["psnr"] - r["classic"]["webp"]["psnr"], 0.0, True)])
-        targets.append(["64x64 stretch: 1 dB above WebP", f"{r['psnr'] - r['classic']['webp']['psnr']:+.2f} dB", verdict(r["psnr"] - r["classic"]["webp"]["psnr"], 1.0, True)])
+        targets.append(
+            [
+                "64x64: PSNR above WebP (whole file) at the same bpp",
+                f"{r['psnr']:.2f} vs {r['classic']['webp']['psnr']:.2f}",
+                verdict(r["psnr"] - r["classic"]["webp"]["psnr"], 0.0, True),
+            ]
+        )
+        targets.append(
+            [
+                "64x64 stretch: 1 dB above WebP",
+                f"{r['psnr'] - r['classic']['webp']['psnr']:+.2f} dB",
+                verdict(r["psnr"] - r["classic"]["webp"]["psnr"], 1.0, True),
+            ]
+        )
     if "vqgan32" in results:
         r = results["vqgan32"]
         targets.append(["32x32: PSNR >= 22 dB at 0.625 bpp", f"{r['psnr']:.2f}", verdict(r["psnr"], 22.0, True)])
     for gan, vae in (("vqgan32", "vqvae32"), ("vqgan64", "vqvae64")):
         if gan in results and vae in results:
             g, v = results[gan], results[vae]
-            targets.append([f"{gan} sharper than {vae} (sharpness; PSNR)", f"{g['sharpness']:.3f} vs {v['sharpness']:.3f} ({g['psnr']:.2f} vs {v['psnr']:.2f} dB)",
-                            verdict(g["sharpness"] - v["sharpness"], 0.0, True)])
+            targets.append(
+                [
+                    f"{gan} sharper than {vae} (sharpness; PSNR)",
+                    f"{g['sharpness']:.3f} vs {v['sharpness']:.3f} ({g['psnr']:.2f} vs {v['psnr']:.2f} dB)",
+                    verdict(g["sharpness"] - v["sharpness"], 0.0, True),
+                ]
+            )
     for name, r in results.items():
-        targets.append([f"{name}: codebook usage >= 98% on held-out", f"{100 * r['usage']:.1f}%", verdict(r["usage"], 0.98, True)])
-    md = "\n\n".join(part for part in [
-        "# Image tokenizers on held-out emoji",
-        "Command: `" + shlex.join(["python", "benchmarks/image.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
-        environment_line(env),
-        table,
-        "WebP / JPEG: per image, the highest quality whose file (or, for 'payload', file minus the 20-byte RIFF/VP8 chunk headers) fits the same bit budget as the tokens; a codec that cannot get that small is shown at its smallest file, with its bpp in brackets. PSNR is computed on the 8-bit images a user gets, mean over held-out images. Sharpness: Laplacian energy of the reconstructions over that of the originals (1 = as much fine detail as the input, lower = blurrier).",
-        seed_line(results),
-        args.note,
-        markdown_table(["target", "measured", "verdict"], targets, ["l", "r", "l"]),
-        "Sample grids (input row above reconstruction row): " + ", ".join(f"`image-{n}-samples.png`" for n in results),
-        OPENMOJI_ATTRIBUTION,
-    ] if part)
+        targets.append(
+            [f"{name}: codebook usage >= 98% on held-out", f"{100 * r['usage']:.1f}%", verdict(r["usage"], 0.98, True)]
+        )
+    md = "\n\n".join(
+        part
+        for part in [
+            "# Image tokenizers on held-out emoji",
+            "Command: `"
+            + shlex.join(["python", "benchmarks/image.py", *(argv if argv is not None else sys.argv[1:])])
+            + "`",
+            environment_line(env),
+            table,
+            "WebP / JPEG: per image, the highest quality whose file (or, for 'payload', file minus the 20-byte RIFF/VP8 chunk headers) fits the same bit budget as the tokens; a codec that cannot get that small is shown at its smallest file, with its bpp in brackets. PSNR is computed on the 8-bit images a user gets, mean over held-out images. Sharpness: Laplacian energy of the reconstructions over that of the originals (1 = as much fine detail as the input, lower = blurrier).",
+            seed_line(results),
+            args.note,
+            markdown_table(["target", "measured", "verdict"], targets, ["l", "r", "l"]),
+            "Sample grids (input row above reconstruction row): "
+            + ", ".join(f"`image-{n}-samples.png`" for n in results),
+            OPENMOJI_ATTRIBUTION,
+        ]
+        if part
+    )
     write_results("image", {"environment": env, "results": results}, md)
     print(md)
     return results

@@ -129,10 +129,14 @@ def run_speed(cfg: Config) -> tuple[dict, dict]:
         cpu0 = common.cpu_snapshot()
         torch.manual_seed(k)
         x = torch.randn(batch, dim, length)  # (B, C, L)
-        vqf = VectorQuantizer(dim, k, beta=0.25, learning="ema", ema=EMAConfig(decay=0.99), restart=RestartConfig()).train()
+        vqf = VectorQuantizer(
+            dim, k, beta=0.25, learning="ema", ema=EMAConfig(decay=0.99), restart=RestartConfig()
+        ).train()
         vqp = None
         if VectorQuantize is not None:
-            vqp = VectorQuantize(dim=dim, codebook_size=k, decay=0.99, commitment_weight=0.25, channel_last=False).train()
+            vqp = VectorQuantize(
+                dim=dim, codebook_size=k, decay=0.99, commitment_weight=0.25, channel_last=False
+            ).train()
 
         # vqfuse initialises its codebook (k-means) on the first training call: do it here, untimed.
         init_start = time.perf_counter()
@@ -160,7 +164,9 @@ def run_speed(cfg: Config) -> tuple[dict, dict]:
         def fresh() -> torch.Tensor:
             return x.detach().clone().requires_grad_(True)
 
-        _log(f"[speed] K={k}: vqfuse k-means init {init_s:.1f}s; timing {list(contestants)} x {cfg.repeats} (+{cfg.warmup} warm-up)")
+        _log(
+            f"[speed] K={k}: vqfuse k-means init {init_s:.1f}s; timing {list(contestants)} x {cfg.repeats} (+{cfg.warmup} warm-up)"
+        )
         samples = common.time_interleaved(contestants, cfg.repeats, cfg.warmup, prepare={n: fresh for n in contestants})
         entry: dict[str, object] = {
             "vqfuse_init_s": init_s,
@@ -170,11 +176,15 @@ def run_speed(cfg: Config) -> tuple[dict, dict]:
         med = {n: entry["ms"][n]["median"] for n in samples}
         entry["vqfuse_over_bare"] = med["vqfuse"] / med["bare"]
         entry["vqfuse_over_bare_paired"] = common.paired_ratio_median(samples["vqfuse"], samples["bare"])
-        entry["verdict_vqfuse_over_bare"] = common.verdict(entry["vqfuse_over_bare"], TARGET_VQFUSE_OVER_BARE, higher_is_better=False)
+        entry["verdict_vqfuse_over_bare"] = common.verdict(
+            entry["vqfuse_over_bare"], TARGET_VQFUSE_OVER_BARE, higher_is_better=False
+        )
         if vqp is not None:
             entry["vqp_over_vqfuse"] = med["vqp"] / med["vqfuse"]
             entry["vqp_over_vqfuse_paired"] = common.paired_ratio_median(samples["vqp"], samples["vqfuse"])
-            entry["verdict_vqp_over_vqfuse"] = common.verdict(entry["vqp_over_vqfuse"], TARGET_VQP_OVER_VQFUSE, higher_is_better=True)
+            entry["verdict_vqp_over_vqfuse"] = common.verdict(
+                entry["vqp_over_vqfuse"], TARGET_VQP_OVER_VQFUSE, higher_is_better=True
+            )
         entry["contention"] = common.contention(cpu0, common.cpu_snapshot())
         speed[str(k)] = entry
         _log(f"[speed] K={k}: median ms " + ", ".join(f"{n} {m:.1f}" for n, m in med.items()))
@@ -222,7 +232,8 @@ def run_speed(cfg: Config) -> tuple[dict, dict]:
         enc["max_excess_sq_distance"] = worst_excess
         encode[str(k)] = enc
         _log(
-            f"[encode] K={k}: vectors/s " + ", ".join(f"{n} {v:,.0f}" for n, v in enc["vectors_per_s"].items())
+            f"[encode] K={k}: vectors/s "
+            + ", ".join(f"{n} {v:,.0f}" for n, v in enc["vectors_per_s"].items())
             + f"; agreement with exact argmin {agree:.5f}; section took {time.perf_counter() - t0:.0f}s"
         )
         del vqf, vqp, contestants, enc_contestants, bare_codebook
@@ -265,19 +276,42 @@ def health_models(cfg: Config) -> list[dict]:
     """(name, factory, how it learns) for every quantizer fitted on the mixture."""
     k, d = cfg.health_codes, cfg.health_dim
     models = [
-        dict(key="vanilla", name="vanilla VQ (gradient codebook, random init, no restart)", train="adam",
-             make=lambda: VectorQuantizer(d, k, learning="gradient", init="random", restart=None)),
-        dict(key="vqfuse_default", name="vqfuse default (EMA, k-means init, restart)", train="ema", target=True,
-             make=lambda: VectorQuantizer(d, k)),
-        dict(key="vqfuse_cosine_factorised", name=f"vqfuse l2-normalised + factorised (codebook_dim={cfg.factorised_dim})",
-             train="adam", make=lambda: VectorQuantizer(d, k, normalize=True, codebook_dim=cfg.factorised_dim)),
-        dict(key="fsq", name=f"vqfuse FSQ levels {tuple(cfg.fsq_levels)} (K={math.prod(cfg.fsq_levels)})", train="adam",
-             make=lambda: FSQ(cfg.fsq_levels, dim=d)),
+        dict(
+            key="vanilla",
+            name="vanilla VQ (gradient codebook, random init, no restart)",
+            train="adam",
+            make=lambda: VectorQuantizer(d, k, learning="gradient", init="random", restart=None),
+        ),
+        dict(
+            key="vqfuse_default",
+            name="vqfuse default (EMA, k-means init, restart)",
+            train="ema",
+            target=True,
+            make=lambda: VectorQuantizer(d, k),
+        ),
+        dict(
+            key="vqfuse_cosine_factorised",
+            name=f"vqfuse l2-normalised + factorised (codebook_dim={cfg.factorised_dim})",
+            train="adam",
+            make=lambda: VectorQuantizer(d, k, normalize=True, codebook_dim=cfg.factorised_dim),
+        ),
+        dict(
+            key="fsq",
+            name=f"vqfuse FSQ levels {tuple(cfg.fsq_levels)} (K={math.prod(cfg.fsq_levels)})",
+            train="adam",
+            make=lambda: FSQ(cfg.fsq_levels, dim=d),
+        ),
         dict(key="lfq", name=f"vqfuse LFQ (K={k})", train="adam", make=lambda: LFQ(k, dim=d)),
     ]
     if VectorQuantize is not None:
-        models.append(dict(key="vqp_default", name="vector-quantize-pytorch VectorQuantize defaults (EMA)", train="vqp",
-                           make=lambda: VectorQuantize(dim=d, codebook_size=k, channel_last=False)))
+        models.append(
+            dict(
+                key="vqp_default",
+                name="vector-quantize-pytorch VectorQuantize defaults (EMA)",
+                train="vqp",
+                make=lambda: VectorQuantize(dim=d, codebook_size=k, channel_last=False),
+            )
+        )
     return models
 
 
@@ -328,7 +362,9 @@ def fit_and_evaluate(
         k = model.codebook_size
         stats = code_stats(indices, k)
         stats["mse"] = F.mse_loss(recon, heldout).item()
-        stats["components_covered"] = components_covered(decoded_codebook(model, spec["train"] == "vqp"), mixture.means, radius)
+        stats["components_covered"] = components_covered(
+            decoded_codebook(model, spec["train"] == "vqp"), mixture.means, radius
+        )
     stats["perplexity_over_k"] = stats["perplexity"] / k
     stats["train_ms_per_step"] = 1e3 * train_s / cfg.steps
     return stats
@@ -353,7 +389,11 @@ def run_health(cfg: Config) -> dict:
     # rank-d reconstruction of the held-out data, before any quantization.
     centred = heldout_flat - heldout_flat.mean(0)
     eig = torch.linalg.eigvalsh(centred.t() @ centred / centred.shape[0]).flip(0)  # descending
-    bottlenecks = {"fsq": len(cfg.fsq_levels), "lfq": int(round(math.log2(k))), "vqfuse_cosine_factorised": cfg.factorised_dim}
+    bottlenecks = {
+        "fsq": len(cfg.fsq_levels),
+        "lfq": int(round(math.log2(k))),
+        "vqfuse_cosine_factorised": cfg.factorised_dim,
+    }
     pca_floor = {key: eig[r:].sum().item() / d for key, r in bottlenecks.items()}
     reference = {
         "data_variance_per_element": eig.sum().item() / d,
@@ -378,10 +418,16 @@ def run_health(cfg: Config) -> dict:
         for metric in runs[0]:
             mean, std = common.mean_std(r[metric] for r in runs)
             summary[metric] = {"mean": mean, "std": std}
-        entry = {"name": spec["name"], "codebook_size": (math.prod(cfg.fsq_levels) if spec["key"] == "fsq" else k),
-                 "runs": runs, "summary": summary}
+        entry = {
+            "name": spec["name"],
+            "codebook_size": (math.prod(cfg.fsq_levels) if spec["key"] == "fsq" else k),
+            "runs": runs,
+            "summary": summary,
+        }
         if spec.get("target"):
-            entry["verdict_perplexity"] = common.verdict(summary["perplexity_over_k"]["mean"], TARGET_PERPLEXITY_FRACTION, True)
+            entry["verdict_perplexity"] = common.verdict(
+                summary["perplexity_over_k"]["mean"], TARGET_PERPLEXITY_FRACTION, True
+            )
         results[spec["key"]] = entry
     return {"reference": reference, "models": results}
 
@@ -441,14 +487,35 @@ def render_markdown(result: dict) -> str:
             ms = e["ms"]
             vqp_ms = f"{ms['vqp']['median']:.1f}" if "vqp" in ms else "n/a"
             r1 = f"{e['vqp_over_vqfuse']:.2f}x" if "vqp_over_vqfuse" in e else "n/a"
-            rows.append([
-                k, f"{ms['vqfuse']['median']:.1f}", vqp_ms, f"{ms['bare']['median']:.1f}",
-                r1, e.get("verdict_vqp_over_vqfuse", "n/a"),
-                f"{e['vqfuse_over_bare']:.2f}", e["verdict_vqfuse_over_bare"], _others(e),
-            ])
-        lines.append(common.markdown_table(
-            ["K", "vqfuse ms", "vqp ms", "bare ms", f"vqp / vqfuse (target >= {TARGET_VQP_OVER_VQFUSE:g}x)", "status",
-             f"vqfuse / bare (target <= {TARGET_VQFUSE_OVER_BARE:g})", "status", "CPU used by others"], rows))
+            rows.append(
+                [
+                    k,
+                    f"{ms['vqfuse']['median']:.1f}",
+                    vqp_ms,
+                    f"{ms['bare']['median']:.1f}",
+                    r1,
+                    e.get("verdict_vqp_over_vqfuse", "n/a"),
+                    f"{e['vqfuse_over_bare']:.2f}",
+                    e["verdict_vqfuse_over_bare"],
+                    _others(e),
+                ]
+            )
+        lines.append(
+            common.markdown_table(
+                [
+                    "K",
+                    "vqfuse ms",
+                    "vqp ms",
+                    "bare ms",
+                    f"vqp / vqfuse (target >= {TARGET_VQP_OVER_VQFUSE:g}x)",
+                    "status",
+                    f"vqfuse / bare (target <= {TARGET_VQFUSE_OVER_BARE:g})",
+                    "status",
+                    "CPU used by others",
+                ],
+                rows,
+            )
+        )
         lines.append("")
     if "encode" in result:
         lines += [
@@ -462,14 +529,31 @@ def render_markdown(result: dict) -> str:
         rows = []
         for k, e in result["encode"].items():
             v = e["vectors_per_s"]
-            rows.append([
-                k, f"{v['vqfuse']:,.0f}", f"{v['vqp']:,.0f}" if "vqp" in v else "n/a",
-                f"{e['speedup']:.2f}x" if "speedup" in e else "n/a", e.get("verdict", "n/a"),
-                f"{e['index_agreement_with_exact_argmin']:.5f}", _others(e),
-            ])
-        lines.append(common.markdown_table(
-            ["K", "vqfuse vectors/s", "vqp vectors/s", f"vqfuse / vqp (target >= {TARGET_ENCODE_SPEEDUP:g}x)", "status",
-             "agreement", "CPU used by others"], rows))
+            rows.append(
+                [
+                    k,
+                    f"{v['vqfuse']:,.0f}",
+                    f"{v['vqp']:,.0f}" if "vqp" in v else "n/a",
+                    f"{e['speedup']:.2f}x" if "speedup" in e else "n/a",
+                    e.get("verdict", "n/a"),
+                    f"{e['index_agreement_with_exact_argmin']:.5f}",
+                    _others(e),
+                ]
+            )
+        lines.append(
+            common.markdown_table(
+                [
+                    "K",
+                    "vqfuse vectors/s",
+                    "vqp vectors/s",
+                    f"vqfuse / vqp (target >= {TARGET_ENCODE_SPEEDUP:g}x)",
+                    "status",
+                    "agreement",
+                    "CPU used by others",
+                ],
+                rows,
+            )
+        )
         lines.append("")
     if "health" in result:
         h = result["health"]
@@ -486,8 +570,11 @@ def render_markdown(result: dict) -> str:
             f"{cfg['seq_len']}); held-out {cfg['heldout_vectors']:,} vectors (fixed seed). EMA codebooks learn in the "
             f"train-mode forward; learned parameters (gradient codebook, projections) use Adam lr {cfg['lr']:g} on "
             "quantization MSE + the quantizer's loss. "
-            + (f"Mean ± std over {n_seeds} seeds (training stream and initialisation; same mixture and held-out set)."
-               if n_seeds > 1 else "One seed."),
+            + (
+                f"Mean ± std over {n_seeds} seeds (training stream and initialisation; same mixture and held-out set)."
+                if n_seeds > 1
+                else "One seed."
+            ),
             "",
         ]
         rows = []
@@ -497,21 +584,47 @@ def render_markdown(result: dict) -> str:
             target = ""
             if "verdict_perplexity" in e:
                 target = f"perplexity >= {TARGET_PERPLEXITY_FRACTION:g} K: {e['verdict_perplexity']}"
-            rows.append([
-                e["name"], _pm(s["usage"], ".1f", 100, sp) + " %", _pm(s["perplexity"], ".0f", 1, sp),
-                f"{s['perplexity_over_k']['mean']:.2f}", _pm(s["mse"], ".4f", 1, sp), _pm(s["components_covered"], ".0f", 1, sp),
-                f"{s['train_ms_per_step']['mean']:.0f}", target,
-            ])
+            rows.append(
+                [
+                    e["name"],
+                    _pm(s["usage"], ".1f", 100, sp) + " %",
+                    _pm(s["perplexity"], ".0f", 1, sp),
+                    f"{s['perplexity_over_k']['mean']:.2f}",
+                    _pm(s["mse"], ".4f", 1, sp),
+                    _pm(s["components_covered"], ".0f", 1, sp),
+                    f"{s['train_ms_per_step']['mean']:.0f}",
+                    target,
+                ]
+            )
         o = ref["oracle_top_k_means"]
-        rows.append([
-            f"reference (not trained): codes = means of the {k} most probable components",
-            f"{100 * o['usage']:.1f} %", f"{o['perplexity']:.0f}", f"{o['perplexity'] / k:.2f}", f"{o['mse']:.4f}",
-            f"{o['components_covered']}", "", "",
-        ])
-        lines.append(common.markdown_table(
-            ["quantizer", "codes used", "perplexity", "perplexity / K", "held-out MSE", "components covered",
-             "train ms/step", "target"], rows,
-            align=["l", "r", "r", "r", "r", "r", "r", "l"]))
+        rows.append(
+            [
+                f"reference (not trained): codes = means of the {k} most probable components",
+                f"{100 * o['usage']:.1f} %",
+                f"{o['perplexity']:.0f}",
+                f"{o['perplexity'] / k:.2f}",
+                f"{o['mse']:.4f}",
+                f"{o['components_covered']}",
+                "",
+                "",
+            ]
+        )
+        lines.append(
+            common.markdown_table(
+                [
+                    "quantizer",
+                    "codes used",
+                    "perplexity",
+                    "perplexity / K",
+                    "held-out MSE",
+                    "components covered",
+                    "train ms/step",
+                    "target",
+                ],
+                rows,
+                align=["l", "r", "r", "r", "r", "r", "r", "l"],
+            )
+        )
         lines += [
             "",
             f"Perplexity of the mixture weights: {ref['mixture_perplexity_all_components']:.0f} over all "
@@ -542,18 +655,29 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="demo run: K 1024 and 2048, 5 repeats, 80 steps, 1 seed (~1-2 min)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="demo run: K 1024 and 2048, 5 repeats, 80 steps, 1 seed (~1-2 min)"
+    )
     p.add_argument("--sizes", type=_ints, help="codebook sizes for speed and encode, comma-separated")
     p.add_argument("--repeats", type=int, help="timed repeats per contestant (the benchmark rules ask for >= 15)")
     p.add_argument("--warmup", type=int, help="untimed calls per contestant before timing")
     p.add_argument("--steps", type=int, help="training steps per quantizer in the health section")
     p.add_argument("--seeds", type=int, help="number of seeds in the health section (0..n-1)")
-    p.add_argument("--sections", type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
-                   help="comma-separated subset of: speed (training step + encode), health")
+    p.add_argument(
+        "--sections",
+        type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
+        help="comma-separated subset of: speed (training step + encode), health",
+    )
     p.add_argument("--threads", type=int, help="torch threads (default 2)")
-    p.add_argument("--component-std", type=float, help="per-coordinate std of the mixture components (default 0.25: "
-                   "well-separated clusters; 1.0: overlapping, closer to an encoder's continuous latents)")
+    p.add_argument(
+        "--component-std",
+        type=float,
+        help="per-coordinate std of the mixture components (default 0.25: "
+        "well-separated clusters; 1.0: overlapping, closer to an encoder's continuous latents)",
+    )
     p.add_argument("--stem", help="result file name under the results dir (default by mode)")
     p.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
     return p

@@ -72,25 +72,37 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(args.max_n):
             codes = model.sample_joint_tokens(len(labels), rerank=1, generator=g)
             scores.append(model.coherence_score(codes))
-            correct.append(judges["image"].predict(model.decode("image", codes["image"]))
-                           == judges["audio"].predict(model.decode("audio", codes["audio"])))
+            correct.append(
+                judges["image"].predict(model.decode("image", codes["image"]))
+                == judges["audio"].predict(model.decode("audio", codes["audio"]))
+            )
         c, s = torch.stack(correct), torch.stack(scores)
         results["joint"] = {f"best_of_{n}": best_of(c, s, n) for n in ns} | {"oracle": float(c.any(0).float().mean())}
     env["load_average_end"] = environment()["load_average_start"]
     sampling = {k: v for k, v in model.sampling.items() if k != "rerank"}
     rows = [[task] + [f"{r[f'best_of_{n}']:.3f}" for n in ns] + [f"{r['oracle']:.3f}"] for task, r in results.items()]
-    md = "\n\n".join([
-        "# Best-of-N reranking by the prior's own coherence score (`FusionModel.coherence_score`)",
-        "Command: `" + shlex.join(["python", "benchmarks/rerank.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
-        environment_line(env),
-        f"Run `{run}`, {len(labels)} held-out conditions (test images and voices), sampling {sampling}. Candidates are "
-        f"drawn once ({args.max_n} per condition); best of n reranks the first n. Oracle: some candidate of the "
-        f"{args.max_n} is judged right (the ceiling of any reranker). Joint: both judges agree on the pair.",
-        markdown_table(["task"] + [f"best of {n}" for n in ns] + [f"oracle ({args.max_n})"], rows,
-                       ["l"] + ["r"] * (len(ns) + 1)),
-    ])
-    write_results(args.name, {"environment": env, "run": str(run), "items": len(labels), "sampling": sampling,
-                              "results": results}, md)
+    md = "\n\n".join(
+        [
+            "# Best-of-N reranking by the prior's own coherence score (`FusionModel.coherence_score`)",
+            "Command: `"
+            + shlex.join(["python", "benchmarks/rerank.py", *(argv if argv is not None else sys.argv[1:])])
+            + "`",
+            environment_line(env),
+            f"Run `{run}`, {len(labels)} held-out conditions (test images and voices), sampling {sampling}. Candidates are "
+            f"drawn once ({args.max_n} per condition); best of n reranks the first n. Oracle: some candidate of the "
+            f"{args.max_n} is judged right (the ceiling of any reranker). Joint: both judges agree on the pair.",
+            markdown_table(
+                ["task"] + [f"best of {n}" for n in ns] + [f"oracle ({args.max_n})"],
+                rows,
+                ["l"] + ["r"] * (len(ns) + 1),
+            ),
+        ]
+    )
+    write_results(
+        args.name,
+        {"environment": env, "run": str(run), "items": len(labels), "sampling": sampling, "results": results},
+        md,
+    )
     print(md)
     return results
 

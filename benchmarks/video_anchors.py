@@ -226,14 +226,16 @@ def rd_curve(clips: Sequence[np.ndarray] | np.ndarray, codec: Codec, crfs: Itera
         encoded = [encode_clip_details(c, codec, crf) for c in originals]
         seconds = time.perf_counter() - start
         metrics = video_metrics(_to_tensor(np.stack([e.decoded for e in encoded])), reference)
-        points.append({
-            "crf": crf,
-            "bpp": float(np.mean([e.bits_without_sei for e in encoded])) / (t * h * w),
-            "bpp_with_sei": float(np.mean([e.bits_total for e in encoded])) / (t * h * w),
-            **metrics,
-            "keyframes_max": max(e.keyframes for e in encoded),
-            "encode_decode_s": seconds,
-        })
+        points.append(
+            {
+                "crf": crf,
+                "bpp": float(np.mean([e.bits_without_sei for e in encoded])) / (t * h * w),
+                "bpp_with_sei": float(np.mean([e.bits_total for e in encoded])) / (t * h * w),
+                **metrics,
+                "keyframes_max": max(e.keyframes for e in encoded),
+                "encode_decode_s": seconds,
+            }
+        )
     return points
 
 
@@ -260,7 +262,9 @@ def rate_for(curve: Sequence[dict], value: float, key: str = "psnr", rate_key: s
     return _interp(curve, key, rate_key, value, rate_key)
 
 
-def bits_factor_for(curve: Sequence[dict], psnr: float, bpp: float, key: str = "psnr", rate_key: str = "bpp") -> float | None:
+def bits_factor_for(
+    curve: Sequence[dict], psnr: float, bpp: float, key: str = "psnr", rate_key: str = "bpp"
+) -> float | None:
     """How many times the bits of `bpp` the codec needs to reach `psnr` (e.g. 1.33 for a tokenizer that
     gets 26 dB at 0.0625 bpp where H.264 needs 0.083); None where rate_for is None."""
     rate = rate_for(curve, psnr, key, rate_key)
@@ -303,7 +307,9 @@ def load_clips(source: str, n: int, length: int, seed: int) -> tuple[np.ndarray,
             if source == "moving":
                 raise
             print(f"vqfuse.data.moving unavailable ({exc}); using bouncing squares", file=sys.stderr)
-    return bouncing_squares(n, length, seed=seed), f"bouncing squares (smoke-test stand-in, NOT moving digits), seed {seed}"
+    return bouncing_squares(
+        n, length, seed=seed
+    ), f"bouncing squares (smoke-test stand-in, NOT moving digits), seed {seed}"
 
 
 # ---- report ---------------------------------------------------------------------------------------------
@@ -325,12 +331,15 @@ def summarize(curves: dict[str, list[dict]], tokenizer_bpp: float = 0.0625) -> d
         low = min(curve, key=lambda p: p["bpp"])
         out[codec] = {
             "lowest": {"bpp": low["bpp"], "bpp_with_sei": low["bpp_with_sei"], "psnr": low["psnr"], "mse": low["mse"]},
-            "at": {str(b): {k: at_bpp(curve, b, k) for k in ("psnr", "mse", "ssim", "ssim_openstl")} for b in SUMMARY_BPPS},
+            "at": {
+                str(b): {k: at_bpp(curve, b, k) for k in ("psnr", "mse", "ssim", "ssim_openstl")} for b in SUMMARY_BPPS
+            },
             "at_with_sei": {str(b): at_bpp(curve, b, "psnr", "bpp_with_sei") for b in SUMMARY_BPPS},
             "bits_factor": {str(db): bits_factor_for(curve, db, tokenizer_bpp) for db in (20.0, 26.0, 30.0)},
             # where the floor already beats the PSNR, the codec needs at most its floor rate
-            "bits_factor_at_most": {str(db): low["bpp"] / tokenizer_bpp if low["psnr"] > db else None
-                                    for db in (20.0, 26.0, 30.0)},
+            "bits_factor_at_most": {
+                str(db): low["bpp"] / tokenizer_bpp if low["psnr"] > db else None for db in (20.0, 26.0, 30.0)
+            },
         }
     return out
 
@@ -355,7 +364,9 @@ def main(argv: list[str] | None = None) -> dict:
     n, t, h, w, c = clips.shape
     parts = [
         "# Classical codec anchors on short clips",
-        "Command: `" + shlex.join(["python", "benchmarks/video_anchors.py", *(argv if argv is not None else sys.argv[1:])]) + "`",
+        "Command: `"
+        + shlex.join(["python", "benchmarks/video_anchors.py", *(argv if argv is not None else sys.argv[1:])])
+        + "`",
         f"Clips: {n} x {t} frames of {h}x{w}, {'grey' if c == 1 else 'RGB'}; {description}. PyAV {av.__version__}.",
         environment_line(env),
         "bpp = bits / (T·H·W), without x264's user-data SEI (the stream decoded and scored is the stripped one); "
@@ -368,24 +379,75 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for codec, s in summary.items():
         at = s["at"]
-        cells = [f"{_fmt(at[str(b)]['psnr'])} ({_fmt(at[str(b)]['mse'], 1)}, {_fmt(at[str(b)]['ssim'], 3)})" for b in SUMMARY_BPPS]
+        cells = [
+            f"{_fmt(at[str(b)]['psnr'])} ({_fmt(at[str(b)]['mse'], 1)}, {_fmt(at[str(b)]['ssim'], 3)})"
+            for b in SUMMARY_BPPS
+        ]
         lowest = f"{s['lowest']['bpp']:.3f} → {s['lowest']['psnr']:.1f} (with SEI {s['lowest']['bpp_with_sei']:.3f})"
-        factors = " / ".join(_fmt(s["bits_factor"][str(db)]) if s["bits_factor_at_most"][str(db)] is None
-                             else f"≤{s['bits_factor_at_most'][str(db)]:.2f}" for db in (20.0, 26.0, 30.0))
+        factors = " / ".join(
+            _fmt(s["bits_factor"][str(db)])
+            if s["bits_factor_at_most"][str(db)] is None
+            else f"≤{s['bits_factor_at_most'][str(db)]:.2f}"
+            for db in (20.0, 26.0, 30.0)
+        )
         rows.append([codec, lowest, *cells, factors])
-    parts.append(markdown_table(["codec", "lowest bpp → dB", *[f"{b} bpp: dB (MSE, SSIM)" for b in SUMMARY_BPPS],
-                                 "bits factor 20 / 26 / 30 dB"], rows, ["l"] + ["r"] * (len(SUMMARY_BPPS) + 2)))
+    parts.append(
+        markdown_table(
+            [
+                "codec",
+                "lowest bpp → dB",
+                *[f"{b} bpp: dB (MSE, SSIM)" for b in SUMMARY_BPPS],
+                "bits factor 20 / 26 / 30 dB",
+            ],
+            rows,
+            ["l"] + ["r"] * (len(SUMMARY_BPPS) + 2),
+        )
+    )
     for codec, curve in curves.items():
         parts.append(f"## {codec} ({ENCODERS[codec]})")
-        parts.append(markdown_table(
-            ["CRF", "bpp", "bpp with SEI", "PSNR", "PSNR of mean MSE", "MSE", "MAE", "SSIM", "SSIM-OpenSTL",
-             "temporal MAE", "keyframes (max)", "s"],
-            [[p["crf"], f"{p['bpp']:.4f}", f"{p['bpp_with_sei']:.4f}", _fmt(p["psnr"]), _fmt(p["psnr_of_mean_mse"]),
-              _fmt(p["mse"]), _fmt(p["mae"]), _fmt(p.get("ssim"), 4), _fmt(p.get("ssim_openstl"), 4),
-              _fmt(p.get("temporal_mae"), 5), p["keyframes_max"], f"{p['encode_decode_s']:.1f}"] for p in curve]))
+        parts.append(
+            markdown_table(
+                [
+                    "CRF",
+                    "bpp",
+                    "bpp with SEI",
+                    "PSNR",
+                    "PSNR of mean MSE",
+                    "MSE",
+                    "MAE",
+                    "SSIM",
+                    "SSIM-OpenSTL",
+                    "temporal MAE",
+                    "keyframes (max)",
+                    "s",
+                ],
+                [
+                    [
+                        p["crf"],
+                        f"{p['bpp']:.4f}",
+                        f"{p['bpp_with_sei']:.4f}",
+                        _fmt(p["psnr"]),
+                        _fmt(p["psnr_of_mean_mse"]),
+                        _fmt(p["mse"]),
+                        _fmt(p["mae"]),
+                        _fmt(p.get("ssim"), 4),
+                        _fmt(p.get("ssim_openstl"), 4),
+                        _fmt(p.get("temporal_mae"), 5),
+                        p["keyframes_max"],
+                        f"{p['encode_decode_s']:.1f}",
+                    ]
+                    for p in curve
+                ],
+            )
+        )
     md = "\n\n".join(parts)
-    data = {"environment": env, "args": vars(args), "clips": {"n": n, "length": t, "height": h, "width": w,
-            "channels": c, "source": description}, "summary": summary, "curves": curves}
+    data = {
+        "environment": env,
+        "args": vars(args),
+        "clips": {"n": n, "length": t, "height": h, "width": w, "channels": c, "source": description},
+        "summary": summary,
+        "curves": curves,
+    }
     out_dir = Path(args.results_dir)
     atomic_write_json(out_dir / f"{args.stem}.json", _finite(data))
     atomic_write_text(out_dir / f"{args.stem}.md", md.rstrip() + "\n")

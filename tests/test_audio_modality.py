@@ -18,12 +18,14 @@ from vqfuse.modalities.audio import AudioModality
 SR = 16000
 
 
-
-
 def _tones(batch: int, seconds: float = 1.0) -> torch.Tensor:
     t = torch.arange(int(SR * seconds)) / SR
-    return torch.stack([0.5 * torch.sin(2 * math.pi * (200 + 100 * b) * t) * (0.6 + 0.4 * torch.sin(2 * math.pi * 2 * t))
-                        for b in range(batch)]).unsqueeze(1)  # (B, 1, T) fmt: skip
+    return torch.stack(
+        [
+            0.5 * torch.sin(2 * math.pi * (200 + 100 * b) * t) * (0.6 + 0.4 * torch.sin(2 * math.pi * 2 * t))
+            for b in range(batch)
+        ]
+    ).unsqueeze(1)  # (B, 1, T)
 
 
 def test_registered_and_basic_facts():

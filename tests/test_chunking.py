@@ -53,8 +53,12 @@ def test_chunking_from_seconds():
 def local_nets(hop: int = 4) -> tuple[nn.Module, nn.Module]:
     """An encoder-like (stride hop) and a decoder-like (x hop) net, each seeing about 2 frames around."""
     torch.manual_seed(0)
-    enc = nn.Sequential(nn.Conv1d(2, 8, 7, padding=3), nn.SiLU(), nn.Conv1d(8, 5, 2 * hop, stride=hop, padding=hop // 2))
-    dec = nn.Sequential(nn.Upsample(scale_factor=hop), nn.Conv1d(5, 8, 5, padding=2), nn.SiLU(), nn.Conv1d(8, 2, 7, padding=3))
+    enc = nn.Sequential(
+        nn.Conv1d(2, 8, 7, padding=3), nn.SiLU(), nn.Conv1d(8, 5, 2 * hop, stride=hop, padding=hop // 2)
+    )
+    dec = nn.Sequential(
+        nn.Upsample(scale_factor=hop), nn.Conv1d(5, 8, 5, padding=2), nn.SiLU(), nn.Conv1d(8, 2, 7, padding=3)
+    )
     return enc, dec
 
 
@@ -114,7 +118,7 @@ def receptive_frames(net: nn.Module, channels: int, in_step: int, frames: int = 
     x = torch.randn(1, channels, frames * in_step, requires_grad=True)
     y = net(x)  # (1, C', frames * out_step)
     out_step = y.shape[-1] // frames
-    y[..., frames // 2 * out_step: (frames // 2 + 1) * out_step].sum().backward()
+    y[..., frames // 2 * out_step : (frames // 2 + 1) * out_step].sum().backward()
     hit = (x.grad[0].abs().sum(0) > 0).nonzero()[:, 0] // in_step  # frames with a nonzero gradient
     assert 0 < hit.min() and hit.max() < frames - 1, "the probe is too short for this receptive field"
     return int(max(frames // 2 - hit.min(), hit.max() - frames // 2))
@@ -165,6 +169,7 @@ def test_three_minutes_round_trip_in_bounded_windows(tmp_path, monkeypatch):
     def watch(name: str):
         def hook(module, inputs, output):
             largest[name] = max(largest[name], output.numel())
+
         return hook
 
     for name in largest:

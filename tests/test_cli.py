@@ -20,8 +20,6 @@ from vqfuse.io.tokenfile import read_tokens
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cli") / "run"
@@ -148,7 +146,9 @@ def test_input_errors(model_dir, tmp_path, capsys):
 def test_info(model_dir, capsys):
     code, out, _ = run(capsys, "info", model_dir)
     assert code == 0
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith((" ", "{", "}")))
+    fields = dict(
+        line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith((" ", "{", "}"))
+    )
     model_id = json.loads((model_dir / "model" / "config.json").read_text())["model_id"]
     assert fields["model id"].strip() == model_id
     assert fields["quantizer"].strip() == "vq, codebook size 32"
@@ -161,10 +161,18 @@ def test_train_unknown_preset_and_overrides(fake_trainer, tmp_path, capsys):
     code, _, err = run(capsys, "train", "no-such-preset")
     assert code == 1 and error_line(err).startswith("error: no-such-preset: no such config file or preset (presets: ")
     assert not fake_trainer
-    code, out, err = run(capsys, "train", "image-emoji32", "steps=5", f"out={tmp_path / 'r'}", "train.lr=1e-3",
-                         "--resume", "--no-progress")
+    code, out, err = run(
+        capsys,
+        "train",
+        "image-emoji32",
+        "steps=5",
+        f"out={tmp_path / 'r'}",
+        "train.lr=1e-3",
+        "--resume",
+        "--no-progress",
+    )
     assert code == 0, err
-    (config, resume, progress), = fake_trainer
+    ((config, resume, progress),) = fake_trainer
     assert config.train.steps == 5 and config.train.lr == 1e-3 and resume and not progress
     assert out.strip().splitlines()[-1] == str(tmp_path / "r")
     code, _, err = run(capsys, "train", "image-emoji32", "steps")
@@ -174,8 +182,19 @@ def test_train_unknown_preset_and_overrides(fake_trainer, tmp_path, capsys):
 def test_evaluate(model_dir, tmp_path, capsys, monkeypatch):
     for i in range(3):
         write_png(tmp_path / "imgs" / f"{i}.png", 20, 20, seed=i)
-    code, out, err = run(capsys, "evaluate", model_dir, "--data", f"folder:{tmp_path / 'imgs'}", "--split", "all",
-                         "--batch-size", "2", "--out", tmp_path / "ev")
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        model_dir,
+        "--data",
+        f"folder:{tmp_path / 'imgs'}",
+        "--split",
+        "all",
+        "--batch-size",
+        "2",
+        "--out",
+        tmp_path / "ev",
+    )
     assert code == 0, err
     assert "| metric | value |" in out and "| psnr |" in out and "| bits_per_pixel | 1.25 |" in out
     report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
@@ -190,10 +209,11 @@ def test_evaluate(model_dir, tmp_path, capsys, monkeypatch):
 
 
 def test_demo(fake_trainer, tmp_path, capsys, monkeypatch):
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "3", "--no-progress",
-                         "--stage", "image-emoji32")  # fmt: skip
+    code, out, err = run(
+        capsys, "demo", "--out", tmp_path / "demo", "--steps", "3", "--no-progress", "--stage", "image-emoji32"
+    )
     assert code == 0, err
-    (config, resume, progress), = fake_trainer
+    ((config, resume, progress),) = fake_trainer
     run_dir = tmp_path / "demo" / "image-emoji32"
     assert config.out == str(run_dir) and config.train.steps == 3 and not resume and not progress
     assert config.data["train"] == "emoji"
@@ -209,18 +229,24 @@ def test_demo(fake_trainer, tmp_path, capsys, monkeypatch):
 def test_demo_speech_stage_writes_every_bitrate(fake_trainer, tmp_path, capsys):
     code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress", "--stage", "audio-speech16k")
     assert code == 0, err
-    (config, _, _), = fake_trainer
+    ((config, _, _),) = fake_trainer
     assert config.modality == "audio" and config.train.steps == 600 and config.data["segment_seconds"] == 0.5
     listen = tmp_path / "demo" / "audio-speech16k" / "listen"
     names = sorted(p.name for p in listen.iterdir())
-    assert names == sorted([f"clip{i}-{kind}.wav" for i in range(3) for kind in ("original", "0.5kbps", "1kbps", "1.5kbps", "2kbps")])
+    assert names == sorted(
+        [f"clip{i}-{kind}.wav" for i in range(3) for kind in ("original", "0.5kbps", "1kbps", "1.5kbps", "2kbps")]
+    )
     assert wav_samples(listen / "clip0-2kbps.wav").shape == wav_samples(listen / "clip0-original.wav").shape
     assert str(listen / "clip0-original.wav") in out
 
 
 def test_demo_unknown_stage(tmp_path, capsys):
     code, _, err = run(capsys, "demo", "--out", tmp_path / "demo", "--stage", "video")
-    assert code == 1 and error_line(err) == "error: unknown demo stage 'video'; choose from image-emoji32, audio-speech16k, fusion-av-digits"
+    assert (
+        code == 1
+        and error_line(err)
+        == "error: unknown demo stage 'video'; choose from image-emoji32, audio-speech16k, fusion-av-digits"
+    )
 
 
 def test_demo_resumes_an_interrupted_run(fake_trainer, tmp_path, capsys, monkeypatch):
@@ -263,7 +289,9 @@ def test_subprocess_exit_codes_and_stderr(tmp_path):
     """Through a real process: one `error:` line and exit 1 for a user error, exit 2 for a usage error.
     (Both fail before torch is imported, so this stays fast.)"""
     cmd = [sys.executable, "-m", "vqfuse"]
-    p = subprocess.run(cmd + ["train", str(tmp_path / "nope.yaml"), "steps=1"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        cmd + ["train", str(tmp_path / "nope.yaml"), "steps=1"], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 1 and p.stdout == ""
     (line,) = p.stderr.splitlines()
     assert line.startswith(f"error: {tmp_path / 'nope.yaml'}: no such config file or preset (presets: ")
@@ -273,7 +301,9 @@ def test_subprocess_exit_codes_and_stderr(tmp_path):
 
 # ----------------------------------------------------------------------------------------------- audio
 
-AUDIO_SUMMARY = r"(\d+) tokens, ([\d.]+) kbit/s, ([\d.]+) tokens/s, ([\d.]+) s of audio in \d+\.\d\d s \(([\d.]+)x real time\)"
+AUDIO_SUMMARY = (
+    r"(\d+) tokens, ([\d.]+) kbit/s, ([\d.]+) tokens/s, ([\d.]+) s of audio in \d+\.\d\d s \(([\d.]+)x real time\)"
+)
 
 
 def test_audio_bitrate_options_and_summary_lines(audio_dir, tmp_path, capsys):
@@ -302,7 +332,9 @@ def test_audio_option_and_file_errors(audio_dir, model_dir, tmp_path, capsys):
     src = write_wav(tmp_path / "a.wav", 1.0)
     code, out, err = run(capsys, "encode", audio_dir, src, tmp_path / "a.vqf", "--kbps", "0.2")
     assert code == 1 and out == ""
-    assert error_line(err) == "error: --kbps 0.2 is below the lowest bitrate of this model; allowed: 0.5, 1, 1.5, 2 kbit/s"
+    assert (
+        error_line(err) == "error: --kbps 0.2 is below the lowest bitrate of this model; allowed: 0.5, 1, 1.5, 2 kbit/s"
+    )
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "a.vqf").exists()
     code, _, err = run(capsys, "reconstruct", audio_dir, src, tmp_path / "r.wav", "--kbps", "1", "--n-q", "2")
     assert code == 1 and error_line(err) == "error: give --n-q or --kbps, not both"
@@ -310,7 +342,11 @@ def test_audio_option_and_file_errors(audio_dir, model_dir, tmp_path, capsys):
     assert code == 1 and error_line(err) == "error: --n-q must be in 1..4, got 5"
     write_png(tmp_path / "p.png", 8, 8)
     code, _, err = run(capsys, "encode", model_dir, tmp_path / "p.png", tmp_path / "p.vqf", "--kbps", "1")
-    assert code == 1 and error_line(err) == "error: --kbps needs a model rated in kbit/s; this image model is rated in bits/pixel (use --n-q)"
+    assert (
+        code == 1
+        and error_line(err)
+        == "error: --kbps needs a model rated in kbit/s; this image model is rated in bits/pixel (use --n-q)"
+    )
     (tmp_path / "bad.wav").write_bytes(b"RIFF not really audio")
     code, _, err = run(capsys, "encode", audio_dir, tmp_path / "bad.wav", tmp_path / "bad.vqf", "--kbps", "2")
     assert code == 1 and error_line(err).startswith(f"error: {tmp_path / 'bad.wav'}: ")
@@ -318,4 +354,6 @@ def test_audio_option_and_file_errors(audio_dir, model_dir, tmp_path, capsys):
     # image tokens given to the audio model: one line naming the token file
     assert run(capsys, "encode", model_dir, tmp_path / "p.png", tmp_path / "p.vqf")[0] == 0
     code, _, err = run(capsys, "decode", audio_dir, tmp_path / "p.vqf", tmp_path / "p.wav")
-    assert code == 1 and error_line(err) == f"error: {tmp_path / 'p.vqf'} holds image tokens, but the model is for audio"
+    assert (
+        code == 1 and error_line(err) == f"error: {tmp_path / 'p.vqf'} holds image tokens, but the model is for audio"
+    )

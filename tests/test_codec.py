@@ -21,6 +21,7 @@ from vqfuse.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("model")
@@ -199,7 +200,9 @@ def test_model_info(model_dir):
 
 def test_summary_line():
     r = BatchResult(done=[FileResult(Path("a"), Path("b"), 64, 320.0, 256)], seconds=0.5)
-    assert codec.summary_line("encoded", r, get_modality("image")) == "encoded 1 file: 64 tokens, 1.25 bits/pixel, 0.50 s"
+    assert (
+        codec.summary_line("encoded", r, get_modality("image")) == "encoded 1 file: 64 tokens, 1.25 bits/pixel, 0.50 s"
+    )
 
 
 def test_evaluate_model_writes_json_and_markdown(model_dir, tmp_path, monkeypatch):
@@ -228,8 +231,11 @@ def test_audio_rates_and_n_q_for_kbps(audio_model):
     assert m.rates() == pytest.approx([0.5, 1.0, 1.5, 2.0])
     assert m.rate(3) == pytest.approx(1.5) and m.rate() == pytest.approx(2.0)
     assert [m.n_q_for_rate(k) for k in (0.5, 0.99, 1.0, 1.2, 2.0, 6.0)] == [1, 1, 2, 2, 4, 4]
-    with pytest.raises(ConfigError, match=r"^--kbps 0.3 is below the lowest bitrate of this model; "
-                                          r"allowed: 0.5, 1, 1.5, 2 kbit/s$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^--kbps 0.3 is below the lowest bitrate of this model; "
+        r"allowed: 0.5, 1, 1.5, 2 kbit/s$",
+    ):
         codec.resolve_n_q(m, kbps=0.3)
     assert codec.resolve_n_q(m, kbps=1.6) == 3 and codec.resolve_n_q(m, n_q=2) == 2 and codec.resolve_n_q(m) is None
     with pytest.raises(ConfigError, match="not both"):
@@ -243,7 +249,9 @@ def test_audio_rates_and_n_q_for_kbps(audio_model):
 
 def test_kbps_on_an_image_model_is_an_error(model, tmp_path):
     write_png(tmp_path / "a.png", 8, 8)
-    with pytest.raises(ConfigError, match="--kbps needs a model rated in kbit/s; this image model is rated in bits/pixel"):
+    with pytest.raises(
+        ConfigError, match="--kbps needs a model rated in kbit/s; this image model is rated in bits/pixel"
+    ):
         codec.encode_path(model, tmp_path / "a.png", tmp_path / "a.vqf", kbps=1)
     assert not (tmp_path / "a.vqf").exists()
 
@@ -254,7 +262,12 @@ def test_audio_file_at_a_chosen_bitrate(audio_model, tmp_path):
     tf = read_tokens(tmp_path / "in.wav.vqf")
     assert tf.shape == (2, 69) and tf.codebook_size == [1024, 1024]
     assert tf.meta == {"size": [21920], "source": "in.wav", "sample_rate": SR}
-    assert r.tokens == 138 and r.bits == pytest.approx(1380) and r.extent == pytest.approx(21920 / SR) and r.duration == r.extent
+    assert (
+        r.tokens == 138
+        and r.bits == pytest.approx(1380)
+        and r.extent == pytest.approx(21920 / SR)
+        and r.duration == r.extent
+    )
     d = codec.decode_file(audio_model, tmp_path / "in.wav.vqf", tmp_path / "dec.wav")
     codec.reconstruct_file(audio_model, src, tmp_path / "rec.wav", kbps=1.2)
     assert d.duration == pytest.approx(21920 / SR) and wav_samples(tmp_path / "dec.wav").shape == (21920,)

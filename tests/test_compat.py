@@ -34,9 +34,11 @@ def test_an_old_fusion_run_loads_and_generates_the_same():
     assert model.stages == {"image": 1, "audio": 2} and model.item_shapes == {"image": (16, 16), "audio": (512,)}
     assert torch.equal(model.encode("image", expected["images"]), expected["image_codes"])
     assert torch.equal(model.encode("audio", expected["audio"]), expected["audio_codes"])
-    to_audio = model.generate(expected["images"], to="audio", generator=torch.Generator().manual_seed(1), rerank=2,
-                              steps=2)
-    to_image = model.generate(expected["audio"], to="image", generator=torch.Generator().manual_seed(2), rerank=1,
-                              steps=2)
+    to_audio = model.generate(
+        expected["images"], to="audio", generator=torch.Generator().manual_seed(1), rerank=2, steps=2
+    )
+    to_image = model.generate(
+        expected["audio"], to="image", generator=torch.Generator().manual_seed(2), rerank=1, steps=2
+    )
     torch.testing.assert_close(to_audio, expected["to_audio"], atol=1e-6, rtol=0)
     torch.testing.assert_close(to_image, expected["to_image"], atol=1e-6, rtol=0)

@@ -23,14 +23,35 @@ class VolumeModality(Modality):
 register_modality(VolumeModality())
 
 TINY = {
-    "image": (AutoencoderConfig(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4), (2, 3, 16, 16)),
-    "audio": (AutoencoderConfig(dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2), strides=(4, 5), latent_dim=8, norm_groups=4), (2, 1, 400)),
-    "test-volume": (AutoencoderConfig(dims=3, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4, causal=True), (1, 3, 4, 8, 8)),
+    "image": (
+        AutoencoderConfig(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4),
+        (2, 3, 16, 16),
+    ),
+    "audio": (
+        AutoencoderConfig(
+            dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2), strides=(4, 5), latent_dim=8, norm_groups=4
+        ),
+        (2, 1, 400),
+    ),
+    "test-volume": (
+        AutoencoderConfig(
+            dims=3, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4, causal=True
+        ),
+        (1, 3, 4, 8, 8),
+    ),
 }
 
 
 @pytest.mark.parametrize("modality", list(TINY))
-@pytest.mark.parametrize("quantizer", [{"kind": "vq", "codebook_size": 32}, {"kind": "rvq", "codebook_size": 16, "n_quantizers": 2}, {"kind": "fsq", "levels": [5, 5, 4]}, {"kind": "lfq", "codebook_size": 64}])
+@pytest.mark.parametrize(
+    "quantizer",
+    [
+        {"kind": "vq", "codebook_size": 32},
+        {"kind": "rvq", "codebook_size": 16, "n_quantizers": 2},
+        {"kind": "fsq", "levels": [5, 5, 4]},
+        {"kind": "lfq", "codebook_size": 64},
+    ],
+)
 def test_round_trip_and_save_load(modality, quantizer, tmp_path):
     torch.manual_seed(0)
     ae, shape = TINY[modality]
@@ -54,7 +75,9 @@ def test_any_size_encodes_and_decodes_back_to_that_size(modality):
     """Every axis is padded up to a multiple of its factor and cropped back: odd sizes work."""
     torch.manual_seed(0)
     ae, shape = TINY[modality]
-    model = Tokenizer(TokenizerConfig(modality=modality, autoencoder=ae, quantizer={"kind": "vq", "codebook_size": 32})).eval()
+    model = Tokenizer(
+        TokenizerConfig(modality=modality, autoencoder=ae, quantizer={"kind": "vq", "codebook_size": 32})
+    ).eval()
     odd = tuple(n + f - 1 for n, f in zip(shape[2:], model.downsample_factors))  # never a multiple
     x = torch.rand(shape[0], shape[1], *odd) * 2 - 1
     idx = model.encode(x)

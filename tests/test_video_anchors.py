@@ -95,8 +95,22 @@ def test_at_bpp_and_bits_factor() -> None:
 
 
 def test_main_smoke_writes_json_and_markdown(tmp_path: Path) -> None:
-    data = va.main(["--source", "squares", "--clips", "1", "--length", "3", "--codecs", "h264",
-                    "--results-dir", str(tmp_path), "--stem", "smoke"])
+    data = va.main(
+        [
+            "--source",
+            "squares",
+            "--clips",
+            "1",
+            "--length",
+            "3",
+            "--codecs",
+            "h264",
+            "--results-dir",
+            str(tmp_path),
+            "--stem",
+            "smoke",
+        ]
+    )
     assert "bouncing squares" in data["clips"]["source"]
     saved = json.loads((tmp_path / "smoke.json").read_text())
     assert len(saved["curves"]["h264"]) == len(va.DEFAULT_CRFS["h264"])

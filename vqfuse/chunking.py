@@ -64,9 +64,7 @@ class Chunking:
         return self.chunk + 2 * self.margin
 
     @classmethod
-    def from_seconds(
-        cls, frames_per_second: float, chunk: float, margin: float, crossfade: float = 0.0
-    ) -> "Chunking":
+    def from_seconds(cls, frames_per_second: float, chunk: float, margin: float, crossfade: float = 0.0) -> "Chunking":
         """Durations in seconds -> whole frames (so every boundary is a multiple of the hop)."""
         return cls(
             chunk=max(1, round(chunk * frames_per_second)),
@@ -96,8 +94,7 @@ def plan_windows(n: int, chunking: Chunking) -> list[Window]:
     count = math.ceil(n / chunking.chunk)
     bounds = [round(k * n / count) for k in range(count + 1)]
     return [
-        Window(max(0, a - chunking.margin), min(n, b + chunking.margin), a, b)
-        for a, b in zip(bounds[:-1], bounds[1:])
+        Window(max(0, a - chunking.margin), min(n, b + chunking.margin), a, b) for a, b in zip(bounds[:-1], bounds[1:])
     ]
 
 
@@ -142,8 +139,9 @@ def apply_chunked(
     for k, w in enumerate(windows):
         y = fn(x.narrow(axis, w.start * in_step, (w.stop - w.start) * in_step))  # (..., (stop-start)*out_step, ...)
         if y.shape[axis] != (w.stop - w.start) * out_step:
-            raise ValueError(f"fn gave {y.shape[axis]} steps for {w.stop - w.start} frames, "
-                             f"expected {out_step} per frame")
+            raise ValueError(
+                f"fn gave {y.shape[axis]} steps for {w.stop - w.start} frames, expected {out_step} per frame"
+            )
         first, last = k == 0, k == len(windows) - 1
         lo = w.keep_start - (0 if first else fade)  # frames this window contributes to
         hi = w.keep_stop + (0 if last else fade)
@@ -158,7 +156,7 @@ def apply_chunked(
             if not first:
                 weight[: ramp.numel()] = ramp
             if not last:
-                weight[weight.numel() - ramp.numel():] = 1 - ramp
+                weight[weight.numel() - ramp.numel() :] = 1 - ramp
             view = [1] * part.dim()
             view[axis] = -1
             part = part * weight.view(view)
@@ -181,5 +179,13 @@ def pad_to_multiple(x: Tensor, factors: tuple[int, ...]) -> Tensor:
     return F.pad(x.unsqueeze(0), pad, mode="replicate").squeeze(0)
 
 
-__all__ = ["Chunking", "Window", "plan_windows", "apply_chunked", "pad_to_multiple",
-           "CHUNK_SECONDS", "MARGIN_SECONDS", "CROSSFADE_SECONDS"]
+__all__ = [
+    "Chunking",
+    "Window",
+    "plan_windows",
+    "apply_chunked",
+    "pad_to_multiple",
+    "CHUNK_SECONDS",
+    "MARGIN_SECONDS",
+    "CROSSFADE_SECONDS",
+]

@@ -182,10 +182,13 @@ def reconstruct(
 def evaluate(
     model: ModelArg,
     data: Annotated[
-        Optional[str], typer.Option("--data", help="Dataset spec (emoji, digits, photos, folder:PATH); default: the training data.")
+        Optional[str],
+        typer.Option("--data", help="Dataset spec (emoji, digits, photos, folder:PATH); default: the training data."),
     ] = None,
     split: Annotated[str, typer.Option("--split", help="train, test or all.")] = "test",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where evaluation.json/.md go; default: the run directory.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Where evaluation.json/.md go; default: the run directory.")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
 ) -> None:
     """Evaluate a tokenizer (reconstruction quality, codebook use) or a fusion run (cross-modal coherence, fused
@@ -228,16 +231,24 @@ def info(model: ModelArg) -> None:
         ("model", str(resolve_model_dir(model))),
         ("model id", d["model_id"]),
         ("modality", d["modality"]),
-        ("quantizer", f"{d['quantizer']}, codebook size {d['codebook_size']}"
-                      + (f" x {d['stages']} stages" if d["stages"] > 1 else "")),
+        (
+            "quantizer",
+            f"{d['quantizer']}, codebook size {d['codebook_size']}"
+            + (f" x {d['stages']} stages" if d["stages"] > 1 else ""),
+        ),
         ("downsampling", "x".join(str(f) for f in d["downsample_factors"])),
         ("parameters", f"{d['parameters']:,}"),
     ]
     if d["frames_per_second"] is not None:
         rows.append(("frames per second", f"{d['frames_per_second']:.6g}"))
     if d["frames_per_second"] is not None or len(d["rates"]) > 1:
-        rows.append((f"bitrates ({d['rate_unit']})", ", ".join(f"{r:g}" for r in d["rates"])
-                     + (f" (--n-q 1..{len(d['rates'])})" if len(d["rates"]) > 1 else "")))
+        rows.append(
+            (
+                f"bitrates ({d['rate_unit']})",
+                ", ".join(f"{r:g}" for r in d["rates"])
+                + (f" (--n-q 1..{len(d['rates'])})" if len(d["rates"]) > 1 else ""),
+            )
+        )
     if "item_shape" in d:
         rows += [
             ("item", "x".join(str(n) for n in d["item_shape"])),
@@ -251,104 +262,15 @@ def info(model: ModelArg) -> None:
     typer.echo(json.dumps(d["config"], indent=2))
 
 
-# --------------------------------------------------------------------------------------------- generate
-
-
-@app.command()
-def generate(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="A fusion run directory (holding fusion.json).")],
-    out: Annotated[str, typer.Argument(metavar="OUT", help="Output file or folder (--from), or output folder (--joint).")],
-    src: Annotated[Optional[str], typer.Option("--from", metavar="IN", help="Input image or audio file, or a folder of them.")] = None,
-    to: Annotated[Optional[str], typer.Option("--to", metavar="MODALITY", help="What to generate from IN (one of the model's modalities).")] = None,
-    joint: Annotated[Optional[int], typer.Option("--joint", metavar="N", min=1, help="Sample N image + audio pairs instead.")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="MaskGIT decoding steps (default: the model's).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Sampling temperature; 0 is greedy.")] = None,
-    cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: none).")] = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample among the k most likely codes.")] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")] = None,
-    rerank: Annotated[Optional[int], typer.Option("--rerank", min=1, help="Candidates per output; the one the prior finds most coherent with the other modality is kept (1: none; default: the model's).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed gives the same outputs).")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Items per prior call.")] = 32,
-) -> None:
-    """Generate across modalities with a fusion model: images -> audio, audio -> images, or joint pairs.
-
-    vqfuse generate RUN --from digit.png --to audio digit.wav; vqfuse generate RUN --from clips/ --to image
-    out/ (the tree is mirrored, a/one.wav -> out/a/one.png); vqfuse generate RUN --joint 8 samples/
-    (sample-000.png + sample-000.wav, ...). Images are fitted to the model's size (centre crop), audio
-    centred and cut or padded to its clip length.
-    """
-    from vqfuse.fusion.files import generate_path, sample_joint_path, source_of
-    from vqfuse.fusion.model import FusionModel
-
-    if (src is None) == (joint is None):
-        raise VqfuseError("give either --from IN --to MODALITY, or --joint N")
-    if joint is None and to is None:
-        raise VqfuseError("--from needs --to MODALITY (one of the model's, see `vqfuse info`)")
-    if joint is not None and to is not None:
-        raise VqfuseError("--to goes with --from; --joint samples both modalities")
-    sampling = {k: v for k, v in {"steps": steps, "temperature": temperature, "cfg_scale": cfg_scale,
-                                  "top_k": top_k, "top_p": top_p, "rerank": rerank}.items() if v is not None}
-    if cfg_scale is not None and cfg_scale == 1.0:
-        sampling["cfg_scale"] = None  # the conditional model alone: skip the unconditional pass
-    device = "cuda" if _cuda() else "cpu"
-    fm = FusionModel.from_run(model, device=device)
-    if joint is not None:
-        sampling.pop("cfg_scale", None)
-        written = sample_joint_path(fm, joint, out, batch_size=batch_size, seed=seed, **sampling)
-        kind = " + ".join(fm.names) + (" pair" if len(fm.names) == 2 else " set")
-        typer.echo(f"sampled {len(written)} {kind}{'s' if len(written) != 1 else ''} -> {out}")
-        return
-    if to not in fm.names:
-        raise VqfuseError(f"--to must be one of this model's modalities: {', '.join(fm.names)}")
-    result = generate_path(fm, src, out, to, batch_size=batch_size, on_error=_on_file_error,
-                           progress=sys.stderr.isatty(), seed=seed, **sampling)
-    n = len(result.done)
-    typer.echo(f"generated {n} {to} file{'s' if n != 1 else ''} from {source_of(fm, src, to)} "
-               f"in {result.seconds:.2f} s -> {out}" + (f"; {len(result.failed)} failed" if result.failed else ""))
-    if result.failed:
-        _err(f"error: {len(result.failed)} of {len(result.failed) + n} files failed")
-        raise typer.Exit(1)
-
-
-@app.command()
-def repair(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="A fusion run directory with a masked (maskgit) prior.")],
-    src: Annotated[str, typer.Argument(metavar="IN", help="A damaged image (with --mask) or noisy speech file.")],
-    out: Annotated[str, typer.Argument(metavar="OUT", help="The repaired file (same modality as IN).")],
-    mask: Annotated[Optional[str], typer.Option("--mask", metavar="MASK", help="Image of the missing region: white = missing, black = kept.")] = None,
-    condition: Annotated[Optional[List[str]], typer.Option("--condition", metavar="FILE", help="A file of another modality to condition on (e.g. the spoken digit for an image); repeat for several.")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", metavar="NAME", help="The segment IN belongs to, where several share its file type.")] = None,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="MaskGIT decoding steps.")] = 8,
-    cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale with a condition (default: none).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-) -> None:
-    """Repair a damaged input through a fusion model's tokens, optionally helped by the other modalities.
-
-    vqfuse repair RUN damaged.png fixed.png --mask hole.png [--condition digit.wav] inpaints the white region
-    of the mask; vqfuse repair RUN noisy.wav clean.wav [--condition digit.png] denoises speech of any length.
-    """
-    from vqfuse.fusion.model import FusionModel
-    from vqfuse.fusion.repair_files import repair_file
-
-    fm = FusionModel.from_run(model, device="cuda" if _cuda() else "cpu")
-    result = repair_file(fm, src, out, mask=mask, condition=condition or None, target=target, steps=steps,
-                         cfg_scale=None if cfg_scale == 1.0 else cfg_scale, seed=seed)
-    typer.echo(result.summary())
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 # ------------------------------------------------------------------------------------------------- demo
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path("runs/demo"),
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps (default: the preset's).")] = None,
+    steps: Annotated[
+        Optional[int], typer.Option("--steps", min=1, help="Training steps (default: the preset's).")
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     stage: Annotated[Optional[List[str]], typer.Option("--stage", help="Run only this stage (repeatable).")] = None,
 ) -> None:
@@ -360,6 +282,8 @@ def demo(
 
     run_demo(out, steps=steps, progress=not no_progress, stages=select_stages(stage), log=typer.echo)
 
+
+from vqfuse import cli_fusion  # noqa: E402, F401  (registers `generate` and `repair` on `app`)
 
 # ------------------------------------------------------------------------------------------------- main
 

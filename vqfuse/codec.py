@@ -60,8 +60,10 @@ def summary_line(verb: str, result: BatchResult, modality: Modality) -> str:
     if result.duration > 0:
         signal = result.duration
         speed = f"{_num(signal / result.seconds, 3)}x real time" if result.seconds > 0 else "real time n/a"
-        text += (f", {_num(result.tokens / signal, 4)} tokens/s, {_num(signal, 4)} s of {modality.name} "
-                 f"in {result.seconds:.2f} s ({speed})")
+        text += (
+            f", {_num(result.tokens / signal, 4)} tokens/s, {_num(signal, 4)} s of {modality.name} "
+            f"in {result.seconds:.2f} s ({speed})"
+        )
     else:
         text += f", {result.seconds:.2f} s"
     if result.failed:
@@ -78,15 +80,18 @@ def resolve_n_q(model: Tokenizer, n_q: int | None = None, kbps: float | None = N
         raise ConfigError("give --n-q or --kbps, not both")
     unit = model.modality.rate_unit
     if unit != "kbit/s":
-        raise ConfigError(f"--kbps needs a model rated in kbit/s; this {model.config.modality} model is rated in "
-                          f"{unit} (use --n-q)")
+        raise ConfigError(
+            f"--kbps needs a model rated in kbit/s; this {model.config.modality} model is rated in {unit} (use --n-q)"
+        )
     return model.n_q_for_rate(kbps, what="--kbps")
 
 
 def _result(model: Tokenizer, src: Path, dst: Path, tf: TokenFile, size: list[int]) -> FileResult:
     tokens, bits = token_bits(tf)
     modality = model.modality
-    return FileResult(src, dst, tokens, bits, modality.extent(size, model.meta), modality.duration(size, model.meta) or 0.0)
+    return FileResult(
+        src, dst, tokens, bits, modality.extent(size, model.meta), modality.duration(size, model.meta) or 0.0
+    )
 
 
 def load_item(model: Tokenizer, path: Path) -> Tensor:
@@ -99,8 +104,14 @@ def load_item(model: Tokenizer, path: Path) -> Tensor:
     return x
 
 
-def encode_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, n_q: int | None = None,
-                kbps: float | None = None, chunking: ChunkingLike = True) -> FileResult:
+def encode_file(
+    model: Tokenizer,
+    in_path: PathLike,
+    out_path: PathLike,
+    n_q: int | None = None,
+    kbps: float | None = None,
+    chunking: ChunkingLike = True,
+) -> FileResult:
     """One input file -> one ``.vqf`` token file (written atomically)."""
     in_path, out_path = Path(in_path), Path(out_path)
     n_q = resolve_n_q(model, n_q, kbps)
@@ -119,8 +130,14 @@ def decode_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, chunkin
     return _result(model, in_path, out_path, tf, list(x.shape[1:]))
 
 
-def reconstruct_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, n_q: int | None = None,
-                     kbps: float | None = None, chunking: ChunkingLike = True) -> FileResult:
+def reconstruct_file(
+    model: Tokenizer,
+    in_path: PathLike,
+    out_path: PathLike,
+    n_q: int | None = None,
+    kbps: float | None = None,
+    chunking: ChunkingLike = True,
+) -> FileResult:
     """encode + decode in memory: the output is exactly what ``decode(encode(in))`` would write."""
     in_path, out_path = Path(in_path), Path(out_path)
     n_q = resolve_n_q(model, n_q, kbps)
@@ -148,8 +165,15 @@ def decoded_name(name: str, modality: Modality) -> str:
     return stem + modality.default_output_suffix()
 
 
-def encode_path(model: ModelLike, src: PathLike, dst: PathLike, n_q: int | None = None,
-                on_error: ErrorHandler | None = None, progress: bool = False, kbps: float | None = None) -> BatchResult:
+def encode_path(
+    model: ModelLike,
+    src: PathLike,
+    dst: PathLike,
+    n_q: int | None = None,
+    on_error: ErrorHandler | None = None,
+    progress: bool = False,
+    kbps: float | None = None,
+) -> BatchResult:
     """Encode a file to ``dst`` (a ``.vqf`` path or a folder), or a folder tree into folder ``dst``.
 
     For a single file the first error is raised; in a folder, failing files are reported and skipped.
@@ -164,8 +188,9 @@ def encode_path(model: ModelLike, src: PathLike, dst: PathLike, n_q: int | None 
     return run_files(src, pairs, lambda a, b: encode_file(model, a, b, n_q=n_q), on_error, progress, "encode")
 
 
-def decode_path(model: ModelLike, src: PathLike, dst: PathLike, on_error: ErrorHandler | None = None,
-                progress: bool = False) -> BatchResult:
+def decode_path(
+    model: ModelLike, src: PathLike, dst: PathLike, on_error: ErrorHandler | None = None, progress: bool = False
+) -> BatchResult:
     """Decode a ``.vqf`` file to ``dst``, or a folder tree of them into folder ``dst``
     (``a/cat.png.vqf`` -> ``dst/a/cat.png``)."""
     model = load_model(model)
@@ -174,16 +199,34 @@ def decode_path(model: ModelLike, src: PathLike, dst: PathLike, on_error: ErrorH
     return run_files(src, pairs, lambda a, b: decode_file(model, a, b), on_error, progress, "decode")
 
 
-def reconstruct_path(model: ModelLike, src: PathLike, dst: PathLike, n_q: int | None = None,
-                     on_error: ErrorHandler | None = None, progress: bool = False,
-                     kbps: float | None = None) -> BatchResult:
+def reconstruct_path(
+    model: ModelLike,
+    src: PathLike,
+    dst: PathLike,
+    n_q: int | None = None,
+    on_error: ErrorHandler | None = None,
+    progress: bool = False,
+    kbps: float | None = None,
+) -> BatchResult:
     """encode + decode a file, or a folder tree into folder ``dst`` (same names, same formats)."""
     model = load_model(model)
     n_q = resolve_n_q(model, n_q, kbps)
     pairs = map_paths(src, dst, model.modality.extensions, what=model.modality.name)
-    return run_files(src, pairs, lambda a, b: reconstruct_file(model, a, b, n_q=n_q), on_error, progress,
-                     "reconstruct")
+    return run_files(src, pairs, lambda a, b: reconstruct_file(model, a, b, n_q=n_q), on_error, progress, "reconstruct")
 
 
-__all__ = ["TOKEN_SUFFIX", "load_model", "summary_line", "resolve_n_q", "load_item", "encode_file", "decode_file",
-           "reconstruct_file", "token_name", "decoded_name", "encode_path", "decode_path", "reconstruct_path"]
+__all__ = [
+    "TOKEN_SUFFIX",
+    "load_model",
+    "summary_line",
+    "resolve_n_q",
+    "load_item",
+    "encode_file",
+    "decode_file",
+    "reconstruct_file",
+    "token_name",
+    "decoded_name",
+    "encode_path",
+    "decode_path",
+    "reconstruct_path",
+]

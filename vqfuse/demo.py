@@ -47,9 +47,12 @@ def _openmoji_credit() -> str:
 DEMO_STAGES: list[DemoStage] = [
     DemoStage("image-emoji32", "image-emoji32", credit="openmoji"),
     # The speech codec at demo size: 0.5 s windows, batch 8, a quantizer warm-up that fits 600 steps.
-    DemoStage("audio-speech16k", "audio-speech16k", overrides=("steps=600", "batch_size=8", "data.segment_seconds=0.5",
-                                                      "train.quantizer_bypass_steps=150"),
-              bitrate_examples=True),
+    DemoStage(
+        "audio-speech16k",
+        "audio-speech16k",
+        overrides=("steps=600", "batch_size=8", "data.segment_seconds=0.5", "train.quantizer_bypass_steps=150"),
+        bitrate_examples=True,
+    ),
     DemoStage("fusion-av-digits", "fusion-av-digits"),
 ]
 CREDITS: dict[str, Callable[[], str]] = {"openmoji": _openmoji_credit}
@@ -82,7 +85,9 @@ def run_stage(stage: DemoStage, out: PathLike, steps: int | None, progress: bool
     config = load_config(stage.preset, overrides)
     if config.task == "fusion":
         if steps is not None:  # --steps sizes the whole stage: both tokenizers and the prior
-            config = load_config(stage.preset, [*overrides, f"tokenizers.image.steps={steps}", f"tokenizers.audio.steps={steps}"])
+            config = load_config(
+                stage.preset, [*overrides, f"tokenizers.image.steps={steps}", f"tokenizers.audio.steps={steps}"]
+            )
         return run_fusion_stage(stage, config, progress, log)
     run_dir = Path(config.out)
     if (run_dir / "model" / "config.json").is_file():
@@ -115,7 +120,9 @@ def run_fusion_stage(stage: DemoStage, config: Any, progress: bool, log: Log) ->
 
     run_dir = Path(config.out)
     if (run_dir / "fusion.json").is_file():
-        log(f"[{stage.name}] using the fusion model already trained in {run_dir} (delete it or pass --out to train again)")
+        log(
+            f"[{stage.name}] using the fusion model already trained in {run_dir} (delete it or pass --out to train again)"
+        )
     else:
         log(f"[{stage.name}] training the tokenizers it needs, then a {config.train.steps}-step prior -> {run_dir}")
         run_dir = Path(train_fusion(config, resume=_complete_checkpoint(run_dir), progress=progress))
@@ -123,7 +130,9 @@ def run_fusion_stage(stage: DemoStage, config: Any, progress: bool, log: Log) ->
     _, written = evaluate_fusion(run_dir, FusionEvalConfig(items=64, sections=("coherence",)), log=log)
     md = next(p for p in written if p.suffix == ".md")
     samples = [p for p in written if p.suffix in (".png", ".wav")]
-    return DemoResult(stage, run_dir, run_dir, samples, [p for p in written if p.suffix in (".md", ".json")], md.read_text())
+    return DemoResult(
+        stage, run_dir, run_dir, samples, [p for p in written if p.suffix in (".md", ".json")], md.read_text()
+    )
 
 
 def write_bitrate_examples(model_dir: PathLike, out_dir: PathLike, clips: int = 3) -> list[Path]:
@@ -144,7 +153,9 @@ def write_bitrate_examples(model_dir: PathLike, out_dir: PathLike, clips: int = 
         save_audio_file(clip, written[-1], sr)
     with torch.no_grad():
         for n_q, kbps in enumerate(model.rates(), start=1):
-            y = model.decode_codes(model.encode_codes(x, n_q=n_q if model.quantizer.variable_rate else None)).clamp(-1, 1)
+            y = model.decode_codes(model.encode_codes(x, n_q=n_q if model.quantizer.variable_rate else None)).clamp(
+                -1, 1
+            )
             for i, clip in enumerate(y):
                 path = out_dir / f"clip{i}-{kbps:g}kbps.wav"
                 save_audio_file(clip, path, sr)

@@ -57,8 +57,9 @@ def evaluate_tokenizer(
     own = list(range(rank, n_total, world))
     weight = 1.0 if own else 0.0  # a rank without items evaluates item 0 at weight 0 (same keys on every rank)
     shard = Subset(dataset, own or [0])
-    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=0,
-                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    loader = DataLoader(
+        shard, batch_size=batch_size, shuffle=False, num_workers=0, generator=torch.Generator().manual_seed(0)
+    )
     K = model.codebook_size
     sums: dict[str, Tensor] = {}
     counts = torch.zeros(0, K, dtype=torch.float64, device=device)
@@ -121,8 +122,12 @@ def model_info(model: Tokenizer | PathLike) -> dict[str, Any]:
     if shape is not None:
         latent = math.prod(math.ceil(n / f) for n, f in zip(shape, model.downsample_factors))
         bits = latent * sum(math.log2(k) for k in sizes)
-        info.update(item_shape=list(shape), tokens_per_item=latent * len(sizes), bits_per_item=bits,
-                    rate=modality.rate_text(bits, modality.extent(shape, model.meta)))
+        info.update(
+            item_shape=list(shape),
+            tokens_per_item=latent * len(sizes),
+            bits_per_item=bits,
+            rate=modality.rate_text(bits, modality.extent(shape, model.meta)),
+        )
     info["config"] = model.config.to_dict() | {"model_id": model.model_id}
     return info
 
@@ -154,7 +159,10 @@ def markdown_table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> lis
 
 def evaluation_markdown(report: dict[str, Any]) -> str:
     """A markdown table of an evaluation report (``metrics`` flattened to dotted names)."""
-    lines = [f"Model `{report['model_id']}` ({report['modality']}) on `{report['dataset']}`, split `{report['split']}`", ""]
+    lines = [
+        f"Model `{report['model_id']}` ({report['modality']}) on `{report['dataset']}`, split `{report['split']}`",
+        "",
+    ]
     lines += markdown_table(("metric", "value"), list(_flatten(report["metrics"]).items()))
     if report.get("attribution"):
         lines += ["", report["attribution"]]
@@ -163,11 +171,29 @@ def evaluation_markdown(report: dict[str, Any]) -> str:
 
 def metrics_markdown(metrics: dict[str, Any]) -> str:
     """A tokenizer run's metrics.json as a short markdown report."""
-    lines = [f"# {metrics['name']}: held-out metrics", "", f"{metrics['modality']} tokenizer trained on "
-             f"`{metrics['dataset']}` for {metrics['steps']} steps.", ""]
+    lines = [
+        f"# {metrics['name']}: held-out metrics",
+        "",
+        f"{metrics['modality']} tokenizer trained on `{metrics['dataset']}` for {metrics['steps']} steps.",
+        "",
+    ]
     lines += markdown_table(("metric", "value"), list(metrics["heldout"].items()))
-    lines += [""] + markdown_table(("training", "value"), [(k, metrics[k]) for k in (
-        "steps", "skipped_steps", "train_items_per_s", "train_time_s", "wall_time_s", "processes", "ema", "model_id")])
+    lines += [""] + markdown_table(
+        ("training", "value"),
+        [
+            (k, metrics[k])
+            for k in (
+                "steps",
+                "skipped_steps",
+                "train_items_per_s",
+                "train_time_s",
+                "wall_time_s",
+                "processes",
+                "ema",
+                "model_id",
+            )
+        ],
+    )
     if metrics.get("attribution"):
         lines += ["", f"Data: {metrics['attribution']}"]
     return "\n".join(lines) + "\n"
@@ -220,5 +246,12 @@ def evaluate_model(
     return report, paths
 
 
-__all__ = ["evaluate_tokenizer", "model_info", "evaluate_model", "evaluation_markdown", "metrics_markdown",
-           "markdown_table", "format_value"]
+__all__ = [
+    "evaluate_tokenizer",
+    "model_info",
+    "evaluate_model",
+    "evaluation_markdown",
+    "metrics_markdown",
+    "markdown_table",
+    "format_value",
+]

@@ -123,8 +123,10 @@ class Tokenizer(nn.Module):
         if n_q is None:
             return
         if not self.quantizer.variable_rate:
-            raise ConfigError(f"--n-q needs a residual quantizer ('rvq'); this model's quantizer is "
-                              f"{self.config.quantizer.get('kind', '?')!r}")
+            raise ConfigError(
+                f"--n-q needs a residual quantizer ('rvq'); this model's quantizer is "
+                f"{self.config.quantizer.get('kind', '?')!r}"
+            )
         if not 1 <= n_q <= self.n_stages:
             raise ConfigError(f"--n-q must be in 1..{self.n_stages}, got {n_q}")
 
@@ -158,8 +160,10 @@ class Tokenizer(nn.Module):
         rates = self.rates()
         if not math.isfinite(value) or value < rates[0] * (1 - 1e-9):
             listed = ", ".join(f"{r:g}" for r in rates)
-            raise ConfigError(f"{what} {value:g} is below the lowest bitrate of this model; "
-                              f"allowed: {listed} {self.modality.rate_unit}")
+            raise ConfigError(
+                f"{what} {value:g} is below the lowest bitrate of this model; "
+                f"allowed: {listed} {self.modality.rate_unit}"
+            )
         n = max(n for n, r in enumerate(rates, start=1) if r <= value * (1 + 1e-9))
         return n if self.quantizer.variable_rate else None
 
@@ -249,11 +253,11 @@ class Tokenizer(nn.Module):
         hop = self.downsample_factors[self._axis() - 2]
         if self.time_lead:  # windows decode f frames per step; the repeated first frames go once, at the end
             aligned: Callable[[Tensor], Tensor] = self.decoder.forward_aligned  # type: ignore[assignment]
-            y = apply_chunked(aligned, z, self.chunking(chunking), in_step=1, out_step=hop,
-                              axis=self._axis())
+            y = apply_chunked(aligned, z, self.chunking(chunking), in_step=1, out_step=hop, axis=self._axis())
             return drop_first_steps(y, self.time_lead)
-        return apply_chunked(lambda w: self.run_decoder(w, n_q), z, self.chunking(chunking), in_step=1, out_step=hop,
-                             axis=self._axis())
+        return apply_chunked(
+            lambda w: self.run_decoder(w, n_q), z, self.chunking(chunking), in_step=1, out_step=hop, axis=self._axis()
+        )
 
     @torch.no_grad()
     def encode_codes(self, x: Tensor, n_q: int | None = None, chunking: ChunkingLike = True) -> Tensor:
@@ -268,8 +272,9 @@ class Tokenizer(nn.Module):
         return self.quantizer.to_stages(self.quantizer.encode(z, **self._n_q_kwargs(n_q)))
 
     @torch.no_grad()
-    def decode_codes(self, codes: Tensor, size: list[int] | tuple[int, ...] | None = None,
-                     chunking: ChunkingLike = True) -> Tensor:
+    def decode_codes(
+        self, codes: Tensor, size: list[int] | tuple[int, ...] | None = None, chunking: ChunkingLike = True
+    ) -> Tensor:
         """codes (B, S, *latent) -> (B, C, *size), unclamped (the padded size when `size` is None)."""
         z = self.quantizer.decode(self.quantizer.from_stages(codes.long().to(self.device)))  # (B, D, *latent)
         x = self.decode_latents(z, chunking, codes.shape[1] if self.quantizer.variable_rate else None)
@@ -292,8 +297,9 @@ class Tokenizer(nn.Module):
     # ---- one item <-> a token file ------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode_item(self, x: Tensor, n_q: int | None = None, source: str = "",
-                    chunking: ChunkingLike = True) -> TokenFile:
+    def encode_item(
+        self, x: Tensor, n_q: int | None = None, source: str = "", chunking: ChunkingLike = True
+    ) -> TokenFile:
         """One item (C, *spatial) in [-1, 1], any size -> a TokenFile recording the original size
         (`meta["size"]`), the source file name and what the modality needs to decode it alone."""
         codes = self.encode_codes(x.unsqueeze(0), n_q, chunking)[0].cpu()  # (S, *latent)
@@ -301,8 +307,14 @@ class Tokenizer(nn.Module):
         if source:
             meta["source"] = source
         meta.update(self.modality.token_meta(self.meta))
-        return staged_tokenfile(codes, self.stage_sizes(codes.shape[0]), self.quantizer.variable_rate,
-                                model_id=self.model_id, modality=self.config.modality, meta=meta)
+        return staged_tokenfile(
+            codes,
+            self.stage_sizes(codes.shape[0]),
+            self.quantizer.variable_rate,
+            model_id=self.model_id,
+            modality=self.config.modality,
+            meta=meta,
+        )
 
     def check_tokenfile(self, tf: TokenFile, path: PathLike = "<tokens>") -> list[int]:
         """Raise unless this model can decode `tf`; returns the original spatial size to crop to."""
@@ -311,9 +323,16 @@ class Tokenizer(nn.Module):
         if lead and isinstance(size, list) and size and isinstance(size[0], int):
             # k latent frames came from the first frame's copies plus the clip: check the length with them
             tf = replace(tf, meta={**tf.meta, "size": [size[0] + lead, *size[1:]]})
-        size = check_decodable(tf, path, modality=self.config.modality, model_id=self.model_id,
-                               codebook_size=int(self.codebook_size), max_stages=self.n_stages,
-                               staged=self.quantizer.variable_rate, factors=tuple(self.downsample_factors))
+        size = check_decodable(
+            tf,
+            path,
+            modality=self.config.modality,
+            model_id=self.model_id,
+            codebook_size=int(self.codebook_size),
+            max_stages=self.n_stages,
+            staged=self.quantizer.variable_rate,
+            factors=tuple(self.downsample_factors),
+        )
         if lead:
             size = [size[0] - lead, *size[1:]]
         return size
@@ -336,8 +355,9 @@ class Tokenizer(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Tokenizer":
         """Loads a directory written by `save_pretrained` (or a run directory holding `model/`)."""
-        model, raw = load_model_dir(resolve_model_dir(directory), FORMAT, "tokenizer",
-                                    lambda raw: cls(TokenizerConfig.from_dict(raw)), device)
+        model, raw = load_model_dir(
+            resolve_model_dir(directory), FORMAT, "tokenizer", lambda raw: cls(TokenizerConfig.from_dict(raw)), device
+        )
         model.model_id = raw.get("model_id", "")
         return model
 

@@ -51,10 +51,30 @@ def main(checkout: Path) -> None:
     views_new = degraded_views(images, tokenize_new, ("noise",), (0.5,), seed=1)
     assert torch.equal(views_old, views_new[:, :, 0])
     for unimodal in (1.0, 0.0):
-        a = old.fit_classifiers(img, aud, y, K_IMG, K_AUD, kinds=KINDS, steps=25, seed=3, image_views=views_old,
-                                unimodal_loss_weight=unimodal, layers=1)
-        b = fit_classifiers(tokens, y, vocabs, kinds=KINDS, steps=25, seed=3, views={"image": views_new},
-                            unimodal_loss_weight=unimodal, layers=1)
+        a = old.fit_classifiers(
+            img,
+            aud,
+            y,
+            K_IMG,
+            K_AUD,
+            kinds=KINDS,
+            steps=25,
+            seed=3,
+            image_views=views_old,
+            unimodal_loss_weight=unimodal,
+            layers=1,
+        )
+        b = fit_classifiers(
+            tokens,
+            y,
+            vocabs,
+            kinds=KINDS,
+            steps=25,
+            seed=3,
+            views={"image": views_new},
+            unimodal_loss_weight=unimodal,
+            layers=1,
+        )
         for k in KINDS:
             assert torch.equal(a[k].log_probs(img, aud), b[k].log_probs(tokens)), k
             assert torch.equal(a[k].log_probs(None, aud), b[k].log_probs({"audio": aud})), (k, "image missing")
@@ -62,8 +82,9 @@ def main(checkout: Path) -> None:
         assert all(ea[k]["both"] == eb[k]["all"] and ea[k]["image_missing"] == eb[k]["image_missing"] for k in KINDS)
         levels, kinds = (0.0, 0.5, 1.0), ("noise", "occlusion")
         sa = old.robustness_sweep(a, images, aud, y, tokenize_old, degradations=kinds, levels=levels, seed=2)
-        sb = robustness_sweep(b, images, {"audio": aud}, y, tokenize_new, "image", degradations=kinds, levels=levels,
-                              seed=2)
+        sb = robustness_sweep(
+            b, images, {"audio": aud}, y, tokenize_new, "image", degradations=kinds, levels=levels, seed=2
+        )
         assert sa == sb, "sweeps differ"
     print("old and new classifiers are bit-identical")
 

@@ -10,12 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from vqfuse.data.audio import (
-    AudioFolderDataset,
-    load_audio_file,
-    n_windows,
-    save_audio_file,
-)
+from vqfuse.data.audio import AudioFolderDataset, load_audio_file, n_windows, save_audio_file
 from vqfuse.data.registry import make_dataset
 from vqfuse.errors import InputFileError, VqfuseError
 
@@ -91,8 +86,10 @@ def test_sample_rates_convert(tmp_path, sr):
     assert native.shape == (1, int(sr * 0.5))
 
 
-@pytest.mark.parametrize("name, fmt, subtype, sr", [("a.ogg", "OGG", "VORBIS", 44100), ("a.opus", "OGG", "OPUS", 48000),
-                                                    ("a.mp3", "MP3", "MPEG_LAYER_III", 44100)])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, fmt, subtype, sr",
+    [("a.ogg", "OGG", "VORBIS", 44100), ("a.opus", "OGG", "OPUS", 48000), ("a.mp3", "MP3", "MPEG_LAYER_III", 44100)],
+)
 def test_lossy_formats_read(tmp_path, name, fmt, subtype, sr):
     path = tmp_path / name
     sf.write(path, _sine(440, sr, 1.0), sr, format=fmt, subtype=subtype)

@@ -174,7 +174,9 @@ def test_av_emoji_speech_is_cached_on_disk(tmp_path, monkeypatch):
     ds = AVEmojiDataset("test", size=16, limit=5, pairings=1, voices=POOL)
     assert list(tmp_path.glob("speech-16000hz-*.npz"))
     monkeypatch.setattr(speech_render, "_MEMORY", {})
-    monkeypatch.setattr(speech_render, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache"))
+    monkeypatch.setattr(
+        speech_render, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache")
+    )
     again = AVEmojiDataset("test", size=16, limit=5, pairings=1, voices=POOL)
     assert all(torch.equal(again.audio(k), ds.audio(k)) for k in range(len(ds)))
 
@@ -235,7 +237,9 @@ def test_pairs_csv_without_header_or_labels(pair_dir):
     csv = pair_dir / "sub" / "p.csv"
     csv.parent.mkdir()
     absolute = pair_dir / "img" / "2.png"
-    csv.write_text(f"# my pairs\n../img/0.png,../snd/0.wav\n\n../img/1.png , ../snd/1.wav,\n{absolute},../snd/2.wav,-1\n")
+    csv.write_text(
+        f"# my pairs\n../img/0.png,../snd/0.wav\n\n../img/1.png , ../snd/1.wav,\n{absolute},../snd/2.wav,-1\n"
+    )
     rows = read_pairs_csv(csv)
     assert [r.line for r in rows] == [2, 4, 5] and rows[0].image == pair_dir / "sub" / ".." / "img" / "0.png"
     ds = PairsCSVDataset(csv, "all", size=8, segment_seconds=0.25)

@@ -18,8 +18,6 @@ from vqfuse.errors import VqfuseError
 FEW = ["en-us", "en-us+f3", "en+m3", "en-gb-x-rp+f1", "en-029+m5", "en-gb-scotland+f2", "en-us-nyc+m2", "en+Alex"]
 
 
-
-
 def _dominant_hz(x: np.ndarray, sr: int = 22050) -> float:
     spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     return float(np.fft.rfftfreq(len(x), 1 / sr)[np.argmax(spec)])
@@ -45,11 +43,13 @@ def test_voices_rates_and_pitches_differ():
     slow = synthesize("the cat sat on the mat", "en-us", rate_wpm=120)
     fast = synthesize("the cat sat on the mat", "en-us", rate_wpm=260)
     assert len(slow) > 1.5 * len(fast)
+
     # a female variant speaks higher: compare spectral centroids of the two voices
     def centroid(x):
         s = np.abs(np.fft.rfft(x))
         f = np.fft.rfftfreq(len(x), 1 / 22050)
         return float((s * f).sum() / s.sum())
+
     assert centroid(b) > centroid(a)
 
 
@@ -159,7 +159,9 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     assert list(tmp_path.glob("speech-16000hz-*.npz"))
     expected = [ds.utterance(i) for i in range(len(ds))]
     speech_render._MEMORY.clear()
-    monkeypatch.setattr(speech_render, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache"))
+    monkeypatch.setattr(
+        speech_render, "render_utterance", lambda *a, **k: pytest.fail("should come from the disk cache")
+    )
     again = SpeechDataset("all", voices=FEW[:2], kinds=("numbers",))
     assert all(torch.equal(a, again.utterance(i)) for i, a in enumerate(expected))
 

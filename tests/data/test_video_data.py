@@ -10,16 +10,10 @@ import pytest
 import torch
 
 from vqfuse.data.emoji import emoji_split_key
-from vqfuse.data.moving import (
-    MovingDigitsDataset,
-    MovingEmojiDataset,
-    bouncing_positions,
-    digit_split,
-    mnist5k,
-)
+from vqfuse.data.moving import MovingDigitsDataset, MovingEmojiDataset, bouncing_positions, digit_split, mnist5k
 from vqfuse.data.registry import make_dataset
-from vqfuse.data.video_files import write_video
 from vqfuse.data.video_folder import BigBuckBunnyDataset, VideoFolderDataset
+from vqfuse.data.video_write import write_video
 from vqfuse.errors import InputFileError
 
 

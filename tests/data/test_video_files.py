@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from vqfuse.data.video_files import from_uint8_frames, probe_video, read_video, to_uint8_frames, write_video
+from vqfuse.data.video_files import from_uint8_frames, probe_video, read_video, to_uint8_frames
+from vqfuse.data.video_write import write_video
 from vqfuse.errors import InputFileError, VqfuseError
 
 
@@ -21,8 +22,9 @@ def _clip(c: int = 3, t: int = 12, h: int = 32, w: int = 48) -> torch.Tensor:
     tt = torch.linspace(0, 1, t)[None, :, None, None]
     yy = torch.linspace(-1, 1, h)[None, None, :, None]
     xx = torch.linspace(-1, 1, w)[None, None, None, :]
-    x = torch.cat([torch.sin(3 * xx + 6 * tt) * torch.cos(2 * yy), 0.8 * torch.cos(3 * yy - 4 * tt) + 0 * xx,
-                   xx * yy + 0 * tt], 0)  # fmt: skip
+    x = torch.cat(
+        [torch.sin(3 * xx + 6 * tt) * torch.cos(2 * yy), 0.8 * torch.cos(3 * yy - 4 * tt) + 0 * xx, xx * yy + 0 * tt], 0
+    )
     return x[:c].clamp(-1, 1)
 
 
@@ -106,8 +108,9 @@ def _clip_with_audio(path: Path, codec: str = "aac", fmt: str | None = None) -> 
             out.mux(v.encode(f))
         out.mux(v.encode(None))
         t = np.arange(16000) / 16000
-        frame = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32),
-                                           format="flt", layout="mono")  # fmt: skip
+        frame = av.AudioFrame.from_ndarray(
+            (0.3 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32), format="flt", layout="mono"
+        )
         frame.sample_rate, frame.pts = 16000, 0
         out.mux(a.encode(frame))
         out.mux(a.encode(None))
@@ -154,8 +157,12 @@ def test_bad_inputs_are_one_clear_error(tmp_path: Path) -> None:
     text.write_text("this is not a video\n" * 20)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    cases = {text: "not a video file", empty: "empty", tmp_path / "missing.mp4": "does not exist",
-             tmp_path: "is a folder"}  # fmt: skip
+    cases = {
+        text: "not a video file",
+        empty: "empty",
+        tmp_path / "missing.mp4": "does not exist",
+        tmp_path: "is a folder",
+    }
     for path, words in cases.items():
         with pytest.raises(InputFileError, match=words) as err:
             read_video(path)

@@ -31,13 +31,16 @@ SHAPES = {"image": IMG_SHAPE, "audio": AUD_SHAPE}
 def T(image, audio) -> dict:
     """The classifiers' token dict (None: that modality is missing)."""
     return {"image": image, "audio": audio}
+
+
 SIGNAL = 10  # token values below this carry label information, noise tokens are >= SIGNAL
 STEPS = 150
 SMALL = {"dim": 32}  # classifier size for the tests
 
 
-def _tokens(n: int, vocab: int, shape: tuple[int, ...], values: torch.Tensor | None, gen: torch.Generator,
-            copies: int = 3) -> torch.Tensor:  # fmt: skip
+def _tokens(
+    n: int, vocab: int, shape: tuple[int, ...], values: torch.Tensor | None, gen: torch.Generator, copies: int = 3
+) -> torch.Tensor:
     """Noise tokens in [SIGNAL, vocab), with ``values[i]`` (nothing where it is -1) written at ``copies``
     random positions of item i: (N, *shape)."""
     x = torch.randint(SIGNAL, vocab, (n, math.prod(shape)), generator=gen)
@@ -73,8 +76,9 @@ def _data(mode: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def _fit(mode: str, kinds=("image", "audio", "early", "late"), **config):
     img, aud, y = _data(mode, 800, seed=1)
-    models = fit_classifiers(T(img, aud), y, VOCABS, num_classes=10, kinds=kinds, steps=STEPS, seed=0,
-                             **{**SMALL, **config})  # fmt: skip
+    models = fit_classifiers(
+        T(img, aud), y, VOCABS, num_classes=10, kinds=kinds, steps=STEPS, seed=0, **{**SMALL, **config}
+    )
     return models, _data(mode, 400, seed=2)
 
 
@@ -117,9 +121,17 @@ def test_missing_modality_inference():
 
 @pytest.mark.parametrize("pool_per_modality", [True, False])
 def test_early_fusion_missing_token_replaces_per_item(pool_per_modality):
-    cfg = TokenClassifierConfig(kind="early", num_classes=3, vocabs=VOCABS, shapes=SHAPES, layers=1, pool="attention", dropout=0.0,
-                                pool_per_modality=pool_per_modality,
-                                unimodal_loss_weight=1.0 if pool_per_modality else 0.0)  # fmt: skip
+    cfg = TokenClassifierConfig(
+        kind="early",
+        num_classes=3,
+        vocabs=VOCABS,
+        shapes=SHAPES,
+        layers=1,
+        pool="attention",
+        dropout=0.0,
+        pool_per_modality=pool_per_modality,
+        unimodal_loss_weight=1.0 if pool_per_modality else 0.0,
+    )
     model = TokenClassifier(cfg).eval()
     img, aud, _ = _data("split", 4, seed=3)
     other = img.flip(0)
@@ -136,7 +148,7 @@ def test_early_fusion_missing_token_replaces_per_item(pool_per_modality):
 
 @pytest.mark.parametrize("kind", ["image", "audio", "early"])
 def test_token_dropout_hides_tokens_only_while_training(kind):
-    cfg = TokenClassifierConfig(kind=kind, num_classes=3, vocabs=VOCABS, shapes=SHAPES, dropout=0.0, token_dropout=0.5)  # fmt: skip
+    cfg = TokenClassifierConfig(kind=kind, num_classes=3, vocabs=VOCABS, shapes=SHAPES, dropout=0.0, token_dropout=0.5)
     model = TokenClassifier(cfg)
     present = torch.tensor([True] * 3000 + [False] * 1000)
     torch.manual_seed(0)
@@ -149,7 +161,7 @@ def test_token_dropout_hides_tokens_only_while_training(kind):
         eval_a, eval_b = model.eval()(T(img, aud)), model(T(img, aud))
     assert not torch.allclose(train_a, train_b) and torch.equal(eval_a, eval_b)
     with pytest.raises(ValueError, match="token_dropout"):
-        TokenClassifierConfig(kind=kind, num_classes=3, vocabs=VOCABS, shapes=SHAPES, token_dropout=1.0)  # fmt: skip
+        TokenClassifierConfig(kind=kind, num_classes=3, vocabs=VOCABS, shapes=SHAPES, token_dropout=1.0)
 
 
 @pytest.mark.parametrize("level", [0.1, 0.3, 0.7])
@@ -203,7 +215,7 @@ def _images(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = torch.full((len(y), 3, 16, 16), -1.0) + 0.1 * torch.randn(len(y), 3, 16, 16, generator=gen)
     for i, c in enumerate(y.tolist()):
         q = c % 4
-        x[i, :, 8 * (q // 2): 8 * (q // 2) + 8, 8 * (q % 2): 8 * (q % 2) + 8] = 1.0 if c < 4 else 0.2
+        x[i, :, 8 * (q // 2) : 8 * (q // 2) + 8, 8 * (q % 2) : 8 * (q % 2) + 8] = 1.0 if c < 4 else 0.2
     return x.clamp(-1, 1)
 
 
@@ -219,11 +231,20 @@ def test_robustness_sweep_end_to_end(tmp_path):
     images = _images(y, gen)
     aud = _tokens(len(y), K_AUD, AUD_SHAPE, torch.where(torch.rand(len(y), generator=gen) < 0.5, y, -1), gen)
     tr, te = slice(0, 400), slice(400, 600)
-    models = fit_classifiers(T(_pool_tokenizer(images[tr]), aud[tr]), y[tr], {"image": 4, "audio": K_AUD},
-                             num_classes=8,
-                             kinds=("image", "audio", "early", "late"), steps=150, seed=0, **SMALL)  # fmt: skip
+    models = fit_classifiers(
+        T(_pool_tokenizer(images[tr]), aud[tr]),
+        y[tr],
+        {"image": 4, "audio": K_AUD},
+        num_classes=8,
+        kinds=("image", "audio", "early", "late"),
+        steps=150,
+        seed=0,
+        **SMALL,
+    )
     levels = [0.0, 0.5, 1.0]
-    res = robustness_sweep(models, images[te], {"audio": aud[te]}, y[te], _pool_tokenizer, "image", levels=levels, seed=0)
+    res = robustness_sweep(
+        models, images[te], {"audio": aud[te]}, y[te], _pool_tokenizer, "image", levels=levels, seed=0
+    )
     json.dumps(res)  # plain JSON
     assert res["levels"] == levels and set(res["degradations"]) == {"noise", "dropout", "occlusion"}
     occl = res["degradations"]["occlusion"]
@@ -233,7 +254,9 @@ def test_robustness_sweep_end_to_end(tmp_path):
     assert occl["accuracy"]["early"][0] > 0.9
     assert set(occl["effective_robustness"]) == {"image", "audio", "early"}
     er = occl["effective_robustness"]["early"]
-    assert er["per_level"] == pytest.approx([a - b for a, b in zip(occl["accuracy"]["early"], occl["accuracy"]["late"])])
+    assert er["per_level"] == pytest.approx(
+        [a - b for a, b in zip(occl["accuracy"]["early"], occl["accuracy"]["late"])]
+    )
     assert occl["relative_robustness"]["audio"] == pytest.approx(occl["accuracy"]["audio"][0])
     png = plot_robustness(res, tmp_path / "robustness.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -248,8 +271,9 @@ def test_image_views_teach_the_classifier():
     test_img, test_aud, test_y = _data("image", 400, seed=2)
     acc = {}
     for name, views in (("with", {"image": informative[None]}), ("without", None)):
-        models = fit_classifiers(T(blank, aud), y, VOCABS, num_classes=10, kinds=("image",), steps=STEPS,
-                                 seed=0, views=views, **SMALL)  # fmt: skip
+        models = fit_classifiers(
+            T(blank, aud), y, VOCABS, num_classes=10, kinds=("image",), steps=STEPS, seed=0, views=views, **SMALL
+        )
         acc[name] = accuracy(models["image"], T(test_img, test_aud), test_y)
     assert acc["with"] > 0.6 and acc["without"] < 0.25, acc
     with pytest.raises(ValueError, match="image views must be"):
@@ -270,8 +294,16 @@ def test_degraded_views_shapes_and_draws():
 
 def test_analyze_report_is_json(tmp_path):
     img, aud, y = _data("split", 200, seed=6)
-    report = analyze(T(img[:150], aud[:150]), y[:150], T(img[150:], aud[150:]), y[150:], VOCABS,
-                     kinds=("image", "early", "late"), steps=5, dim=16)
+    report = analyze(
+        T(img[:150], aud[:150]),
+        y[:150],
+        T(img[150:], aud[150:]),
+        y[150:],
+        VOCABS,
+        kinds=("image", "early", "late"),
+        steps=5,
+        dim=16,
+    )
     json.dumps(report)
     assert set(report["accuracy"]) == {"image", "early", "late"} and report["robustness"] is None
     assert set(report["accuracy"]["early"]) == {"all", "image_missing", "audio_missing"}
@@ -305,8 +337,17 @@ def test_unimodal_loss_trains_a_head_per_modality():
         head_acc = float((heads[name].argmax(-1) == y).float().mean())
         assert head_acc > 0.5, (name, head_acc)
     train_img, train_aud, train_y = _data("redundant", 800, seed=1)
-    untrained = fit_classifiers(T(train_img, train_aud), train_y, VOCABS, num_classes=10, kinds=("early",),
-                                steps=0, seed=0, unimodal_loss_weight=1.0, **SMALL)["early"].eval()  # fmt: skip
+    untrained = fit_classifiers(
+        T(train_img, train_aud),
+        train_y,
+        VOCABS,
+        num_classes=10,
+        kinds=("early",),
+        steps=0,
+        seed=0,
+        unimodal_loss_weight=1.0,
+        **SMALL,
+    )["early"].eval()
     with torch.no_grad():
         _, cold = untrained(T(img, aud), unimodal=True)
     assert float((cold["audio"].argmax(-1) == y).float().mean()) < 0.3
@@ -330,8 +371,11 @@ def test_any_number_of_modalities():
     gen = torch.Generator().manual_seed(11)
     n = 600
     y = torch.randint(0, 4, (n,), generator=gen)
-    tokens = {"image": _tokens(n, K_IMG, IMG_SHAPE, y // 2, gen), "audio": _tokens(n, K_AUD, AUD_SHAPE, None, gen),
-              "sensor": _tokens(n, 12, (1, 8), y % 2, gen)}
+    tokens = {
+        "image": _tokens(n, K_IMG, IMG_SHAPE, y // 2, gen),
+        "audio": _tokens(n, K_AUD, AUD_SHAPE, None, gen),
+        "sensor": _tokens(n, 12, (1, 8), y % 2, gen),
+    }
     vocabs = {"image": K_IMG, "audio": K_AUD, "sensor": 12}
     train = {m: t[:400] for m, t in tokens.items()}
     test = {m: t[400:] for m, t in tokens.items()}

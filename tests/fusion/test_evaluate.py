@@ -11,13 +11,24 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_evaluate_fusion_writes_every_section(run_dir, tmp_path):  # noqa: F811
-    config = FusionEvalConfig(items=6, judge_steps=3, classifier_steps=3, degradations=("noise",), levels=(0.0, 0.5, 1.0),
-                              repair_items=4, batch_size=4, extra={"classifier": {"batch_size": 8}})
+    config = FusionEvalConfig(
+        items=6,
+        judge_steps=3,
+        classifier_steps=3,
+        degradations=("noise",),
+        levels=(0.0, 0.5, 1.0),
+        repair_items=4,
+        batch_size=4,
+        extra={"classifier": {"batch_size": 8}},
+    )
     report, written = evaluate_fusion(run_dir, config, out=tmp_path / "eval", log=lambda s: None)
     names = {p.name for p in written}
     assert {"evaluation.json", "evaluation.md", "speech-to-image.png", "joint-image.png", "robustness.png"} <= names
     assert any(n.startswith("image-to-speech-") and n.endswith("-output.wav") for n in names)
-    assert report["modalities"] == ["image", "audio"] and report["classification"]["study_snr_db"] == {"image": None, "audio": -5.0}
+    assert report["modalities"] == ["image", "audio"] and report["classification"]["study_snr_db"] == {
+        "image": None,
+        "audio": -5.0,
+    }
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text()) == report
     coh = report["coherence"]
     for key in ("speech_to_image", "image_to_speech", "joint"):
@@ -41,8 +52,12 @@ def test_evaluate_fusion_writes_every_section(run_dir, tmp_path):  # noqa: F811
     assert "robustness-augmented.png" in names
     assert (run_dir / "judges" / "image" / "config.json").is_file()  # judges are cached with the run
     # a second evaluation reuses the judges and can run one section alone
-    report2, _ = evaluate_fusion(run_dir, FusionEvalConfig(items=4, sections=("coherence",), batch_size=4),
-                                 out=tmp_path / "eval2", log=lambda s: None)
+    report2, _ = evaluate_fusion(
+        run_dir,
+        FusionEvalConfig(items=4, sections=("coherence",), batch_size=4),
+        out=tmp_path / "eval2",
+        log=lambda s: None,
+    )
     assert set(report2) >= {"coherence"} and "repair" not in report2
     assert report2["coherence"]["speech_to_image"] is not None
 

@@ -174,7 +174,10 @@ def test_joint_coherence_and_judge_fid(image_judge_and_data, audio_judge_and_dat
     xa_matched = xa[order]
     assert joint_coherence([ij, aj], [xi[:n], xa_matched]) > 0.9
     assert joint_coherence([ij, aj], [xi[:n], xa_matched], labels=yi[:n]) > 0.9
-    assert joint_coherence([ij, aj], [xi[:n], xa[[int(torch.nonzero(ya == (c + 1) % 3)[0]) for c in yi[:n].tolist()]]]) < 0.1
+    assert (
+        joint_coherence([ij, aj], [xi[:n], xa[[int(torch.nonzero(ya == (c + 1) % 3)[0]) for c in yi[:n].tolist()]]])
+        < 0.1
+    )
     # feature-space Frechet distance: same distribution is closer than another class
     same = judge_frechet_distance(ij, xi[yi == 0][:20], xi[yi == 0][20:])
     other = judge_frechet_distance(ij, xi[yi == 0][:20], xi[yi == 1])

@@ -29,10 +29,13 @@ from vqfuse.train.config import RunConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
+
 @pytest.fixture(scope="module")
 def causal_dir(run_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fusion-causal") / "run"
-    return train_fusion(fusion_config(out, reuse(run_dir), steps=4, kind="causal"), progress=False, log_fn=lambda s: None)
+    return train_fusion(
+        fusion_config(out, reuse(run_dir), steps=4, kind="causal"), progress=False, log_fn=lambda s: None
+    )
 
 
 # ---- tokens -----------------------------------------------------------------------------------------
@@ -54,10 +57,16 @@ def test_flatten_codes_is_position_major_and_inverts():
 
 def test_token_set_round_trip_and_wrong_tokenizer(tmp_path):
     g = torch.Generator().manual_seed(0)
-    tokens = TokenSet({"image": torch.randint(0, 32, (5, 1, 4, 4), generator=g),
-                       "audio": torch.randint(0, 16, (5, 2, 8), generator=g)}, torch.tensor([0, 1, 2, -1, 3]),
-                      model_ids={"image": "img1", "audio": "aud1"}, vocabs={"image": 32, "audio": 16},
-                      info={"dataset": "x"})
+    tokens = TokenSet(
+        {
+            "image": torch.randint(0, 32, (5, 1, 4, 4), generator=g),
+            "audio": torch.randint(0, 16, (5, 2, 8), generator=g),
+        },
+        torch.tensor([0, 1, 2, -1, 3]),
+        model_ids={"image": "img1", "audio": "aud1"},
+        vocabs={"image": 32, "audio": 16},
+        info={"dataset": "x"},
+    )
     path = tokens.save(tmp_path / "tokens.safetensors")
     back = TokenSet.load(path, {"image": "img1", "audio": "aud1"}, {"audio": 2})
     assert back.names == ("image", "audio") and all(torch.equal(back.codes[n], tokens.codes[n]) for n in back.names)
@@ -95,19 +104,36 @@ def test_encode_set_encodes_each_image_and_clip_once(run_dir):
 
 
 def test_fusion_run_directory_is_a_self_contained_model(run_dir):
-    for rel in ("tokenizers/image/model/model.safetensors", "tokenizers/audio/model/config.json", "prior/config.json",
-                "prior/model.safetensors", "tokens/train.safetensors", "tokens/test.safetensors", "checkpoints/last/state.json",
-                "metrics.json", "metrics.md", "config.yaml", "logs/train.jsonl", "samples/image-from-audio.png",
-                "samples/audio-from-image-1-output.wav", "samples/audio-from-image.png", "samples/joint/sample-001.png",
-                "samples/joint/sample-001.wav"):
+    for rel in (
+        "tokenizers/image/model/model.safetensors",
+        "tokenizers/audio/model/config.json",
+        "prior/config.json",
+        "prior/model.safetensors",
+        "tokens/train.safetensors",
+        "tokens/test.safetensors",
+        "checkpoints/last/state.json",
+        "metrics.json",
+        "metrics.md",
+        "config.yaml",
+        "logs/train.jsonl",
+        "samples/image-from-audio.png",
+        "samples/audio-from-image-1-output.wav",
+        "samples/audio-from-image.png",
+        "samples/joint/sample-001.png",
+        "samples/joint/sample-001.wav",
+    ):
         assert (run_dir / rel).is_file(), rel
     desc = json.loads((run_dir / "fusion.json").read_text())
-    assert desc["kind"] == "maskgit" and desc["tokenizers"]["audio"]["stages"] == 2 and desc["order"] == ["image", "audio"]
+    assert (
+        desc["kind"] == "maskgit" and desc["tokenizers"]["audio"]["stages"] == 2 and desc["order"] == ["image", "audio"]
+    )
     assert desc["tokenizers"]["image"]["path"] == "tokenizers/image/model"  # relative to the run dir
     assert desc["layout"]["segments"] == [["image", 32, 64], ["audio", 16, 64]]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["kind"] == "maskgit"
-    assert set(metrics["heldout"]) == {f"{t}/{m}" for t in ("image|audio", "audio|image", "joint") for m in ("loss", "accuracy")}
+    assert set(metrics["heldout"]) == {
+        f"{t}/{m}" for t in ("image|audio", "audio|image", "joint") for m in ("loss", "accuracy")
+    }
     assert all(np.isfinite(v) for v in metrics["heldout"].values())
     assert "| image\\|audio |" in (run_dir / "metrics.md").read_text()
     logged = [json.loads(line) for line in (run_dir / "logs/train.jsonl").read_text().splitlines()]
@@ -123,19 +149,27 @@ def test_rerun_without_resume_is_an_error_and_nothing_is_retrained(run_dir):
 
 def test_resume_continues_exactly_from_the_checkpoint(run_dir, tmp_path):
     """3 steps, then resumed to 6, gives the same weights as 6 steps in one go (same tokens, same seed)."""
-    whole = train_fusion(fusion_config(tmp_path / "whole", reuse(run_dir), steps=6), progress=False, log_fn=lambda s: None)
+    whole = train_fusion(
+        fusion_config(tmp_path / "whole", reuse(run_dir), steps=6), progress=False, log_fn=lambda s: None
+    )
     messages: list[str] = []
-    first = train_fusion(fusion_config(tmp_path / "split", reuse(run_dir), steps=3), progress=False, log_fn=messages.append)
-    resumed = train_fusion(fusion_config(tmp_path / "split", reuse(run_dir), steps=6), resume=True, progress=False,
-                           log_fn=messages.append)
+    first = train_fusion(
+        fusion_config(tmp_path / "split", reuse(run_dir), steps=3), progress=False, log_fn=messages.append
+    )
+    resumed = train_fusion(
+        fusion_config(tmp_path / "split", reuse(run_dir), steps=6), resume=True, progress=False, log_fn=messages.append
+    )
     assert first == resumed
     assert any("reusing" in m and "tokens" in m for m in messages) and any("resuming" in m for m in messages)
     a = load_weights(whole / "checkpoints/last/model.safetensors")
     b = load_weights(resumed / "checkpoints/last/model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((resumed / "metrics.json").read_text())["steps"] == 6
-    steps = [json.loads(line)["step"] for line in (resumed / "logs/train.jsonl").read_text().splitlines()
-             if json.loads(line)["kind"] == "train"]
+    steps = [
+        json.loads(line)["step"]
+        for line in (resumed / "logs/train.jsonl").read_text().splitlines()
+        if json.loads(line)["kind"] == "train"
+    ]
     assert steps == [2, 3, 4, 6]  # the first session logs 2 and its last step 3; the second 4 and 6
 
 
@@ -156,7 +190,13 @@ def test_an_interrupted_tokenizer_resumes_and_a_finished_one_is_reused(presets, 
     assert any(m.startswith("[audio tokenizer] copying") for m in messages)
     messages.clear()
     train_fusion(fusion_config(out, tokenizers, steps=2), resume=True, progress=False, log_fn=messages.append)
-    assert [m.split("]")[0] for m in messages] == ["[image tokenizer", "[audio tokenizer", "[tokens", "[tokens", "[prior"]
+    assert [m.split("]")[0] for m in messages] == [
+        "[image tokenizer",
+        "[audio tokenizer",
+        "[tokens",
+        "[tokens",
+        "[prior",
+    ]
     assert all("reusing" in m for m in messages[:4]) and "resuming" in messages[4]
 
 
@@ -166,7 +206,9 @@ def test_maskgit_loss_takes_several_targets():
     layout = SequenceLayout([("image", 8, 4), ("audio", 5, 6)])
     model = PriorTransformer(PriorConfig.for_layout(layout, dim=16, depth=1, heads=2, causal=False))
     g = torch.Generator().manual_seed(0)
-    ids = layout.pack({"image": torch.randint(0, 8, (3, 4), generator=g), "audio": torch.randint(0, 5, (3, 6), generator=g)}).ids
+    ids = layout.pack(
+        {"image": torch.randint(0, 8, (3, 4), generator=g), "audio": torch.randint(0, 5, (3, 6), generator=g)}
+    ).ids
     loss = maskgit_loss(model, layout, ids, ("image", "audio"), generator=torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(1)
     masks = {"image": random_mask(3, 4, g), "audio": random_mask(3, 6, g)}
@@ -177,7 +219,10 @@ def test_bad_fusion_configs_are_one_line_errors(run_dir, tmp_path):
     with pytest.raises(ConfigError, match="prior.kind"):
         train_fusion(fusion_config(tmp_path / "a", reuse(run_dir), kind="gpt"), progress=False)
     with pytest.raises(ConfigError, match="exactly one of preset"):
-        train_fusion(fusion_config(tmp_path / "b", {"image": {"preset": "x", "model": "y"}, "audio": {"model": "y"}}), progress=False)
+        train_fusion(
+            fusion_config(tmp_path / "b", {"image": {"preset": "x", "model": "y"}, "audio": {"model": "y"}}),
+            progress=False,
+        )
     bad_n_q = reuse(run_dir)
     bad_n_q["audio"]["n_q"] = 5
     with pytest.raises(ConfigError, match="n_q=5"):
@@ -187,9 +232,13 @@ def test_bad_fusion_configs_are_one_line_errors(run_dir, tmp_path):
 def test_nan_loss_steps_are_skipped(run_dir, tmp_path, monkeypatch):
     cfg = fusion_config(tmp_path / "nan", reuse(run_dir), steps=3)
     pairs = TokenSet.load(run_dir / "tokens/train.safetensors")
-    trainer = FusionTrainer(cfg, pairs, TokenSet.load(run_dir / "tokens/test.safetensors"),
-                            {"image": run_dir / "tokenizers/image/model", "audio": run_dir / "tokenizers/audio/model"},
-                            progress=False)
+    trainer = FusionTrainer(
+        cfg,
+        pairs,
+        TokenSet.load(run_dir / "tokens/test.safetensors"),
+        {"image": run_dir / "tokenizers/image/model", "audio": run_dir / "tokenizers/audio/model"},
+        progress=False,
+    )
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     monkeypatch.setattr(trainer, "loss", lambda segments: trainer.model.token_emb.weight.sum() * float("nan"))
     logs = trainer.step_batch(next(trainer.batches))[0]
@@ -216,8 +265,10 @@ def test_fusion_model_generates_both_ways_and_jointly(kind, run_dir, causal_dir)
     joint = model.sample_joint(2, generator=g)
     imgs, auds = joint["image"], joint["audio"]
     assert imgs.shape == (2, 3, 16, 16) and auds.shape == (2, 1, 512)
-    seeded = [model.generate_tokens(model.encode("image", images), "audio", generator=torch.Generator().manual_seed(1))
-              for _ in range(2)]
+    seeded = [
+        model.generate_tokens(model.encode("image", images), "audio", generator=torch.Generator().manual_seed(1))
+        for _ in range(2)
+    ]
     assert torch.equal(*seeded) and seeded[0].shape == (3, 64) and int(seeded[0].max()) < 16
 
 
@@ -230,12 +281,17 @@ def test_rerank_keeps_the_pair_with_the_highest_pointwise_mutual_information(kin
     codes = model.encode("image", torch.stack([data.image(j) for j in range(3)]))  # (3, 36)
     n = 4
     # rerank N samples the N candidates as one batch, candidate-major: the same draws as rerank=1 on N copies
-    candidates = model.generate_tokens(codes.repeat(n, 1), "audio", rerank=1, generator=torch.Generator().manual_seed(2))
+    candidates = model.generate_tokens(
+        codes.repeat(n, 1), "audio", rerank=1, generator=torch.Generator().manual_seed(2)
+    )
     best = model.generate_tokens(codes, "audio", rerank=n, generator=torch.Generator().manual_seed(2))
+
     def pmi(pairs):  # pointwise mutual information of each pair, summed over both modalities
-        return sum(segment_log_likelihood(model.prior, model.layout, pairs, m)
-                   - segment_log_likelihood(model.prior, model.layout, pairs, m, unconditional=True)
-                   for m in ("image", "audio"))
+        return sum(
+            segment_log_likelihood(model.prior, model.layout, pairs, m)
+            - segment_log_likelihood(model.prior, model.layout, pairs, m, unconditional=True)
+            for m in ("image", "audio")
+        )
 
     scores = pmi({"image": codes.repeat(n, 1), "audio": candidates}).view(n, 3)
     want = candidates.view(n, 3, -1)[scores.argmax(0), torch.arange(3)]
@@ -276,27 +332,53 @@ def test_cli_generate_files_folders_and_joint(run_dir, tmp_path, capsys):
     from vqfuse.data.audio import load_audio_file
 
     assert load_audio_file(tmp_path / "z.wav", RATE).shape == (1, 512)
-    code, out, err = run(capsys, "generate", run_dir, "--from", src, "--to", "image", tmp_path / "imgs", "--steps", "2",
-                         "--cfg-scale", "1", "--seed", "3")
+    code, out, err = run(
+        capsys,
+        "generate",
+        run_dir,
+        "--from",
+        src,
+        "--to",
+        "image",
+        tmp_path / "imgs",
+        "--steps",
+        "2",
+        "--cfg-scale",
+        "1",
+        "--seed",
+        "3",
+    )
     assert code == 0 and "generated 2 image files from audio" in out
-    assert sorted(p.relative_to(tmp_path / "imgs").as_posix() for p in (tmp_path / "imgs").rglob("*")) == \
-        ["sub", "sub/one.png", "zero.png"]
+    assert sorted(p.relative_to(tmp_path / "imgs").as_posix() for p in (tmp_path / "imgs").rglob("*")) == [
+        "sub",
+        "sub/one.png",
+        "zero.png",
+    ]
     code, out, err = run(capsys, "generate", run_dir, "--from", src, "--to", "audio", tmp_path / "auds")
     assert code == 0 and (tmp_path / "auds/sub/one.wav").is_file()
-    code, out, err = run(capsys, "generate", run_dir, "--joint", "3", tmp_path / "joint", "--temperature", "0.5",
-                         "--rerank", "2")
+    code, out, err = run(
+        capsys, "generate", run_dir, "--joint", "3", tmp_path / "joint", "--temperature", "0.5", "--rerank", "2"
+    )
     assert code == 0 and "sampled 3 image + audio pairs" in out
-    assert sorted(p.name for p in (tmp_path / "joint").iterdir()) == [f"sample-00{i}.{e}" for i in range(3) for e in ("png", "wav")]
+    assert sorted(p.name for p in (tmp_path / "joint").iterdir()) == [
+        f"sample-00{i}.{e}" for i in range(3) for e in ("png", "wav")
+    ]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--to", "audio"], "error: give either --from IN --to MODALITY, or --joint N"),
-    (["--from", "{src}/zero.png"], "error: --from needs --to MODALITY"),
-    (["--from", "{src}/zero.png", "--to", "video"], "error: --to must be one of this model's modalities: image, audio"),
-    (["--from", "{src}/zero.png", "--to", "image"], "error: {src}/zero.png: not an audio file"),
-    (["--from", "{src}/zero.png", "--to", "audio", "--joint", "2"], "error: give either"),
-    (["--from", "{src}/missing.png", "--to", "audio"], "error: {src}/missing.png: does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--to", "audio"], "error: give either --from IN --to MODALITY, or --joint N"),
+        (["--from", "{src}/zero.png"], "error: --from needs --to MODALITY"),
+        (
+            ["--from", "{src}/zero.png", "--to", "video"],
+            "error: --to must be one of this model's modalities: image, audio",
+        ),
+        (["--from", "{src}/zero.png", "--to", "image"], "error: {src}/zero.png: not an audio file"),
+        (["--from", "{src}/zero.png", "--to", "audio", "--joint", "2"], "error: give either"),
+        (["--from", "{src}/missing.png", "--to", "audio"], "error: {src}/missing.png: does not exist"),
+    ],
+)
 def test_cli_generate_errors_are_one_line(args, message, run_dir, tmp_path, capsys):
     src = tmp_path / "in"
     write_inputs(src)
@@ -312,7 +394,9 @@ def test_cli_generate_wrong_output_suffix_and_not_a_fusion_model(run_dir, tmp_pa
     code, _, err = run(capsys, "generate", run_dir, "--from", src / "zero.wav", "--to", "image", tmp_path / "x.wav")
     assert code == 1 and "should end with one of .png" in err.strip().splitlines()[-1]
     code, _, err = run(capsys, "generate", run_dir / "tokenizers/image", "--joint", "1", tmp_path / "j")
-    assert code == 1 and err.strip().splitlines()[-1].endswith("not a fusion model (no fusion.json; train one with a task: fusion config)")
+    assert code == 1 and err.strip().splitlines()[-1].endswith(
+        "not a fusion model (no fusion.json; train one with a task: fusion config)"
+    )
 
 
 def test_cli_train_dispatches_fusion_configs(run_dir, tmp_path, capsys, presets):
@@ -334,6 +418,10 @@ def test_cli_info_describes_a_fusion_run(run_dir, capsys):
     assert lines["prior"].strip().startswith("maskgit, ")
     model = FusionModel.from_run(run_dir)
     image, audio = model.layout.segment("image"), model.layout.segment("audio")
-    assert lines["sequence"].strip() == (f"image: {image.n_tokens} tokens of {image.vocab_size} codes | "
-                                         f"audio: {audio.n_tokens} tokens of {audio.vocab_size} codes")
-    assert f"x {model.stages['audio']} stages" in lines["audio"] and model.tokenizers["audio"].model_id in lines["audio"]
+    assert lines["sequence"].strip() == (
+        f"image: {image.n_tokens} tokens of {image.vocab_size} codes | "
+        f"audio: {audio.n_tokens} tokens of {audio.vocab_size} codes"
+    )
+    assert (
+        f"x {model.stages['audio']} stages" in lines["audio"] and model.tokenizers["audio"].model_id in lines["audio"]
+    )

@@ -17,15 +17,7 @@ from vqfuse.fusion.damage import (
     random_box_mask,
     token_mask_from_elements,
 )
-from vqfuse.fusion.repair import (
-    decode_items,
-    enhance,
-    enhance_tokens,
-    infill,
-    inpaint,
-    select_unknown,
-    token_log_probs,
-)
+from vqfuse.fusion.repair import decode_items, enhance, enhance_tokens, infill, inpaint, select_unknown, token_log_probs
 from vqfuse.fusion.repair_eval import evaluate_repair, repair_headline
 from vqfuse.fusion.tokens import flatten_codes, unflatten_codes
 from vqfuse.metrics.audio import si_snr
@@ -44,14 +36,24 @@ IMAGE_SIZE, AUDIO_LEN, N_Q = 16, 400, 2  # image tokens 8x8 (32 codes); audio 2 
 @pytest.fixture(scope="module")
 def tokenizers() -> tuple[Tokenizer, Tokenizer]:
     torch.manual_seed(0)
-    image = Tokenizer(TokenizerConfig(
-        modality="image", quantizer={"kind": "vq", "codebook_size": 32},
-        autoencoder=AutoencoderConfig(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8,
-                                      norm_groups=4))).eval()
-    audio = Tokenizer(TokenizerConfig(
-        modality="audio", quantizer={"kind": "rvq", "codebook_size": 16, "n_quantizers": N_Q},
-        autoencoder=AutoencoderConfig(dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2), strides=(4, 5),
-                                      latent_dim=8, norm_groups=4))).eval()
+    image = Tokenizer(
+        TokenizerConfig(
+            modality="image",
+            quantizer={"kind": "vq", "codebook_size": 32},
+            autoencoder=AutoencoderConfig(
+                dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4
+            ),
+        )
+    ).eval()
+    audio = Tokenizer(
+        TokenizerConfig(
+            modality="audio",
+            quantizer={"kind": "rvq", "codebook_size": 16, "n_quantizers": N_Q},
+            autoencoder=AutoencoderConfig(
+                dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2), strides=(4, 5), latent_dim=8, norm_groups=4
+            ),
+        )
+    ).eval()
     return image, audio
 
 
@@ -89,7 +91,9 @@ def test_flatten_audio_is_frame_major_and_inverts():
 
 def test_token_mask_covers_exactly_overlapping_cells():
     g = torch.Generator().manual_seed(0)
-    pixel = torch.cat([random_box_mask(4, 16, 16, generator=g), free_form_mask(4, 16, 16, generator=g)])  # (8, 1, 16, 16)
+    pixel = torch.cat(
+        [random_box_mask(4, 16, 16, generator=g), free_form_mask(4, 16, 16, generator=g)]
+    )  # (8, 1, 16, 16)
     pixel[0] = False
     pixel[0, 0, 5, 9] = True  # one pixel: cell (1, 2) of a 4x4 grid
     for dilation in (0, 1, 2):
@@ -98,8 +102,12 @@ def test_token_mask_covers_exactly_overlapping_cells():
         for b in range(8):
             for i in range(4):
                 for j in range(4):
-                    cell = pixel[b, 0, max(0, i - dilation) * 4:(i + dilation + 1) * 4,
-                                 max(0, j - dilation) * 4:(j + dilation + 1) * 4]
+                    cell = pixel[
+                        b,
+                        0,
+                        max(0, i - dilation) * 4 : (i + dilation + 1) * 4,
+                        max(0, j - dilation) * 4 : (j + dilation + 1) * 4,
+                    ]
                     expected[b, i, j] = bool(cell.any())
         assert torch.equal(got, expected), dilation
     one = token_mask_from_elements(pixel[:1], (4, 4), 0)[0]
@@ -216,16 +224,26 @@ def test_infill_in_one_greedy_step_is_the_argmax_given_the_condition_or_null(ran
         ids[:, sl] = ids[:, sl].masked_fill(~known, E2E_LAYOUT.mask_id)
         argmax = random_prior(ids, packed.modalities, packed.positions)[:, sl, lo:hi].argmax(-1)
         expected = torch.where(known, image, argmax)
-        out = infill(random_prior, E2E_LAYOUT, "image", image, known, None if cond is None else {"audio": cond}, steps=1,
-                     temperature=0.0)
+        out = infill(
+            random_prior,
+            E2E_LAYOUT,
+            "image",
+            image,
+            known,
+            None if cond is None else {"audio": cond},
+            steps=1,
+            temperature=0.0,
+        )
         assert torch.equal(out, expected), cond is None
 
 
 def test_infill_with_three_segments_nulls_the_absent_one(random_prior_3):
     prior, layout = random_prior_3
     g = torch.Generator().manual_seed(2)
-    codes = {n: torch.randint(0, layout.segment(n).vocab_size, (2, layout.segment(n).n_tokens), generator=g)
-             for n in layout.names}  # fmt: skip
+    codes = {
+        n: torch.randint(0, layout.segment(n).vocab_size, (2, layout.segment(n).n_tokens), generator=g)
+        for n in layout.names
+    }
     known = torch.zeros(2, layout.segment("a").n_tokens, dtype=torch.bool)
     out = infill(prior, layout, "a", codes["a"], known, {"b": codes["b"]}, steps=1)
     packed = layout.pack(codes)
@@ -263,8 +281,19 @@ def test_inpaint_end_to_end_keeps_known_pixels_and_tokens(tokenizers, random_pri
     images, audio = paired_batch(3)
     mask = random_box_mask(3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     cond = {"audio": audio_tok.encode(audio, n_q=N_Q)} if conditioned else None  # (3, 2, 20)
-    out = inpaint(random_prior, E2E_LAYOUT, image_tok, "image", images, mask, cond, steps=3, temperature=1.0,
-                  cfg_scale=2.0 if conditioned else None, generator=torch.Generator().manual_seed(0))
+    out = inpaint(
+        random_prior,
+        E2E_LAYOUT,
+        image_tok,
+        "image",
+        images,
+        mask,
+        cond,
+        steps=3,
+        temperature=1.0,
+        cfg_scale=2.0 if conditioned else None,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.items.shape == out.decoded.shape == images.shape
     assert out.tokens.shape == out.damaged_tokens.shape == out.unknown.shape == (3, 1, 8, 8)
     assert torch.equal(out.unknown[:, 0], token_mask_from_elements(mask, (8, 8), 1))
@@ -282,8 +311,19 @@ def test_enhance_end_to_end_keeps_confident_tokens(tokenizers, random_prior):
     images, audio = paired_batch(3)
     noisy = add_noise(audio, 0.0, torch.Generator().manual_seed(0))
     for cond in ({"image": image_tok.encode_codes(images)}, None):
-        out = enhance(random_prior, E2E_LAYOUT, audio_tok, "audio", noisy, cond, n_q=N_Q, remask_fraction=0.25,
-                      steps=3, temperature=1.0, generator=torch.Generator().manual_seed(0))
+        out = enhance(
+            random_prior,
+            E2E_LAYOUT,
+            audio_tok,
+            "audio",
+            noisy,
+            cond,
+            n_q=N_Q,
+            remask_fraction=0.25,
+            steps=3,
+            temperature=1.0,
+            generator=torch.Generator().manual_seed(0),
+        )
         assert out.items.shape == noisy.shape and bool(torch.isfinite(out.items).all())
         assert out.tokens.shape == out.damaged_tokens.shape == out.unknown.shape == out.scores.shape == (3, N_Q, 20)
         assert torch.equal(out.damaged_tokens, audio_tok.encode(noisy, n_q=N_Q))
@@ -298,8 +338,18 @@ def test_enhance_end_to_end_keeps_confident_tokens(tokenizers, random_prior):
     assert torch.equal(decoded.items, decoded.decoded)
     with pytest.raises(ValueError, match="output must be one of"):
         enhance(random_prior, E2E_LAYOUT, audio_tok, "audio", noisy, None, n_q=N_Q, steps=1, output="wave")
-    fine = enhance(random_prior, E2E_LAYOUT, audio_tok, "audio", noisy, None, n_q=N_Q, remask_fraction=0.0,
-                   remask_stages_from=1, steps=2)
+    fine = enhance(
+        random_prior,
+        E2E_LAYOUT,
+        audio_tok,
+        "audio",
+        noisy,
+        None,
+        n_q=N_Q,
+        remask_fraction=0.0,
+        remask_stages_from=1,
+        steps=2,
+    )
     assert fine.unknown[:, 1].all() and not fine.unknown[:, 0].any()
     assert torch.equal(fine.tokens[:, 0], fine.damaged_tokens[:, 0])
 
@@ -328,13 +378,15 @@ def test_gain_smoothing_averages_the_gain_over_neighbouring_bins_and_frames():
     noisy = torch.randn(1, 1, 4000, generator=g) * 0.3
     # a constant gain (estimate = half the reference) is left as it is by any smoothing
     for s in (0, 1, 2):
-        torch.testing.assert_close(spectral_gain(noisy, 0.5 * noisy, noisy, smoothing=s), 0.5 * noisy, atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            spectral_gain(noisy, 0.5 * noisy, noisy, smoothing=s), 0.5 * noisy, atol=1e-4, rtol=0
+        )
     # a random gain: the applied gain is the 3x3 mean of the raw one (edges average the bins that exist)
     estimate = torch.randn(1, 1, 4000, generator=g) * 0.3
     raw = (_stft(estimate, 512, 128).abs() / _stft(noisy, 512, 128).abs()).clamp(0, 1)[0]  # (F, frames)
     padded = torch.nn.functional.pad(raw, (1, 1, 1, 1))
     ones = torch.nn.functional.pad(torch.ones_like(raw), (1, 1, 1, 1))
-    box = lambda x: sum(x[i:i + raw.shape[0], j:j + raw.shape[1]] for i in range(3) for j in range(3))  # noqa: E731
+    box = lambda x: sum(x[i : i + raw.shape[0], j : j + raw.shape[1]] for i in range(3) for j in range(3))  # noqa: E731
     want = box(padded) / box(ones)
     spec = _stft(noisy, 512, 128)[0]
     expected = torch.istft(spec * want, 512, 128, window=torch.hann_window(512), center=True, length=4000)
@@ -348,12 +400,20 @@ def test_evaluate_repair_is_json_able(tokenizers, random_prior):
     images, audio = paired_batch(2)
     tokenizers = {"image": image_tok, "audio": audio_tok}
     items = {"image": images, "audio": audio}
-    report = evaluate_repair(random_prior, E2E_LAYOUT, tokenizers, items, stages={"audio": N_Q}, steps=2,
-                             settings={"snr_db": 0.0})  # fmt: skip
+    report = evaluate_repair(
+        random_prior, E2E_LAYOUT, tokenizers, items, stages={"audio": N_Q}, steps=2, settings={"snr_db": 0.0}
+    )
     json.dumps(report, allow_nan=False)
     assert report["n_items"] == 2 and report["image"]["mode"] == "inpaint" and report["audio"]["mode"] == "enhance"
-    variants = {"conditioned", "unconditioned", "conditioned_decoded", "unconditioned_decoded", "damaged",
-                "reencoded", "tokenizer"}
+    variants = {
+        "conditioned",
+        "unconditioned",
+        "conditioned_decoded",
+        "unconditioned_decoded",
+        "damaged",
+        "reencoded",
+        "tokenizer",
+    }
     psnr = report["image"]["scores"]["masked_psnr"]
     assert set(psnr) == variants and all(isinstance(v, float) for v in psnr.values())
     assert 0.25 <= report["image"]["damage"]["mask_fraction"] <= 0.5
@@ -362,8 +422,15 @@ def test_evaluate_repair_is_json_able(tokenizers, random_prior):
     h = repair_headline(report)
     assert h["inpaint_condition_gain"] == pytest.approx(psnr["conditioned"] - psnr["unconditioned"])
     assert {"inpaint_masked_psnr_conditioned", "enhance_si_snr_improvement_reencoded"} <= set(h)
-    babble = evaluate_repair(random_prior, E2E_LAYOUT, tokenizers, items, stages={"audio": N_Q}, steps=1,
-                             settings={"snr_db": 5.0, "noise": "babble", "frac_range": (0.5, 0.5)})
+    babble = evaluate_repair(
+        random_prior,
+        E2E_LAYOUT,
+        tokenizers,
+        items,
+        stages={"audio": N_Q},
+        steps=1,
+        settings={"snr_db": 5.0, "noise": "babble", "frac_range": (0.5, 0.5)},
+    )
     assert babble["audio"]["damage"]["noise"] == "babble"
     assert abs(babble["image"]["damage"]["mask_fraction"] - 0.5) < 0.02
 
@@ -391,8 +458,7 @@ def trained_prior() -> PriorTransformer:
     model.train()
     for step in range(250):
         target, cond = ("image", "audio") if step % 2 == 0 else ("audio", "image")
-        ids = drop_condition(TRAINED_LAYOUT.pack(synthetic_pairs(32, g)).ids, TRAINED_LAYOUT, 0.2, g,
-                             condition=[cond])
+        ids = drop_condition(TRAINED_LAYOUT.pack(synthetic_pairs(32, g)).ids, TRAINED_LAYOUT, 0.2, g, condition=[cond])
         loss = maskgit_loss(model, TRAINED_LAYOUT, ids, target, generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -408,7 +474,15 @@ def test_trained_prior_inpaints_better_with_the_condition(trained_prior):
     known_tokens = torch.where(known, test["image"], wrong)
     acc = {}
     for name, cond in (("with", test["audio"]), ("without", None)):
-        out = infill(trained_prior, TRAINED_LAYOUT, "image", known_tokens, known, None if cond is None else {"audio": cond}, steps=4)
+        out = infill(
+            trained_prior,
+            TRAINED_LAYOUT,
+            "image",
+            known_tokens,
+            known,
+            None if cond is None else {"audio": cond},
+            steps=4,
+        )
         assert torch.equal(out[known], test["image"][known])
         acc[name] = float((out == test["image"])[~known].float().mean())
     assert acc["with"] > 0.9 and acc["without"] < 0.4, acc
@@ -427,8 +501,9 @@ def test_trained_prior_enhances_better_with_the_condition(trained_prior):
     for name, cond in (("with", test["image"]), ("without", None)):
         conds = None if cond is None else {"image": cond}
         unknown, _ = enhance_tokens(trained_prior, TRAINED_LAYOUT, "audio", noisy, conds, remask_fraction=0.25)
-        flat = infill(trained_prior, TRAINED_LAYOUT, "audio", flatten_codes(noisy), ~flatten_codes(unknown), conds,
-                      steps=4)  # fmt: skip
+        flat = infill(
+            trained_prior, TRAINED_LAYOUT, "audio", flatten_codes(noisy), ~flatten_codes(unknown), conds, steps=4
+        )
         repaired = unflatten_codes(flat, 2, (4,))
         assert torch.equal(repaired[~unknown], noisy[~unknown])
         found[name] = float((unknown & corrupt).sum() / corrupt.sum())

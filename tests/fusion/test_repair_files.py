@@ -20,7 +20,7 @@ def write_mask(path: Path, size: tuple[int, int], box: tuple[int, int, int, int]
     """Black image (kept) with a white box (missing): box = (top, left, height, width) in pixels."""
     m = torch.full((3, *size), -1.0)
     top, left, h, w = box
-    m[:, top:top + h, left:left + w] = 1.0
+    m[:, top : top + h, left : left + w] = 1.0
     save_image_file(m, path)
 
 
@@ -30,8 +30,9 @@ def test_cli_inpaints_only_the_masked_pixels(run_dir, tmp_path, capsys):  # noqa
     write_mask(tmp_path / "hole.png", (16, 16), (4, 4, 8, 6))
     for extra in ([], ["--condition", str(src / "zero.wav")]):
         out = tmp_path / f"fixed{len(extra)}.png"
-        code, text, err = run(capsys, "repair", run_dir, src / "zero.png", out, "--mask", tmp_path / "hole.png",
-                              "--steps", "2", *extra)  # fmt: skip
+        code, text, err = run(
+            capsys, "repair", run_dir, src / "zero.png", out, "--mask", tmp_path / "hole.png", "--steps", "2", *extra
+        )
         assert code == 0, err
         assert text.startswith(f"inpainted {src / 'zero.png'} (19% of pixels missing")
         assert ("with a condition" in text) == bool(extra)
@@ -48,23 +49,43 @@ def test_cli_enhances_speech_of_any_length_in_windows(run_dir, tmp_path, capsys)
     model = FusionModel.from_run(run_dir)
     long = torch.cat([load_audio_file(src / "zero.wav", RATE)] * 3, dim=-1)[..., :1300]  # 2.5 windows of 512
     save_audio_file(long, tmp_path / "long.wav", RATE)
-    code, text, err = run(capsys, "repair", run_dir, tmp_path / "long.wav", tmp_path / "clean.wav",
-                          "--condition", src / "zero.png", "--steps", "2")  # fmt: skip
+    code, text, err = run(
+        capsys,
+        "repair",
+        run_dir,
+        tmp_path / "long.wav",
+        tmp_path / "clean.wav",
+        "--condition",
+        src / "zero.png",
+        "--steps",
+        "2",
+    )
     assert code == 0, err
     assert model.item_shapes["audio"] == (512,) and "(3 windows" in text and "with a condition" in text
     assert load_audio_file(tmp_path / "clean.wav", RATE).shape == (1, 1300)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["{src}/zero.png", "{tmp}/o.png"], "error: inpainting needs --mask MASK"),
-    (["{src}/zero.wav", "{tmp}/o.wav", "--mask", "{tmp}/hole.png"], "error: --mask is for inpainting; speech is enhanced without one"),
-    (["{src}/zero.wav", "{tmp}/o.png"], "error: {tmp}/o.png: the repaired audio should end with one of"),
-    (["{src}/notes.txt", "{tmp}/o.png"], "error: {src}/notes.txt: the input must be an image or audio file"),
-    (["{src}/zero.png", "{tmp}/o.png", "--mask", "{tmp}/empty.png"], "error: {tmp}/empty.png: the mask marks no pixel"),
-    (["{src}/zero.png", "{tmp}/o.png", "--mask", "{tmp}/hole.png", "--condition", "{src}/zero.png"],
-     "error: {src}/zero.png: the condition (to repair image) must be an audio file"),
-    (["{src}/missing.wav", "{tmp}/o.wav"], "error: {src}/missing.wav"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{src}/zero.png", "{tmp}/o.png"], "error: inpainting needs --mask MASK"),
+        (
+            ["{src}/zero.wav", "{tmp}/o.wav", "--mask", "{tmp}/hole.png"],
+            "error: --mask is for inpainting; speech is enhanced without one",
+        ),
+        (["{src}/zero.wav", "{tmp}/o.png"], "error: {tmp}/o.png: the repaired audio should end with one of"),
+        (["{src}/notes.txt", "{tmp}/o.png"], "error: {src}/notes.txt: the input must be an image or audio file"),
+        (
+            ["{src}/zero.png", "{tmp}/o.png", "--mask", "{tmp}/empty.png"],
+            "error: {tmp}/empty.png: the mask marks no pixel",
+        ),
+        (
+            ["{src}/zero.png", "{tmp}/o.png", "--mask", "{tmp}/hole.png", "--condition", "{src}/zero.png"],
+            "error: {src}/zero.png: the condition (to repair image) must be an audio file",
+        ),
+        (["{src}/missing.wav", "{tmp}/o.wav"], "error: {src}/missing.wav"),
+    ],
+)
 def test_cli_repair_errors_are_one_line_and_write_nothing(args, message, run_dir, tmp_path, capsys):  # noqa: F811
     src = tmp_path / "in"
     write_inputs(src)

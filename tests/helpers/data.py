@@ -57,8 +57,14 @@ class TinyAudio(torch.utils.data.Dataset):
 class TinyPairs(PairedDataset):
     """TinyImages paired with TinyAudio, two clips per image."""
 
-    def __init__(self, split: str = "train", size: int = 16, sample_rate: int = RATE, segment_seconds: float = SECONDS,
-                 pairings: int = 2) -> None:
+    def __init__(
+        self,
+        split: str = "train",
+        size: int = 16,
+        sample_rate: int = RATE,
+        segment_seconds: float = SECONDS,
+        pairings: int = 2,
+    ) -> None:
         self.split, self.size, self.sample_rate = split, size, sample_rate
         self.segment_length = round(sample_rate * segment_seconds)
         self.images, self.clips = TinyImages(size, split), TinyAudio(split, sample_rate, segment_seconds)
@@ -74,8 +80,12 @@ class TinyPairs(PairedDataset):
         return self.clips[k]
 
 
-register_dataset("audio", TINY_AUDIO, lambda arg, sample_rate, segment_seconds, split: TinyAudio(split, sample_rate,
-                                                                                                 segment_seconds), replace=True)
+register_dataset(
+    "audio",
+    TINY_AUDIO,
+    lambda arg, sample_rate, segment_seconds, split: TinyAudio(split, sample_rate, segment_seconds),
+    replace=True,
+)
 register_dataset("paired", TINY_PAIRS, lambda arg, **kw: TinyPairs(**kw), replace=True)
 
 

@@ -12,8 +12,9 @@ from vqfuse.tokenizer import Tokenizer, TokenizerConfig
 
 TINY_AE = dict(dims=2, in_channels=3, channels=8, channel_mults=(1, 2), latent_dim=8, norm_groups=4)
 # hop 4 * 8 * 10 = 320: 50 frames/s at 16 kHz, like the speech preset, but 4 channels wide
-TINY_AUDIO_AE = dict(dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2, 4), strides=(4, 8, 10),
-                     latent_dim=8, norm_groups=2)
+TINY_AUDIO_AE = dict(
+    dims=1, in_channels=1, channels=4, channel_mults=(1, 2, 2, 4), strides=(4, 8, 10), latent_dim=8, norm_groups=2
+)
 
 
 def make_audio_model(

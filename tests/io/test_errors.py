@@ -1,12 +1,6 @@
 import pickle
 
-from vqfuse.errors import (
-    ConfigError,
-    InputFileError,
-    ModelMismatchError,
-    TokenFileError,
-    VqfuseError,
-)
+from vqfuse.errors import ConfigError, InputFileError, ModelMismatchError, TokenFileError, VqfuseError
 
 
 def test_hierarchy():

@@ -7,15 +7,7 @@ import pytest
 import torch
 
 from vqfuse.errors import ModelMismatchError, TokenFileError
-from vqfuse.io.tokenfile import (
-    MAGIC,
-    TokenFile,
-    check_model,
-    decode_tokens,
-    encode_tokens,
-    read_tokens,
-    write_tokens,
-)
+from vqfuse.io.tokenfile import MAGIC, TokenFile, check_model, decode_tokens, encode_tokens, read_tokens, write_tokens
 
 
 def _image_tokens(seed: int = 0) -> TokenFile:

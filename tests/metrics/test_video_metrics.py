@@ -23,7 +23,9 @@ from vqfuse.metrics.video import (
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def _clip(b: int = 2, c: int = 1, t: int = 5, h: int = 24, w: int = 24, seed: int = 0, amp: float = 0.5) -> torch.Tensor:
+def _clip(
+    b: int = 2, c: int = 1, t: int = 5, h: int = 24, w: int = 24, seed: int = 0, amp: float = 0.5
+) -> torch.Tensor:
     # (B, C, T, H, W) in [-amp, amp]: room for the offsets below, so that clamping to [-1, 1] never bites
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(b, c, t, h, w, generator=g) * 2 - 1) * amp

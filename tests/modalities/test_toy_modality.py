@@ -121,13 +121,31 @@ class TriPairs(TinyPairs):
 register_dataset("paired", "tri-toy", lambda arg, **kw: TriPairs(**kw), replace=True)
 
 SENSOR_PRESET = {
-    "task": "tokenizer", "modality": "sensor", "data": {"train": "toy-sensor"},
-    "model": {"autoencoder": {"dims": 1, "in_channels": 3, "channels": 8, "channel_mults": [1, 2, 2], "strides": [2, 2],
-                              "latent_dim": 8, "norm_groups": 4},
-              "quantizer": {"kind": "rvq", "codebook_size": 16, "n_quantizers": 2, "codebook_dim": 4}},
+    "task": "tokenizer",
+    "modality": "sensor",
+    "data": {"train": "toy-sensor"},
+    "model": {
+        "autoencoder": {
+            "dims": 1,
+            "in_channels": 3,
+            "channels": 8,
+            "channel_mults": [1, 2, 2],
+            "strides": [2, 2],
+            "latent_dim": 8,
+            "norm_groups": 4,
+        },
+        "quantizer": {"kind": "rvq", "codebook_size": 16, "n_quantizers": 2, "codebook_dim": 4},
+    },
     "loss": {"gan_weight": 0.0},
-    "train": {"steps": 3, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "sample_every": 0, "checkpoint_every": 0,
-              "ema_decay": None},
+    "train": {
+        "steps": 3,
+        "batch_size": 8,
+        "warmup_steps": 1,
+        "log_every": 1,
+        "sample_every": 0,
+        "checkpoint_every": 0,
+        "ema_decay": None,
+    },
 }
 
 
@@ -157,7 +175,10 @@ def test_a_modality_defined_in_a_test_trains_codes_evaluates_and_fuses(tmp_path,
     assert SensorModality().load_file(tmp_path / "back.sensor", {}).shape == (3, 57)
     (tmp_path / "bad.sensor").write_text("1,2\n")
     code, _, err = run(capsys, "encode", model, tmp_path / "bad.sensor", tmp_path / "bad.vqf")
-    assert code == 1 and err.strip().splitlines()[-1] == f"error: {tmp_path / 'bad.sensor'}: expected 3 finite columns, got 2"
+    assert (
+        code == 1
+        and err.strip().splitlines()[-1] == f"error: {tmp_path / 'bad.sensor'}: expected 3 finite columns, got 2"
+    )
 
     code, out, err = run(capsys, "evaluate", model, "--out", tmp_path / "ev")
     assert code == 0, err
@@ -170,11 +191,19 @@ def test_a_modality_defined_in_a_test_trains_codes_evaluates_and_fuses(tmp_path,
     for name, raw in (("image", IMAGE_PRESET), ("audio", AUDIO_PRESET)):
         presets[name] = tmp_path / f"{name}.yaml"
         presets[name].write_text(yaml.safe_dump(raw))
-    fusion = {"task": "fusion", "modality": "paired", "name": "tri",
-              "data": {"train": "tri-toy", "size": 16, "sample_rate": RATE, "segment_seconds": SECONDS},
-              "tokenizers": {"image": {"preset": str(presets["image"])}, "audio": {"preset": str(presets["audio"]), "n_q": 2},
-                             "sensor": {"model": str(model)}},
-              "prior": PRIOR, "train": {"steps": 3, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 0}}
+    fusion = {
+        "task": "fusion",
+        "modality": "paired",
+        "name": "tri",
+        "data": {"train": "tri-toy", "size": 16, "sample_rate": RATE, "segment_seconds": SECONDS},
+        "tokenizers": {
+            "image": {"preset": str(presets["image"])},
+            "audio": {"preset": str(presets["audio"]), "n_q": 2},
+            "sensor": {"model": str(model)},
+        },
+        "prior": PRIOR,
+        "train": {"steps": 3, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 0},
+    }
     (tmp_path / "tri.yaml").write_text(yaml.dump(fusion, sort_keys=False))
     code, _, err = run(capsys, "train", tmp_path / "tri.yaml", f"out={tmp_path / 'tri'}", "--no-progress")
     assert code == 0, err
@@ -182,13 +211,20 @@ def test_a_modality_defined_in_a_test_trains_codes_evaluates_and_fuses(tmp_path,
     assert fm.names == ("image", "audio", "sensor") and fm.stages["sensor"] == 2
     heldout = json.loads((tmp_path / "tri" / "metrics.json").read_text())["heldout"]
     assert {"sensor|image,audio/accuracy", "joint/loss"} <= set(heldout)
-    code, out, err = run(capsys, "generate", tmp_path / "tri", "--from", tmp_path / "walk.sensor", "--to", "image",
-                         tmp_path / "walk.png")
+    code, out, err = run(
+        capsys, "generate", tmp_path / "tri", "--from", tmp_path / "walk.sensor", "--to", "image", tmp_path / "walk.png"
+    )
     assert code == 0 and "from sensor" in out, err
     code, out, err = run(capsys, "generate", tmp_path / "tri", "--joint", "2", tmp_path / "joint")
     assert code == 0 and "image + audio + sensor" in out, err
     assert sorted(p.name for p in (tmp_path / "joint").iterdir()) == [
-        "sample-000.png", "sample-000.sensor", "sample-000.wav", "sample-001.png", "sample-001.sensor", "sample-001.wav"]
+        "sample-000.png",
+        "sample-000.sensor",
+        "sample-000.wav",
+        "sample-001.png",
+        "sample-001.sensor",
+        "sample-001.wav",
+    ]
 
 
 def test_pairs_csv_with_columns_named_by_modality(tmp_path, capsys):

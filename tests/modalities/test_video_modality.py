@@ -72,8 +72,10 @@ def test_fit_pads_or_cuts_time_and_fits_space():
 
 def test_colour_digits_and_emoji_have_three_channels():
     m = get_modality("video")
-    for data in ({"train": "moving-digits", "size": 16, "length": 5, "channels": 3},
-                 {"train": "moving-emoji", "size": 16, "length": 5}):  # fmt: skip
+    for data in (
+        {"train": "moving-digits", "size": 16, "length": 5, "channels": 3},
+        {"train": "moving-emoji", "size": 16, "length": 5},
+    ):
         x = m.dataset(data["train"], "test", data)[0]
         assert x.shape == (3, 5, 16, 16)
     with pytest.raises(VqfuseError, match="RGB"):

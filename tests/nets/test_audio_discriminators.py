@@ -12,8 +12,6 @@ from vqfuse.nets.discriminators import CombinedDiscriminator, MultiScaleDiscrimi
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-
-
 def _check_output(out, n_members: int, batch: int) -> None:
     logits, features = out
     assert isinstance(logits, list) and isinstance(features, list)
@@ -61,11 +59,13 @@ def test_odd_lengths_and_errors():
 
 def test_combined_with_losses():
     torch.manual_seed(0)
-    combined = CombinedDiscriminator([
-        MultiScaleSTFTDiscriminator(n_ffts=(512, 256), channels=4),
-        MultiPeriodDiscriminator(periods=(2, 3), channels=4),
-        MultiScaleDiscriminator(n_scales=2, dims=1, in_channels=1, channels=4, n_layers=2),
-    ])  # fmt: skip
+    combined = CombinedDiscriminator(
+        [
+            MultiScaleSTFTDiscriminator(n_ffts=(512, 256), channels=4),
+            MultiPeriodDiscriminator(periods=(2, 3), channels=4),
+            MultiScaleDiscriminator(n_scales=2, dims=1, in_channels=1, channels=4, n_layers=2),
+        ]
+    )
     real = torch.randn(2, 1, 4000)
     fake = torch.randn(2, 1, 4000, requires_grad=True)
     real_logits, real_feats = combined(real)
@@ -80,8 +80,10 @@ def test_combined_with_losses():
 
 @pytest.mark.parametrize("norm", ["weight", "spectral", "none"])
 def test_norms(norm):
-    for disc in (MultiScaleSTFTDiscriminator(n_ffts=(256,), channels=4, norm=norm),
-                 MultiPeriodDiscriminator(periods=(2,), channels=4, norm=norm)):  # fmt: skip
+    for disc in (
+        MultiScaleSTFTDiscriminator(n_ffts=(256,), channels=4, norm=norm),
+        MultiPeriodDiscriminator(periods=(2,), channels=4, norm=norm),
+    ):
         logits, _ = disc(torch.randn(1, 1, 2048))
         assert torch.isfinite(logits[0]).all()
     with pytest.raises(ValueError):

@@ -13,7 +13,11 @@ CASES = {
         (2,),
     ),
     "image": (dict(dims=2, in_channels=3, channels=8, channel_mults=(1, 2, 2), norm_groups=4), (2, 3, 32, 32), (8, 8)),
-    "video": (dict(dims=3, in_channels=3, channels=8, channel_mults=(1, 2, 2), norm_groups=4), (1, 3, 4, 16, 16), (1, 4, 4)),
+    "video": (
+        dict(dims=3, in_channels=3, channels=8, channel_mults=(1, 2, 2), norm_groups=4),
+        (1, 3, 4, 16, 16),
+        (1, 4, 4),
+    ),
     "video_space_first": (
         dict(dims=3, in_channels=3, channels=8, channel_mults=(1, 2, 2), strides=((1, 2, 2), 2), norm_groups=4),
         (1, 3, 4, 16, 16),

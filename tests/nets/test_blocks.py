@@ -3,16 +3,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vqfuse.nets.blocks import (
-    AttnBlock,
-    Downsample,
-    Norm,
-    PaddedConv,
-    ResBlock,
-    Upsample,
-    conv_nd,
-    norm_groups_for,
-)
+from vqfuse.nets.blocks import AttnBlock, Downsample, Norm, PaddedConv, ResBlock, Upsample, conv_nd, norm_groups_for
 
 SPATIAL = {1: (40,), 2: (8, 8), 3: (4, 8, 8)}
 
@@ -27,7 +18,9 @@ def _changed_after(x: torch.Tensor, t: int) -> torch.Tensor:
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_conv_nd_picks_class(dims):
     assert isinstance(conv_nd(dims, 2, 3, 1), (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1])
-    assert isinstance(conv_nd(dims, 2, 3, 1, transpose=True), (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1])
+    assert isinstance(
+        conv_nd(dims, 2, 3, 1, transpose=True), (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+    )
 
 
 def test_conv_nd_rejects_bad_dims():
@@ -96,7 +89,7 @@ def test_non_causal_conv_leaks_future(dims):
     conv = PaddedConv(dims, 3, 3, 3)
     x = torch.randn(2, 3, *SPATIAL[dims])
     t = 2
-    assert not torch.allclose(conv(x)[:, :, : t], conv(_changed_after(x, t))[:, :, : t])
+    assert not torch.allclose(conv(x)[:, :, :t], conv(_changed_after(x, t))[:, :, :t])
 
 
 @pytest.mark.parametrize("dims", [1, 3])

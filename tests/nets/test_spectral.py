@@ -4,14 +4,7 @@ import pytest
 import torch
 
 from vqfuse.nets.autoencoder import AutoencoderConfig
-from vqfuse.nets.spectral import (
-    SpectralConfig,
-    SpectralDecoder,
-    SpectralEncoder,
-    istft_same,
-    stft_same,
-    synthesize,
-)
+from vqfuse.nets.spectral import SpectralConfig, SpectralDecoder, SpectralEncoder, istft_same, stft_same, synthesize
 from vqfuse.tokenizer import Tokenizer, TokenizerConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -96,8 +89,11 @@ def test_gradients_reach_every_parameter_and_conditioning_matters():
     model.train()
     out = model(x, n_q=4)
     (out.reconstruction.pow(2).mean() + out.quant.loss).backward()
-    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
-               and "scale" not in n and "shift" not in n]  # AdaLN rows of other n_q get no gradient here
+    no_grad = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0) and "scale" not in n and "shift" not in n
+    ]  # AdaLN rows of other n_q get no gradient here
     assert no_grad == []
     model.eval()
     z = model.encoder(x)

@@ -15,8 +15,20 @@ STRIDES = ((2, 2, 2), (2, 2, 2), (1, 2, 2))
 
 
 def _nets(**overrides) -> tuple[AutoencoderConfig, Encoder, Decoder]:
-    kwargs = dict(dims=3, in_channels=1, channels=4, channel_mults=(1, 2, 2, 2), strides=STRIDES, latent_dim=3,
-                  norm_groups=2, causal=True, first_frame_alone=True) | overrides
+    kwargs = (
+        dict(
+            dims=3,
+            in_channels=1,
+            channels=4,
+            channel_mults=(1, 2, 2, 2),
+            strides=STRIDES,
+            latent_dim=3,
+            norm_groups=2,
+            causal=True,
+            first_frame_alone=True,
+        )
+        | overrides
+    )
     cfg = AutoencoderConfig(**kwargs)
     torch.manual_seed(0)
     return cfg, Encoder(cfg).eval(), Decoder(cfg).eval()

@@ -29,11 +29,14 @@ def test_frame_discriminator_folds_frames_into_the_batch():
     assert disc(torch.randn(1, 1, 1, 16, 16))[0].shape == (1, 1, 1, 4, 4)  # single images too
 
 
-@pytest.mark.parametrize("spec", [
-    {"kind": "frame", "channels": 8, "n_layers": 2},
-    {"kind": "patch", "channels": 8, "n_layers": 2, "stride": 2},  # the 3D space-time PatchGAN
-    {"kind": "spacetime", "channels": 8, "space_time": {"n_layers": 2}, "frame": {"n_layers": 2}},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"kind": "frame", "channels": 8, "n_layers": 2},
+        {"kind": "patch", "channels": 8, "n_layers": 2, "stride": 2},  # the 3D space-time PatchGAN
+        {"kind": "spacetime", "channels": 8, "space_time": {"n_layers": 2}, "frame": {"n_layers": 2}},
+    ],
+)
 def test_gradients_reach_the_generator_through_each_kind(spec):
     torch.manual_seed(0)
     disc = build_discriminator(spec, dims=3, in_channels=3)

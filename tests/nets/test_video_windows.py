@@ -21,9 +21,22 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _tokenizer(**overrides) -> Tokenizer:
-    ae = AutoencoderConfig(**(dict(dims=3, in_channels=1, channels=4, channel_mults=(1, 1, 1, 1),
-                                   strides=((2, 2, 2), (2, 2, 2), (1, 2, 2)), latent_dim=5, norm_groups=1,
-                                   causal=True, first_frame_alone=True) | overrides))  # fmt: skip
+    ae = AutoencoderConfig(
+        **(
+            dict(
+                dims=3,
+                in_channels=1,
+                channels=4,
+                channel_mults=(1, 1, 1, 1),
+                strides=((2, 2, 2), (2, 2, 2), (1, 2, 2)),
+                latent_dim=5,
+                norm_groups=1,
+                causal=True,
+                first_frame_alone=True,
+            )
+            | overrides
+        )
+    )
     torch.manual_seed(0)
     meta = {"size": 16, "length": 21, "fps": 8.0, "channels": 1, "item_shape": [21, 16, 16]}
     return Tokenizer(TokenizerConfig("video", ae, {"kind": "fsq", "levels": [8, 8, 8, 8, 4]}, meta)).eval()

@@ -5,19 +5,15 @@ import torch
 import torch.nn.functional as F
 
 from tests.helpers.priors import LAYOUT, tiny, tokens
-from vqfuse.prior import (
-    PriorTransformer,
-    cosine_schedule,
-    maskgit_decode,
-    maskgit_loss,
-    random_mask,
-)
+from vqfuse.prior import PriorTransformer, cosine_schedule, maskgit_decode, maskgit_loss, random_mask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
+
 def test_cosine_schedule_and_random_mask():
-    torch.testing.assert_close(cosine_schedule(torch.tensor([0.0, 0.5, 1.0])),
-                               torch.tensor([1.0, math.sqrt(0.5), 0.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        cosine_schedule(torch.tensor([0.0, 0.5, 1.0])), torch.tensor([1.0, math.sqrt(0.5), 0.0]), atol=1e-6, rtol=0
+    )
     mask = random_mask(2000, 100, torch.Generator().manual_seed(0))
     counts = mask.sum(1)
     assert int(counts.min()) >= 1 and int(counts.max()) <= 100
@@ -59,11 +55,21 @@ def test_decode_fills_only_unknown_positions(steps, cfg_scale):
     calls = CountCalls(model)
     known_mask = torch.rand(4, 12, generator=torch.Generator().manual_seed(1)) < 0.4
     known_mask[0] = False  # one row fully unknown
-    known_mask[1] = True   # one row fully known
+    known_mask[1] = True  # one row fully known
     known = data["audio"]
     g = torch.Generator().manual_seed(0)
-    out = maskgit_decode(model, LAYOUT, {"image": data["image"]}, "audio", known=known, known_mask=known_mask,
-                         steps=steps, cfg_scale=cfg_scale, top_k=8, generator=g)
+    out = maskgit_decode(
+        model,
+        LAYOUT,
+        {"image": data["image"]},
+        "audio",
+        known=known,
+        known_mask=known_mask,
+        steps=steps,
+        cfg_scale=cfg_scale,
+        top_k=8,
+        generator=g,
+    )
     assert out.shape == (4, 12)
     assert torch.equal(out[known_mask], known[known_mask])
     assert int(out.min()) >= 0 and int(out.max()) < 24  # no MASK or other specials left
@@ -75,8 +81,14 @@ def test_decode_fills_only_unknown_positions(steps, cfg_scale):
 def test_decode_without_unknowns_runs_no_step_and_cfg_scale_one_is_conditional():
     model, data = tiny(), tokens()
     calls = CountCalls(model)
-    out = maskgit_decode(model, LAYOUT, {"image": data["image"]}, "audio", known=data["audio"],
-                         known_mask=torch.ones(4, 12, dtype=torch.bool))
+    out = maskgit_decode(
+        model,
+        LAYOUT,
+        {"image": data["image"]},
+        "audio",
+        known=data["audio"],
+        known_mask=torch.ones(4, 12, dtype=torch.bool),
+    )
     assert torch.equal(out, data["audio"]) and calls.n == 0
     kw = dict(steps=6, temperature=0, noise=0.0)
     plain = maskgit_decode(model, LAYOUT, {"image": data["image"]}, "audio", **kw)
@@ -92,7 +104,8 @@ def test_decode_rejects_bad_requests():
     with pytest.raises(ValueError, match="bidirectional"):
         maskgit_decode(tiny(causal=True), LAYOUT, {"image": data["image"]}, "audio")
     with pytest.raises(ValueError, match="known"):
-        maskgit_decode(tiny(), LAYOUT, {"image": data["image"]}, "audio",
-                       known_mask=torch.ones(4, 12, dtype=torch.bool))
+        maskgit_decode(
+            tiny(), LAYOUT, {"image": data["image"]}, "audio", known_mask=torch.ones(4, 12, dtype=torch.bool)
+        )
     with pytest.raises(ValueError, match="batch size"):
         maskgit_decode(tiny(), LAYOUT, {}, "audio")

@@ -67,7 +67,16 @@ def test_maskgit_prior_memorises_pairs_and_infills():
     known = torch.zeros(12, 6, dtype=torch.bool)
     known[:, ::2] = True
     wrong = (data["target"] + 5) % 12
-    out = maskgit_decode(model, LAYOUT, {"cond": data["cond"]}, "target", known=wrong, known_mask=known,
-                         steps=3, temperature=0.5, generator=g)
+    out = maskgit_decode(
+        model,
+        LAYOUT,
+        {"cond": data["cond"]},
+        "target",
+        known=wrong,
+        known_mask=known,
+        steps=3,
+        temperature=0.5,
+        generator=g,
+    )
     assert torch.equal(out[known], wrong[known])
     assert int(out.min()) >= 0 and int(out.max()) < 12

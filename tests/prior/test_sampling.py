@@ -44,9 +44,9 @@ def test_top_p_filter():
     probs = torch.tensor([0.15, 0.5, 0.05, 0.3])  # sorted: 0.5 (id 1), 0.3 (id 3), 0.15 (id 0), 0.05 (id 2)
     logits = probs.log()
     kept = lambda p: top_p_filter(logits, p).isfinite().nonzero().flatten().tolist()  # noqa: E731
-    assert kept(0.4) == [1]           # the top id alone reaches 0.4
-    assert kept(0.7) == [1, 3]        # 0.5 < 0.7 <= 0.8
-    assert kept(0.85) == [0, 1, 3]    # 0.8 < 0.85 <= 0.95
+    assert kept(0.4) == [1]  # the top id alone reaches 0.4
+    assert kept(0.7) == [1, 3]  # 0.5 < 0.7 <= 0.8
+    assert kept(0.85) == [0, 1, 3]  # 0.8 < 0.85 <= 0.95
     assert kept(0.99) == [0, 1, 2, 3]
     assert kept(1.0) == [0, 1, 2, 3]
     # kept logits are unchanged, so renormalised probabilities are proportional to the originals
@@ -117,8 +117,9 @@ def test_next_token_loss_skips_dropped_condition():
     dropped = next_token_loss(model, LAYOUT, drop_condition(packed.ids, LAYOUT, 1.0))
     assert all(math.isfinite(x.item()) for x in (full, target_only, dropped))
     assert abs(full.item() - math.log(20)) < 1.0  # near uniform over each modality's codes at init
-    torch.testing.assert_close(next_token_loss(model, LAYOUT, drop_condition(packed.ids, LAYOUT, 1.0),
-                                               segments=["audio"]), dropped)
+    torch.testing.assert_close(
+        next_token_loss(model, LAYOUT, drop_condition(packed.ids, LAYOUT, 1.0), segments=["audio"]), dropped
+    )
 
 
 # ---- generation -----------------------------------------------------------------------------------------
@@ -172,9 +173,9 @@ def test_generation_logits_match_full_forward_and_cfg_scale_one_is_conditional()
     sl, (lo, hi) = LAYOUT.slices(order)["image"], LAYOUT.vocab_range("image")
     mods, pos = packed.modalities, packed.positions
     with torch.no_grad():
-        cond_full = model(packed.ids, mods, pos)[:, sl.start - 1:sl.stop - 1, lo:hi]
+        cond_full = model(packed.ids, mods, pos)[:, sl.start - 1 : sl.stop - 1, lo:hi]
         uncond_ids = null_condition(packed.ids, LAYOUT, order)
-        uncond_full = model(uncond_ids, mods, pos)[:, sl.start - 1:sl.stop - 1, lo:hi]
+        uncond_full = model(uncond_ids, mods, pos)[:, sl.start - 1 : sl.stop - 1, lo:hi]
     torch.testing.assert_close(logits, cond_full, atol=1e-5, rtol=0)
     # scale 1 runs the NULL rows too, and gives the conditional logits
     out1, logits1 = generate(model, LAYOUT, cond, "image", temperature=0, cfg_scale=1.0, return_logits=True)
@@ -187,8 +188,8 @@ def test_generation_logits_match_full_forward_and_cfg_scale_one_is_conditional()
     out2, logits2 = generate(model, LAYOUT, cond, "image", temperature=0, cfg_scale=2.5, return_logits=True)
     packed2 = LAYOUT.pack({"audio": tokens["audio"], "image": out2}, order)
     with torch.no_grad():
-        c = model(packed2.ids, mods, pos)[:, sl.start - 1:sl.stop - 1, lo:hi]
-        u = model(null_condition(packed2.ids, LAYOUT, order), mods, pos)[:, sl.start - 1:sl.stop - 1, lo:hi]
+        c = model(packed2.ids, mods, pos)[:, sl.start - 1 : sl.stop - 1, lo:hi]
+        u = model(null_condition(packed2.ids, LAYOUT, order), mods, pos)[:, sl.start - 1 : sl.stop - 1, lo:hi]
     torch.testing.assert_close(logits2, u + 2.5 * (c - u), atol=1e-4, rtol=0)
 
 

@@ -34,7 +34,7 @@ def test_causal_score_is_the_teacher_forced_log_likelihood_with_the_segment_last
     logits = model(packed.ids, packed.modalities, packed.positions)
     sl = LAYOUT.slices(order)["image"]
     lo, hi = LAYOUT.vocab_range("image")
-    nll = F.cross_entropy(logits[:, sl.start - 1:sl.stop - 1, lo:hi].transpose(1, 2), data["image"], reduction="none")
+    nll = F.cross_entropy(logits[:, sl.start - 1 : sl.stop - 1, lo:hi].transpose(1, 2), data["image"], reduction="none")
     torch.testing.assert_close(score, -nll.mean(1))
     # the image's score depends on the audio before it
     changed = dict(data, audio=(data["audio"] + 1) % 12)
@@ -58,7 +58,7 @@ def test_unconditional_score_sees_null_in_place_of_the_other_segments(causal):
         logits = model(ids, packed.modalities, packed.positions)
         sl = LAYOUT.slices(order)["image"]
         lo, hi = LAYOUT.vocab_range("image")
-        logp = logits[:, sl.start - 1:sl.stop - 1, lo:hi].log_softmax(-1)
+        logp = logits[:, sl.start - 1 : sl.stop - 1, lo:hi].log_softmax(-1)
     else:
         sl = LAYOUT.slices()["image"]
         ids[:, sl] = LAYOUT.mask_id

@@ -31,8 +31,8 @@ def test_pack_unpack_round_trip(shared, order):
     assert bool((packed.ids[:, 0] == layout.tag_id(first)).all())
     for name, sl in layout.slices(order).items():
         m = layout.modality_index(name)
-        assert bool((packed.modalities[sl.start - 1:sl.stop] == m).all())
-        assert packed.positions[sl.start - 1:sl.stop].tolist() == list(range(sl.stop - sl.start + 1))
+        assert bool((packed.modalities[sl.start - 1 : sl.stop] == m).all())
+        assert packed.positions[sl.start - 1 : sl.stop].tolist() == list(range(sl.stop - sl.start + 1))
         lo, hi = layout.vocab_range(name)
         ids = packed.ids[:, sl]
         assert int(ids.min()) >= lo and int(ids.max()) < hi
@@ -40,8 +40,9 @@ def test_pack_unpack_round_trip(shared, order):
     other = layout.pack(tokens, order[::-1])
     for name in tokens:
         assert torch.equal(packed.ids[:, layout.slices(order)[name]], other.ids[:, layout.slices(order[::-1])[name]])
-        assert torch.equal(packed.positions[layout.slices(order)[name]],
-                           other.positions[layout.slices(order[::-1])[name]])
+        assert torch.equal(
+            packed.positions[layout.slices(order)[name]], other.positions[layout.slices(order[::-1])[name]]
+        )
 
 
 def test_separate_and_shared_vocabularies():

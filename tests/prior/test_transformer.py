@@ -26,10 +26,10 @@ def test_causal_output_ignores_future_tokens():
     assert full.shape == (2, ids.shape[1], LAYOUT.vocab_size)
     for t in (0, 5, 11, ids.shape[1] - 2):
         changed = ids.clone()
-        changed[:, t + 1:] = torch.randint(0, LAYOUT.n_codes, changed[:, t + 1:].shape)
+        changed[:, t + 1 :] = torch.randint(0, LAYOUT.n_codes, changed[:, t + 1 :].shape)
         out = model(changed, mods, pos)
-        torch.testing.assert_close(out[:, :t + 1], full[:, :t + 1], atol=1e-6, rtol=0)
-        assert not torch.allclose(out[:, t + 1:], full[:, t + 1:], atol=1e-4)
+        torch.testing.assert_close(out[:, : t + 1], full[:, : t + 1], atol=1e-6, rtol=0)
+        assert not torch.allclose(out[:, t + 1 :], full[:, t + 1 :], atol=1e-4)
 
 
 def test_bidirectional_output_sees_future_tokens():
@@ -51,7 +51,7 @@ def test_kv_cache_matches_full_forward(chunks):
     cache = model.new_cache(2, ids.shape[1])
     outs, start = [], 0
     for n in chunks:
-        outs.append(model(ids[:, start:start + n], mods[start:start + n], pos[start:start + n], cache))
+        outs.append(model(ids[:, start : start + n], mods[start : start + n], pos[start : start + n], cache))
         start += n
     assert cache.length == ids.shape[1]
     torch.testing.assert_close(torch.cat(outs, 1), full, atol=1e-5, rtol=0)

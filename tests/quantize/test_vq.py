@@ -10,8 +10,7 @@ SHAPES = {1: (2, 8, 12), 2: (2, 8, 4, 5), 3: (2, 8, 2, 3, 4)}
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize(
-    "options",
-    [{}, {"learning": "gradient"}, {"estimator": "rotation"}, {"normalize": True, "codebook_dim": 4}],
+    "options", [{}, {"learning": "gradient"}, {"estimator": "rotation"}, {"normalize": True, "codebook_dim": 4}]
 )
 def test_shapes_and_round_trip(dims, options):
     torch.manual_seed(0)
@@ -48,7 +47,7 @@ def test_rotation_trick_outputs_codes_and_passes_gradient():
     assert z.grad.abs().sum() > 0
     assert not torch.allclose(z.grad, weights)  # not the plain straight-through gradient
     # The gradient is a rotation (scaled by |q|/|z|) of the output gradient: its norm scales accordingly.
-    ratio = (q.norm(dim=-1) / z.detach().norm(dim=-1))
+    ratio = q.norm(dim=-1) / z.detach().norm(dim=-1)
     torch.testing.assert_close(z.grad.norm(dim=-1), weights.norm(dim=-1) * ratio, atol=1e-4, rtol=1e-4)
 
 
@@ -84,12 +83,21 @@ def test_ema_moves_assigned_codes_by_the_ema_rule():
     batch = torch.tensor([[1.0, 1.0], [1.0, -1.0], [2.0, 0.0], [9.0, 9.0]])  # 3 vectors to code 0, 1 to code 1
     vq(batch.t().unsqueeze(0))  # (1, 2, 4)
     size = torch.tensor([decay + (1 - decay) * 3, decay + (1 - decay) * 1])
-    sums = torch.stack([decay * torch.zeros(2) + (1 - decay) * batch[:3].sum(0), decay * torch.tensor([10.0, 10.0]) + (1 - decay) * batch[3]])
+    sums = torch.stack(
+        [
+            decay * torch.zeros(2) + (1 - decay) * batch[:3].sum(0),
+            decay * torch.tensor([10.0, 10.0]) + (1 - decay) * batch[3],
+        ]
+    )
     total = size.sum()
     smoothed = (size + eps) / (total + 2 * eps) * total
     torch.testing.assert_close(vq.codebook, sums / smoothed[:, None])
     # and the codes moved toward the means of their vectors
-    assert vq.codebook[0].norm() > 0 and (vq.codebook[1] - torch.tensor([9.0, 9.0])).norm() < (torch.tensor([10.0, 10.0]) - torch.tensor([9.0, 9.0])).norm()
+    assert (
+        vq.codebook[0].norm() > 0
+        and (vq.codebook[1] - torch.tensor([9.0, 9.0])).norm()
+        < (torch.tensor([10.0, 10.0]) - torch.tensor([9.0, 9.0])).norm()
+    )
 
 
 def test_ema_converges_to_cluster_means():
@@ -211,7 +219,9 @@ def test_revived_code_lies_between_assigned_code_and_vector(alpha):
     torch.manual_seed(0)
     vq = VectorQuantizer(2, 2, init="random", restart=RestartConfig(threshold=0.5, toward_vector=alpha))
     with torch.no_grad():
-        vq._set_codes(torch.ones(2, dtype=torch.bool), torch.tensor([[0.0, 0.0], [50.0, 50.0]]), torch.tensor([1.0, 0.0]))
+        vq._set_codes(
+            torch.ones(2, dtype=torch.bool), torch.tensor([[0.0, 0.0], [50.0, 50.0]]), torch.tensor([1.0, 0.0])
+        )
     data = torch.tensor([[3.0, 4.0]] * 8)  # every vector sits at distance 5 from code 0
     vq(data.t().unsqueeze(0))
     # code 1 was dead; it is revived at alpha of the way from code 0 (the vector's code, after this

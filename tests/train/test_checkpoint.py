@@ -112,8 +112,12 @@ def test_incomplete_directory_is_not_a_checkpoint(tmp_path):
 def test_no_pickle_in_training_code():
     package = Path(vqfuse.train.__file__).parent
     pattern = re.compile(r"torch\.save|torch\.load|pickle|allow_pickle")
-    offenders = [f"{p.name}:{i}" for p in sorted(package.glob("*.py"))
-                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    offenders = [
+        f"{p.name}:{i}"
+        for p in sorted(package.glob("*.py"))
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert offenders == []
 
 

@@ -11,13 +11,21 @@ from vqfuse.train.objectives import TokenizerObjective
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-GAN = dict(gan_weight=0.5, disc_start=1, gan_start=2, gan_warmup=2, discriminator={"kind": "patch", "channels": 8, "n_layers": 2})
+GAN = dict(
+    gan_weight=0.5,
+    disc_start=1,
+    gan_start=2,
+    gan_warmup=2,
+    discriminator={"kind": "patch", "channels": 8, "n_layers": 2},
+)
 
 
 def _fake_output(x, last):
     """A 'decoder' whose output depends on `last` (the last layer weight), plus a quantizer loss."""
     x_hat = torch.tanh(x * last.sum())  # (B, C, H, W)
-    quant = QuantizerOutput(quantized=x, indices=torch.zeros(x.shape[0], 2, 2, dtype=torch.long), loss=torch.tensor(0.25))
+    quant = QuantizerOutput(
+        quantized=x, indices=torch.zeros(x.shape[0], 2, 2, dtype=torch.long), loss=torch.tensor(0.25)
+    )
     return TokenizerOutput(x_hat, quant)
 
 
@@ -31,8 +39,16 @@ def test_gan_start_before_disc_start_is_rejected():
         TokenizerObjective(LossConfig(**{**GAN, "disc_start": 5, "gan_start": 3}), 2, 3, {})
 
 
-@pytest.mark.parametrize("bad", [dict(reconstruction="huber"), dict(gan_kind="wgan", gan_weight=1.0),
-                                 dict(perceptual_weight=1.0), dict(stft_weight=1.0), dict(quantizer_weight=-1.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(reconstruction="huber"),
+        dict(gan_kind="wgan", gan_weight=1.0),
+        dict(perceptual_weight=1.0),
+        dict(stft_weight=1.0),
+        dict(quantizer_weight=-1.0),
+    ],
+)
 def test_invalid_loss_configs(bad):
     with pytest.raises(ConfigError):
         TokenizerObjective(LossConfig(**bad), 2, 3, {})
@@ -85,7 +101,9 @@ def test_fixed_weight_when_adaptive_is_off():
 
 def test_discriminator_loss_with_r1_and_lecam():
     obj = TokenizerObjective(LossConfig(**GAN, r1_weight=1.0, lecam_weight=0.1), 2, 3, {})
-    disc = build_discriminator({"kind": "multiscale", "n_scales": 2, "channels": 8, "n_layers": 1}, dims=2, in_channels=3)
+    disc = build_discriminator(
+        {"kind": "multiscale", "n_scales": 2, "channels": 8, "n_layers": 1}, dims=2, in_channels=3
+    )
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     fake = torch.rand(2, 3, 16, 16, requires_grad=True)
     loss, logs = obj.discriminator(x, fake, disc)
@@ -118,8 +136,11 @@ def test_discriminator_builder_errors():
 
 def test_audio_discriminators():
     x = torch.randn(2, 1, 2048) * 0.1
-    for spec in ({"kind": "mstft", "channels": 4, "n_ffts": [256, 128]}, {"kind": "mpd", "channels": 4, "periods": [2, 3]},
-                 {"kind": "audio", "channels": 4, "stft": {"n_ffts": [256]}, "period": {"periods": [2]}}):
+    for spec in (
+        {"kind": "mstft", "channels": 4, "n_ffts": [256, 128]},
+        {"kind": "mpd", "channels": 4, "periods": [2, 3]},
+        {"kind": "audio", "channels": 4, "stft": {"n_ffts": [256]}, "period": {"periods": [2]}},
+    ):
         logits, features = build_discriminator(spec, dims=1, in_channels=1)(x)
         assert isinstance(logits, list) and len(logits) == len(features)
     with pytest.raises(ConfigError, match="audio"):

@@ -31,8 +31,17 @@ def vqvae_run(tmp_path_factory):
 
 def test_vqvae_run_writes_everything(vqvae_run):
     run = vqvae_run
-    for name in ("config.yaml", "metrics.json", "metrics.md", "model/config.json", "model/model.safetensors",
-                 "samples/step-000002.png", "samples/step-000004.png", "samples/final.png", "logs/train.jsonl"):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "metrics.md",
+        "model/config.json",
+        "model/model.safetensors",
+        "samples/step-000002.png",
+        "samples/step-000004.png",
+        "samples/final.png",
+        "logs/train.jsonl",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "logs").glob("events.out.tfevents.*"))
     assert latest_checkpoint(run / "checkpoints") == run / "checkpoints" / "last"
@@ -214,8 +223,11 @@ def test_data_order_is_resumable():
 
 def test_bf16_run_after_fp32_runs_in_the_same_process(tmp_path):
     logs = {}
-    config = tiny_config(tmp_path / "bf16", loss={**GAN_LOSS, "disc_start": 0, "gan_start": 0},
-                         train={"steps": 2, "mixed_precision": "bf16", "sample_every": 0})
+    config = tiny_config(
+        tmp_path / "bf16",
+        loss={**GAN_LOSS, "disc_start": 0, "gan_start": 0},
+        train={"steps": 2, "mixed_precision": "bf16", "sample_every": 0},
+    )
     trainer = Trainer(config, progress=False, on_step=lambda s, v: logs.__setitem__(s, v))
     assert trainer.accelerator.mixed_precision == "bf16"
     trainer.run()

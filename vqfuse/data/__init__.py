@@ -23,7 +23,8 @@ from vqfuse.data.video_folder import BigBuckBunnyDataset, VideoFolderDataset  # 
 from vqfuse.data.image_files import IMAGE_EXTENSIONS, load_image_file, save_image_file
 from vqfuse.data.registry import dataset_entries, image_dataset, make_dataset, parse_spec, register_dataset
 from vqfuse.data.split import is_heldout, select_split, split_items
-from vqfuse.data.video_files import VIDEO_EXTENSIONS, VideoInfo, read_video, write_video
+from vqfuse.data.video_files import VIDEO_EXTENSIONS, VideoInfo, read_video
+from vqfuse.data.video_write import write_video
 
 __all__ = [
     "AudioFolderDataset",

@@ -86,7 +86,9 @@ def read_audio(path: PathLike) -> tuple[np.ndarray, int]:
         with sf.SoundFile(str(p)) as f:
             sr, channels, frames, fmt = int(f.samplerate), int(f.channels), int(f.frames), f.format
             if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-                raise InputFileError(path, f"unsupported sample rate {sr} Hz (expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+                raise InputFileError(
+                    path, f"unsupported sample rate {sr} Hz (expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)"
+                )
             if channels < 1 or channels > MAX_CHANNELS:
                 raise InputFileError(path, f"unsupported channel count {channels} (at most {MAX_CHANNELS})")
             if fmt in ("WAV", "WAVEX", "RF64", "W64"):
@@ -334,18 +336,24 @@ class AudioFolderDataset(FileFolderDataset):
         return sum(self.lengths) / self.sample_rate
 
     def __repr__(self) -> str:
-        return (f"AudioFolderDataset({str(self.root)!r}, files={len(self.files)}, n={len(self)}, "
-                f"seconds={self.seconds:.0f}, skipped={len(self.skipped)})")  # fmt: skip
+        return (
+            f"AudioFolderDataset({str(self.root)!r}, files={len(self.files)}, n={len(self)}, "
+            f"seconds={self.seconds:.0f}, skipped={len(self.skipped)})"
+        )
 
 
-def _folder_factory(arg: str | None, sample_rate: int = 16000, segment_seconds: float | None = 1.0,
-                    split: str = "train", **options) -> AudioFolderDataset:  # fmt: skip
+def _folder_factory(
+    arg: str | None, sample_rate: int = 16000, segment_seconds: float | None = 1.0, split: str = "train", **options
+) -> AudioFolderDataset:
     """Registry factory for ``folder:PATH``."""
-    return AudioFolderDataset(arg or "", sample_rate=sample_rate, segment_seconds=segment_seconds, split=split, **options)
+    return AudioFolderDataset(
+        arg or "", sample_rate=sample_rate, segment_seconds=segment_seconds, split=split, **options
+    )
 
 
-register_dataset("audio", "folder", _folder_factory, arg="PATH",
-                 help="every audio file (wav, flac, ogg, opus, mp3) under a folder")  # fmt: skip
+register_dataset(
+    "audio", "folder", _folder_factory, arg="PATH", help="every audio file (wav, flac, ogg, opus, mp3) under a folder"
+)
 
 __all__ = [
     "AUDIO_EXTENSIONS",

@@ -36,7 +36,11 @@ class DigitsDataset(ArrayImageDataset):
         return int(self.labels[i])
 
 
-register_dataset("image", "digits", lambda arg, size, split: DigitsDataset(size, split),
-                 help="1,797 handwritten digits from scikit-learn")  # fmt: skip
+register_dataset(
+    "image",
+    "digits",
+    lambda arg, size, split: DigitsDataset(size, split),
+    help="1,797 handwritten digits from scikit-learn",
+)
 
 __all__ = ["DigitsDataset"]

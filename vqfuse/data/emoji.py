@@ -88,9 +88,9 @@ def _render_emoji(names: Sequence[str], size: int, engine: ImageFont.Layout) -> 
     """
     path = str(openmoji_font_path())
     probe = ImageFont.truetype(path, 256, layout_engine=engine)
-    advance = probe.getlength("\U0001F600") / 256.0  # OpenMoji glyphs are ~1.29 em wide
+    advance = probe.getlength("\U0001f600") / 256.0  # OpenMoji glyphs are ~1.29 em wide
     font = ImageFont.truetype(path, max(1, int(size / advance)), layout_engine=engine)
-    one_glyph = font.getlength("\U0001F600")
+    one_glyph = font.getlength("\U0001f600")
     out = np.full((len(names), size, size, 3), 255, dtype=np.uint8)
     canvas = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
@@ -118,9 +118,7 @@ def render_emoji(size: int, disk_cache: bool = True) -> tuple[list[str], np.ndar
     names = list(emoji_names())
     version = getattr(_openmoji, "VERSION", "unknown")
     pil_version = Image.__version__ if hasattr(Image, "__version__") else "unknown"
-    file = cache_dir() / (
-        f"openmoji-{version}-{size}px-{engine_name}-pil{pil_version}-r{_EMOJI_RENDER_VERSION}.npy"
-    )
+    file = cache_dir() / (f"openmoji-{version}-{size}px-{engine_name}-pil{pil_version}-r{_EMOJI_RENDER_VERSION}.npy")
     images = None
     if disk_cache and file.is_file():
         try:
@@ -164,8 +162,12 @@ class EmojiDataset(ArrayImageDataset):
         self.split = split
 
 
-register_dataset("image", "emoji", lambda arg, size, split: EmojiDataset(size, split),
-                 help="4,495 OpenMoji colour emoji (CC BY-SA 4.0)")  # fmt: skip
+register_dataset(
+    "image",
+    "emoji",
+    lambda arg, size, split: EmojiDataset(size, split),
+    help="4,495 OpenMoji colour emoji (CC BY-SA 4.0)",
+)
 
 __all__ = [
     "OPENMOJI_ATTRIBUTION",

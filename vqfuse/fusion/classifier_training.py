@@ -32,8 +32,11 @@ class LateFusion:
 
     def log_probs(self, tokens: Tokens, batch_size: int = 512) -> Tensor:
         """(N, C) log-probabilities from the heads of the modalities given."""
-        heads = [model.log_probs({m: tokens[m]}, batch_size) for m, model in self.members.items()
-                 if tokens.get(m) is not None]
+        heads = [
+            model.log_probs({m: tokens[m]}, batch_size)
+            for m, model in self.members.items()
+            if tokens.get(m) is not None
+        ]
         if not heads:
             raise ValueError("need the tokens of at least one modality")
         return F.log_softmax(torch.stack(heads).mean(dim=0), dim=-1)
@@ -107,8 +110,11 @@ def train_token_classifier(
                 present = {m: ~(drop & (which == i)) for i, m in enumerate(c.modalities)}
             batch = {}
             for m, x in data.items():
-                view = (torch.randint(0, x.shape[0], (len(idx),), generator=gen) if x.shape[0] > 1
-                        else torch.zeros(len(idx), dtype=torch.long))
+                view = (
+                    torch.randint(0, x.shape[0], (len(idx),), generator=gen)
+                    if x.shape[0] > 1
+                    else torch.zeros(len(idx), dtype=torch.long)
+                )
                 batch[m] = x[view, idx]  # (B, S, *latent)
             target = y[idx].to(dev)
             if c.unimodal_heads:
@@ -156,8 +162,12 @@ def fit_classifiers(
     if unknown:
         raise ValueError(f"unknown classifier kinds {sorted(unknown)}")
     need = list(dict.fromkeys([k for k in kinds if k != "late"] + (list(names) if "late" in kinds else [])))
-    base = dict(num_classes=num_classes, vocabs={m: int(vocabs[m]) for m in names},
-                shapes={m: tuple(codes[m].shape[1:]) for m in names}, **config)  # type: ignore[union-attr]
+    base = dict(
+        num_classes=num_classes,
+        vocabs={m: int(vocabs[m]) for m in names},
+        shapes={m: tuple(codes[m].shape[1:]) for m in names},
+        **config,
+    )  # type: ignore[union-attr]
     trained: dict[str, Classifier] = {}
     for i, name in enumerate(need):
         kind = EARLY if name.startswith(EARLY) else name
@@ -165,8 +175,9 @@ def fit_classifiers(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 100 + i)
             model = TokenClassifier(cfg)
-        model.fit_info = train_token_classifier(model, codes, y, steps, batch_size, lr, seed=seed * 100 + i,
-                                                views=views)
+        model.fit_info = train_token_classifier(
+            model, codes, y, steps, batch_size, lr, seed=seed * 100 + i, views=views
+        )
         trained[name] = model
     if "late" in kinds:
         trained["late"] = LateFusion({m: trained[m] for m in names})
@@ -186,8 +197,9 @@ def accuracy(model: Classifier, tokens: Tokens, labels: Tensor) -> float:
     return float((pred == y).float().mean())
 
 
-def evaluate_classifiers(classifiers: Mapping[str, Classifier], tokens: Tokens,
-                         labels: Tensor) -> dict[str, dict[str, float]]:
+def evaluate_classifiers(
+    classifiers: Mapping[str, Classifier], tokens: Tokens, labels: Tensor
+) -> dict[str, dict[str, float]]:
     """``{name: {"all": acc, "<m>_missing": acc for each modality m}}``.
 
     A unimodal classifier whose own modality is missing predicts uniformly (class 0 by argmax).

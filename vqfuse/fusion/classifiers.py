@@ -127,8 +127,10 @@ class TokenClassifierConfig:
         for m in self.modalities:
             vocab, shape = self.vocabs.get(m, 0), self.shapes.get(m, ())
             if vocab < 1 or len(shape) < 2 or min(shape) < 1:
-                raise ValueError(f"{self.kind} classifier needs vocabs[{m!r}] >= 1 and shapes[{m!r}] = (S, *latent), "
-                                 f"got {vocab}, {shape}")
+                raise ValueError(
+                    f"{self.kind} classifier needs vocabs[{m!r}] >= 1 and shapes[{m!r}] = (S, *latent), "
+                    f"got {vocab}, {shape}"
+                )
         if not 0.0 <= self.modality_dropout <= 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1], got {self.modality_dropout}")
         if not 0.0 <= self.token_dropout < 1.0:
@@ -136,8 +138,10 @@ class TokenClassifierConfig:
         if self.unimodal_loss_weight < 0:
             raise ValueError(f"unimodal_loss_weight must be >= 0, got {self.unimodal_loss_weight}")
         if self.unimodal_heads and not self.pool_per_modality:
-            raise ValueError("unimodal_loss_weight > 0 needs pool_per_modality (a pooled vector per modality); "
-                             "set unimodal_loss_weight=0 to pool the joint sequence")
+            raise ValueError(
+                "unimodal_loss_weight > 0 needs pool_per_modality (a pooled vector per modality); "
+                "set unimodal_loss_weight=0 to pool the joint sequence"
+            )
 
     @property
     def unimodal_heads(self) -> bool:
@@ -215,8 +219,9 @@ class TokenClassifier(nn.Module):
             keep = keep & (torch.rand(keep.shape, device=keep.device) >= p)
         return keep
 
-    def forward(self, tokens: Tokens, present: Mapping[str, Tensor] | None = None,
-                unimodal: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, tokens: Tokens, present: Mapping[str, Tensor] | None = None, unimodal: bool = False
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """Tokens -> logits (N, C). ``present``: {m: (N,) bool}, default all True for a given modality.
 
         ``unimodal`` (a classifier with ``unimodal_loss_weight`` > 0): also return the per-modality heads'
@@ -227,8 +232,12 @@ class TokenClassifier(nn.Module):
         own = {m: tokens.get(m) for m in c.modalities}
         if c.kind != EARLY and own[c.kind] is None:
             return torch.zeros(n, c.num_classes, device=dev)
-        flags = {m: torch.ones(n, dtype=torch.bool, device=dev) if present is None or present.get(m) is None
-                 else present[m].to(dev).bool() for m in c.modalities}
+        flags = {
+            m: torch.ones(n, dtype=torch.bool, device=dev)
+            if present is None or present.get(m) is None
+            else present[m].to(dev).bool()
+            for m in c.modalities
+        }
         parts = [self._embed(m, None if own[m] is None else own[m].to(dev), flags[m], n) for m in c.modalities]
         x = torch.cat(parts, dim=1)  # (N, L, d)
         x = x + self.token_mlp(x)
@@ -265,5 +274,14 @@ class TokenClassifier(nn.Module):
         return torch.cat(out).cpu()
 
 
-__all__ = ["EARLY", "LEVELS", "DEGRADATIONS", "TokenClassifierConfig", "TokenClassifier", "Classifier", "Tokens",
-           "check_codes", "count_items"]
+__all__ = [
+    "EARLY",
+    "LEVELS",
+    "DEGRADATIONS",
+    "TokenClassifierConfig",
+    "TokenClassifier",
+    "Classifier",
+    "Tokens",
+    "check_codes",
+    "count_items",
+]

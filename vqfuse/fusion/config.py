@@ -65,9 +65,15 @@ class PriorSettings:
         return s
 
     def architecture(self, layout: SequenceLayout) -> PriorConfig:
-        return PriorConfig.for_layout(layout, dim=int(self.dim), depth=int(self.depth), heads=int(self.heads),
-                                      mlp_ratio=float(self.mlp_ratio), dropout=float(self.dropout),
-                                      causal=self.kind == "causal")
+        return PriorConfig.for_layout(
+            layout,
+            dim=int(self.dim),
+            depth=int(self.depth),
+            heads=int(self.heads),
+            mlp_ratio=float(self.mlp_ratio),
+            dropout=float(self.dropout),
+            causal=self.kind == "causal",
+        )
 
     def task_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
         return (*names, JOINT)
@@ -99,14 +105,20 @@ class TokenizerSpec:
         if isinstance(raw, str):
             raw = {"preset": raw}
         if not isinstance(raw, dict):
-            raise ConfigError(f"tokenizers.{name} must be a mapping ({{preset: NAME, overrides: [...]}} or {{model: PATH}})")
+            raise ConfigError(
+                f"tokenizers.{name} must be a mapping ({{preset: NAME, overrides: [...]}} or {{model: PATH}})"
+            )
         try:
             spec = cls(name=name, **raw)
         except TypeError:
-            raise ConfigError(f"tokenizers.{name}: unknown keys {sorted(set(raw) - {'preset', 'overrides', 'steps', 'model', 'n_q'})}; "
-                              "use preset, overrides, steps, model, n_q") from None
+            raise ConfigError(
+                f"tokenizers.{name}: unknown keys {sorted(set(raw) - {'preset', 'overrides', 'steps', 'model', 'n_q'})}; "
+                "use preset, overrides, steps, model, n_q"
+            ) from None
         if (spec.preset is None) == (spec.model is None):
-            raise ConfigError(f"tokenizers.{name} needs exactly one of preset (train one) or model (reuse a trained one)")
+            raise ConfigError(
+                f"tokenizers.{name} needs exactly one of preset (train one) or model (reuse a trained one)"
+            )
         if isinstance(spec.overrides, str):
             spec.overrides = [spec.overrides]
         if not isinstance(spec.overrides, list) or not all(isinstance(o, str) for o in spec.overrides):
@@ -122,8 +134,10 @@ class TokenizerSpec:
         extra = [f"steps={self.steps}"] if self.steps is not None else []
         cfg = load_config(str(self.preset), [*self.overrides, *extra, f"out={out / 'tokenizers' / self.name}"])
         if cfg.task != "tokenizer" or cfg.modality != self.name:
-            raise ConfigError(f"tokenizers.{self.name}: preset {self.preset!r} is a {cfg.modality} {cfg.task} config, "
-                              f"not an {self.name} tokenizer")
+            raise ConfigError(
+                f"tokenizers.{self.name}: preset {self.preset!r} is a {cfg.modality} {cfg.task} config, "
+                f"not an {self.name} tokenizer"
+            )
         return cfg
 
 

@@ -13,8 +13,13 @@ from torch import Tensor
 # ---- masks and metrics ----------------------------------------------------------------------------------
 
 
-def random_box_mask(batch: int, height: int, width: int, frac_range: tuple[float, float] = (0.25, 0.5),
-                    generator: torch.Generator | None = None) -> Tensor:
+def random_box_mask(
+    batch: int,
+    height: int,
+    width: int,
+    frac_range: tuple[float, float] = (0.25, 0.5),
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """(B, 1, H, W) bool, True = missing: per item one axis-aligned rectangle whose area is a fraction of
     the image within `frac_range` (exactly, after rounding to pixels), aspect ratio in [1/2, 2] where
     possible, placed uniformly at random."""
@@ -40,13 +45,20 @@ def random_box_mask(batch: int, height: int, width: int, frac_range: tuple[float
         w = int(min(max(round(frac * area / h), int(w_min[h - 1])), int(w_max[h - 1])))
         top = int(u[2] * (height - h + 1))
         left = int(u[3] * (width - w + 1))
-        mask[i, 0, top:top + h, left:left + w] = True
+        mask[i, 0, top : top + h, left : left + w] = True
     return mask
 
 
-def free_form_mask(batch: int, height: int, width: int, generator: torch.Generator | None = None,
-                   strokes: tuple[int, int] = (1, 3), vertices: tuple[int, int] = (2, 5),
-                   brush: tuple[float, float] = (0.06, 0.14), step: float = 0.3) -> Tensor:
+def free_form_mask(
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
+    strokes: tuple[int, int] = (1, 3),
+    vertices: tuple[int, int] = (2, 5),
+    brush: tuple[float, float] = (0.06, 0.14),
+    step: float = 0.3,
+) -> Tensor:
     """(B, 1, H, W) bool, True = missing: brush strokes (random polylines of `vertices` points, segments of
     up to `step` x the image side, round brush of radius `brush` x the shorter side), as in free-form
     inpainting (Yu et al. 2019). Every item has at least one missing pixel."""
@@ -70,15 +82,16 @@ def free_form_mask(batch: int, height: int, width: int, generator: torch.Generat
                 d = q - p
                 t = (((ys - p[0]) * d[0] + (xs - p[1]) * d[1]) / d.pow(2).sum().clamp(min=1e-9)).clamp(0, 1)  # (H, W)
                 dist2 = (ys - p[0] - t * d[0]) ** 2 + (xs - p[1] - t * d[1]) ** 2
-                mask[i, 0] |= dist2 <= radius ** 2
+                mask[i, 0] |= dist2 <= radius**2
                 p = q
         if not bool(mask[i].any()):
             mask[i, 0, int(p[0]), int(p[1])] = True
     return mask
 
 
-def masked_psnr(output: Tensor, target: Tensor, mask: Tensor, data_range: float = 2.0,
-                reduction: Literal["mean", "none"] = "mean") -> Tensor:
+def masked_psnr(
+    output: Tensor, target: Tensor, mask: Tensor, data_range: float = 2.0, reduction: Literal["mean", "none"] = "mean"
+) -> Tensor:
     """PSNR in dB over the masked (missing) pixels only: 10 log10(range^2 / mse), mse over the pixels
     where mask (B, 1 or C, H, W) is True and every channel. Per item, then the batch mean (items without
     masked pixels are NaN and skipped by the mean) or the (B,) values."""
@@ -88,7 +101,7 @@ def masked_psnr(output: Tensor, target: Tensor, mask: Tensor, data_range: float 
     err = (output.detach().double() - target.detach().double()).pow(2) * m
     dims = tuple(range(1, target.dim()))
     mse = err.sum(dims) / m.sum(dims)  # (B,), NaN where nothing is masked
-    per_item = (10 * torch.log10(data_range ** 2 / mse)).float()
+    per_item = (10 * torch.log10(data_range**2 / mse)).float()
     if reduction == "none":
         return per_item
     if reduction != "mean":
@@ -113,8 +126,13 @@ def token_mask_from_elements(mask: Tensor, grid: tuple[int, ...], dilation: int 
     return cells[:, 0] > 0
 
 
-def add_noise(clean: Tensor, snr_db: float, generator: torch.Generator | None = None,
-              kind: Literal["white", "babble"] = "white", talkers: int = 4) -> Tensor:
+def add_noise(
+    clean: Tensor,
+    snr_db: float,
+    generator: torch.Generator | None = None,
+    kind: Literal["white", "babble"] = "white",
+    talkers: int = 4,
+) -> Tensor:
     """clean (B, C, *spatial) plus noise scaled per item to exactly `snr_db` (10 log10 of clean power over
     noise power, over the whole item).
 
@@ -152,5 +170,11 @@ def measured_snr_db(noisy: Tensor, clean: Tensor) -> Tensor:
     return (10 * torch.log10(x.pow(2).sum(dims) / n.pow(2).sum(dims))).float()
 
 
-__all__ = ["random_box_mask", "free_form_mask", "masked_psnr", "token_mask_from_elements", "add_noise",
-           "measured_snr_db"]
+__all__ = [
+    "random_box_mask",
+    "free_form_mask",
+    "masked_psnr",
+    "token_mask_from_elements",
+    "add_noise",
+    "measured_snr_db",
+]

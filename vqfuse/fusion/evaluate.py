@@ -61,8 +61,7 @@ class FusionEvalConfig:
 def _stack(dataset: Any, index: Sequence[int], names: Sequence[str]) -> tuple[dict[str, Tensor], Tensor]:
     """({segment: (N, C, *item)}, labels (N,)) of dataset items `index`."""
     items = [dataset[i] for i in index]
-    return ({n: torch.stack([it[n] for it in items]) for n in names},
-            torch.tensor([int(it["label"]) for it in items]))  # fmt: skip
+    return ({n: torch.stack([it[n] for it in items]) for n in names}, torch.tensor([int(it["label"]) for it in items]))
 
 
 def _spread(n: int, k: int) -> list[int]:
@@ -119,8 +118,9 @@ def _joint_figures(model: Any, judges: dict[str, Any], joint: dict[str, Tensor])
     return out
 
 
-def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config: FusionEvalConfig,
-                      out_dir: Path) -> dict[str, Any]:  # fmt: skip
+def coherence_section(
+    model: Any, judges: dict[str, Any], test_set: Any, config: FusionEvalConfig, out_dir: Path
+) -> dict[str, Any]:
     """Generation of each judged modality from each other one and joint samples: judge accuracy on real
     data, coherence with the condition's label, Frechet distances; previews of each direction."""
     from vqfuse.metrics.generation import coherence, judge_frechet_distance
@@ -128,8 +128,10 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
     items, labels = _stack(test_set, _spread(len(test_set), config.items), model.names)
     directions = [(s, t) for t in model.names if t in judges for s in model.names if s != t]
     g = torch.Generator().manual_seed(config.seed)
-    generated = {(s, t): model.generate(items[s], to=t, source=s, generator=g, batch_size=config.batch_size).clamp(-1, 1)
-                 for s, t in directions}  # fmt: skip
+    generated = {
+        (s, t): model.generate(items[s], to=t, source=s, generator=g, batch_size=config.batch_size).clamp(-1, 1)
+        for s, t in directions
+    }
     joint = model.sample_joint(len(labels), generator=g, batch_size=config.batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_show = min(16, len(labels))
@@ -146,17 +148,20 @@ def coherence_section(model: Any, judges: dict[str, Any], test_set: Any, config:
         "judge_accuracy_real": {n: j.accuracy(items[n], labels) for n, j in judges.items()},
         **{key[d]: coherence(judges[d[1]], gen, labels) for d, gen in generated.items()},
         **_joint_figures(model, judges, joint),
-        "frechet": {**{key[d]: judge_frechet_distance(judges[d[1]], items[d[1]], gen) for d, gen in generated.items()},
-                    **{f"joint_{n}": judge_frechet_distance(j, items[n], joint[n].clamp(-1, 1))
-                       for n, j in judges.items()}},
-    }  # fmt: skip
+        "frechet": {
+            **{key[d]: judge_frechet_distance(judges[d[1]], items[d[1]], gen) for d, gen in generated.items()},
+            **{f"joint_{n}": judge_frechet_distance(j, items[n], joint[n].clamp(-1, 1)) for n, j in judges.items()},
+        },
+    }
     if int(model.sampling.get("rerank") or 1) > 1:  # what best-of-N adds: the same conditions, one sample each
         g = torch.Generator().manual_seed(config.seed)
         single = {"rerank": 1, "generator": g, "batch_size": config.batch_size}
         one = model.sample_joint(len(labels), **single)
         report["without_rerank"] = {
-            **{key[s, t]: coherence(judges[t], model.generate(items[s], to=t, source=s, **single), labels)
-               for s, t in directions},
+            **{
+                key[s, t]: coherence(judges[t], model.generate(items[s], to=t, source=s, **single), labels)
+                for s, t in directions
+            },
             **_joint_figures(model, judges, one),
         }
     return report
@@ -170,7 +175,7 @@ def _tokens(model: Any, name: str, items: Tensor, snr_db: float | None, seed: in
     g = torch.Generator().manual_seed(seed)
     out = []
     for start in range(0, items.shape[0], batch_size):
-        x = items[start:start + batch_size]
+        x = items[start : start + batch_size]
         if snr_db is not None:
             x = add_noise(x, snr_db, g).clamp(-1, 1)
         x = model.prepare(name, x).to(model.device)
@@ -201,30 +206,45 @@ def classification_inputs(model: Any, train_set: Any, test_set: Any, config: Fus
         with torch.no_grad():
             return _tokens(model, str(degraded), x, None, 0, 256)
 
-    return {"train": (train, train_labels), "test": (test, test_labels), "degraded": degraded,
-            "train_items": None if degraded is None else train_items[degraded],
-            "test_items": None if degraded is None else test_items[degraded], "tokenize": tokenize,
-            "vocabs": {n: int(model.tokenizers[n].codebook_size) for n in names}}
+    return {
+        "train": (train, train_labels),
+        "test": (test, test_labels),
+        "degraded": degraded,
+        "train_items": None if degraded is None else train_items[degraded],
+        "test_items": None if degraded is None else test_items[degraded],
+        "tokenize": tokenize,
+        "vocabs": {n: int(model.tokenizers[n].codebook_size) for n in names},
+    }
 
 
-def classification_section(model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig,
-                           out_dir: Path) -> dict[str, Any]:  # fmt: skip
+def classification_section(
+    model: Any, train_set: Any, test_set: Any, config: FusionEvalConfig, out_dir: Path
+) -> dict[str, Any]:
     """Token classifiers (single modality, early / late fusion) and the degradation robustness sweep."""
     from vqfuse.fusion.robustness import analyze, degraded_views
 
     inputs = classification_inputs(model, train_set, test_set, config)
     (train_tokens, train_labels), (test_tokens, test_labels) = inputs["train"], inputs["test"]
     tokenize, degraded = inputs["tokenize"], inputs["degraded"]
-    common = dict(test_images=inputs["test_items"], tokenize=tokenize, degraded=degraded,
-                  steps=config.classifier_steps, seed=config.seed, levels=config.levels,
-                  degradations=config.degradations, **config.extra.get("classifier", {}))
+    common = dict(
+        test_images=inputs["test_items"],
+        tokenize=tokenize,
+        degraded=degraded,
+        steps=config.classifier_steps,
+        seed=config.seed,
+        levels=config.levels,
+        degradations=config.degradations,
+        **config.extra.get("classifier", {}),
+    )
     args = (train_tokens, train_labels, test_tokens, test_labels, inputs["vocabs"])
     report = analyze(*args, plot_path=out_dir / "robustness.png", **common)
     if config.augment_levels and degraded is not None:  # the same classifiers, trained on degraded items too
-        views = degraded_views(inputs["train_items"], tokenize, config.degradations, config.augment_levels,
-                               seed=config.seed)  # fmt: skip
-        report["augmented"] = analyze(*args, plot_path=out_dir / "robustness-augmented.png",
-                                      train_views={degraded: views}, **common)
+        views = degraded_views(
+            inputs["train_items"], tokenize, config.degradations, config.augment_levels, seed=config.seed
+        )
+        report["augmented"] = analyze(
+            *args, plot_path=out_dir / "robustness-augmented.png", train_views={degraded: views}, **common
+        )
         report["augmented"]["augment_levels"] = list(config.augment_levels)
     report["study_snr_db"] = study_noise(model, config)
     report["train_items"], report["test_items"] = len(train_labels), len(test_labels)
@@ -239,8 +259,15 @@ def repair_section(model: Any, test_set: Any, config: FusionEvalConfig) -> dict[
         return {"skipped": "repair needs a masked (maskgit) prior"}
     items, _ = _stack(test_set, _spread(len(test_set), config.repair_items), model.names)
     items = {n: model.prepare(n, x).to(model.device) for n, x in items.items()}
-    return evaluate_repair(model.prior, model.layout, model.tokenizers, items, stages=model.stages,
-                           settings=config.repair_damage, seed=config.seed)  # fmt: skip
+    return evaluate_repair(
+        model.prior,
+        model.layout,
+        model.tokenizers,
+        items,
+        stages=model.stages,
+        settings=config.repair_damage,
+        seed=config.seed,
+    )
 
 
 def load_run_data(run_dir: PathLike) -> tuple[Any, str, Any, Any]:
@@ -255,8 +282,9 @@ def load_run_data(run_dir: PathLike) -> tuple[Any, str, Any, Any]:
     return model, spec, make_paired_dataset(spec, "train", **data), make_paired_dataset(spec, "test", **data)
 
 
-def evaluate_fusion(run_dir: PathLike, config: FusionEvalConfig | None = None, out: PathLike | None = None,
-                    log: Log = print) -> tuple[dict[str, Any], list[Path]]:  # fmt: skip
+def evaluate_fusion(
+    run_dir: PathLike, config: FusionEvalConfig | None = None, out: PathLike | None = None, log: Log = print
+) -> tuple[dict[str, Any], list[Path]]:
     """Evaluate a fusion run; writes `<out>/evaluation.json`, `evaluation.md`, pictures and clips (out defaults
     to `<run>/evaluation`). Returns (report, written files)."""
     config = config or FusionEvalConfig()
@@ -265,8 +293,14 @@ def evaluate_fusion(run_dir: PathLike, config: FusionEvalConfig | None = None, o
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model, spec, train_set, test_set = load_run_data(run_dir)
-    report: dict[str, Any] = {"run": str(run_dir), "dataset": spec, "kind": model.kind, "modalities": list(model.names),
-                              "stages": dict(model.stages), "config": _jsonable(asdict(config))}  # fmt: skip
+    report: dict[str, Any] = {
+        "run": str(run_dir),
+        "dataset": spec,
+        "kind": model.kind,
+        "modalities": list(model.names),
+        "stages": dict(model.stages),
+        "config": _jsonable(asdict(config)),
+    }
     if "coherence" in config.sections:
         log("[evaluate] cross-modal generation and coherence")
         judges = load_or_fit_judges(run_dir, model, train_set, config, log)
@@ -324,16 +358,31 @@ def headline(report: dict[str, Any]) -> dict[str, float | None]:
 def fusion_markdown(report: dict[str, Any]) -> str:
     """A short human summary of an evaluation report (the JSON holds everything)."""
     stages = ", ".join(f"{k} {v}" for k, v in (report.get("stages") or {}).items())
-    lines = [f"# Fusion evaluation: {report.get('run')}", "",
-             f"Dataset `{report.get('dataset')}` (held-out split), prior `{report.get('kind')}`, stages used: {stages}.", "",
-             "| figure | value |", "|---|---|"]  # fmt: skip
+    lines = [
+        f"# Fusion evaluation: {report.get('run')}",
+        "",
+        f"Dataset `{report.get('dataset')}` (held-out split), prior `{report.get('kind')}`, stages used: {stages}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
     for k, v in headline(report).items():
         lines.append(f"| {k} | {'n/a' if v is None else f'{v:.4g}'} |")
     lines.append("")
-    lines.append("Full figures: `evaluation.json`. Previews: `<source>-to-<target>.*` (the condition's own item "
-                 "above the generated one), `joint-*` (joint samples), `robustness.png` (and `robustness-augmented.png`).")
+    lines.append(
+        "Full figures: `evaluation.json`. Previews: `<source>-to-<target>.*` (the condition's own item "
+        "above the generated one), `joint-*` (joint samples), `robustness.png` (and `robustness-augmented.png`)."
+    )
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["FusionEvalConfig", "evaluate_fusion", "load_run_data", "classification_inputs", "headline",
-           "fusion_markdown", "load_or_fit_judges", "study_noise"]
+__all__ = [
+    "FusionEvalConfig",
+    "evaluate_fusion",
+    "load_run_data",
+    "classification_inputs",
+    "headline",
+    "fusion_markdown",
+    "load_or_fit_judges",
+    "study_noise",
+]

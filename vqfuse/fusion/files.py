@@ -22,11 +22,16 @@ def _output_pairs(src: Path, dst: Path, source: str, target: str) -> list[tuple[
     suffix = dst_mod.default_output_suffix()
     into_folder = dst.is_dir() or str(dst).endswith(("/", "\\"))
     if src.is_file() and src.suffix.lower() not in src_mod.extensions:
-        raise InputFileError(src, f"not an {source} file ({', '.join(e.lstrip('.') for e in src_mod.extensions)}); "
-                                  f"--to {target} generates from {source}")
+        raise InputFileError(
+            src,
+            f"not an {source} file ({', '.join(e.lstrip('.') for e in src_mod.extensions)}); "
+            f"--to {target} generates from {source}",
+        )
     if src.is_file() and not into_folder and dst.suffix.lower() not in dst_mod.extensions:
-        raise VqfuseError(f"{dst}: a generated {target} file should end with one of {', '.join(dst_mod.extensions)} "
-                          "(or name an existing folder)")
+        raise VqfuseError(
+            f"{dst}: a generated {target} file should end with one of {', '.join(dst_mod.extensions)} "
+            "(or name an existing folder)"
+        )
     pairs = map_paths(src, dst, src_mod.extensions, lambda n: Path(n).stem + suffix, what=source)
     outs = [b for _, b in pairs]
     clash = {b for b in outs if outs.count(b) > 1}
@@ -41,14 +46,25 @@ def source_of(model: FusionModel, src: PathLike, to: str) -> str:
     suffix = Path(src).suffix.lower()
     found = [n for n in model.names if n != to and suffix in model.tokenizers[n].modality.extensions]
     if len(found) != 1:
-        raise VqfuseError(f"{src}: cannot tell which of {', '.join(n for n in model.names if n != to)} to generate "
-                          f"{to} from; give a file of one of them")
+        raise VqfuseError(
+            f"{src}: cannot tell which of {', '.join(n for n in model.names if n != to)} to generate "
+            f"{to} from; give a file of one of them"
+        )
     return found[0]
 
 
-def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, batch_size: int = 32,
-                  on_error: ErrorHandler | None = None, progress: bool = False, seed: int | None = 0,
-                  **sampling: Any) -> BatchResult:
+def generate_path(
+    model: FusionModel,
+    src: PathLike,
+    dst: PathLike,
+    to: str,
+    *,
+    batch_size: int = 32,
+    on_error: ErrorHandler | None = None,
+    progress: bool = False,
+    seed: int | None = 0,
+    **sampling: Any,
+) -> BatchResult:
     """Generate `to` files from another modality's file or folder tree (`vqfuse generate --from`).
 
     A folder's tree is mirrored into `dst` (a/cat.png -> dst/a/cat.wav). Unreadable files of a folder are
@@ -80,7 +96,7 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
     try:
         for i in range(0, len(pairs), batch_size):
             chunk, inputs = [], []
-            for a, b in pairs[i:i + batch_size]:
+            for a, b in pairs[i : i + batch_size]:
                 try:
                     x = src_mod.load_file(a, src_meta)
                     inputs.append(model.prepare(source, x.unsqueeze(0))[0])
@@ -90,14 +106,18 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
                     bar.update(1)
             if not chunk:
                 continue
-            y = model.generate(torch.stack(inputs), to, source=source, generator=generator, batch_size=batch_size,
-                               **sampling).cpu()
+            y = model.generate(
+                torch.stack(inputs), to, source=source, generator=generator, batch_size=batch_size, **sampling
+            ).cpu()
             for (a, b), item in zip(chunk, y):
                 try:
                     dst_mod.save_file(item, b, dst_meta)
                     size = list(item.shape[1:])
-                    result.done.append(FileResult(a, b, n_tokens, 0.0, dst_mod.extent(size, dst_meta),
-                                                  dst_mod.duration(size, dst_meta) or 0.0))
+                    result.done.append(
+                        FileResult(
+                            a, b, n_tokens, 0.0, dst_mod.extent(size, dst_meta), dst_mod.duration(size, dst_meta) or 0.0
+                        )
+                    )
                 except VqfuseError as exc:
                     skip(a, exc)
                 bar.update(1)
@@ -107,8 +127,9 @@ def generate_path(model: FusionModel, src: PathLike, dst: PathLike, to: str, *, 
     return result
 
 
-def sample_joint_path(model: FusionModel, n: int, out_dir: PathLike, *, batch_size: int = 32, seed: int | None = 0,
-                      **sampling: Any) -> list[tuple[Path, ...]]:
+def sample_joint_path(
+    model: FusionModel, n: int, out_dir: PathLike, *, batch_size: int = 32, seed: int | None = 0, **sampling: Any
+) -> list[tuple[Path, ...]]:
     """`vqfuse generate --joint N OUT_DIR`: out_dir/sample-000.png + sample-000.wav (one file per modality, in
     the model's order), ...; returns the files of each sample."""
     out_dir = Path(out_dir)

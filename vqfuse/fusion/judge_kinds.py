@@ -31,12 +31,18 @@ class _ImageNet(nn.Module):
         super().__init__()
         c = channels
         self.body = nn.Sequential(
-            nn.Conv2d(3, c, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveMaxPool2d(4), nn.Flatten(),
-            nn.Linear(2 * c * 16, feature_dim), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(3, c, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d(4),
+            nn.Flatten(),
+            nn.Linear(2 * c * 16, feature_dim),
+            nn.ReLU(),
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
     def features(self, x: Tensor) -> Tensor:
@@ -52,15 +58,22 @@ class _AudioNet(nn.Module):
     Three 1-D convolutions over time with the mel bins as channels (keyword-spotting style, cheap on a CPU),
     then mean and max over time, so clips of any length and any position of the word work."""
 
-    def __init__(self, num_classes: int, n_mels: int, channels: int = 32, feature_dim: int = 128,
-                 dropout: float = 0.2) -> None:  # fmt: skip
+    def __init__(
+        self, num_classes: int, n_mels: int, channels: int = 32, feature_dim: int = 128, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         c = channels
         self.convs = nn.Sequential(
-            nn.Conv1d(n_mels, c, 5, padding=2), nn.BatchNorm1d(c), nn.ReLU(),
-            nn.Conv1d(c, c, 3, padding=2, dilation=2), nn.BatchNorm1d(c), nn.ReLU(),
-            nn.Conv1d(c, 2 * c, 3, padding=1), nn.BatchNorm1d(2 * c), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv1d(n_mels, c, 5, padding=2),
+            nn.BatchNorm1d(c),
+            nn.ReLU(),
+            nn.Conv1d(c, c, 3, padding=2, dilation=2),
+            nn.BatchNorm1d(c),
+            nn.ReLU(),
+            nn.Conv1d(c, 2 * c, 3, padding=1),
+            nn.BatchNorm1d(2 * c),
+            nn.ReLU(),
+        )
         self.proj = nn.Sequential(nn.Linear(4 * c, feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
@@ -85,8 +98,15 @@ class ImageJudge(Judge):
     """
 
     kind = "image"
-    defaults = {"input_size": 16, "channels": 16, "feature_dim": 128, "dropout": 0.2, "max_rotation": 10.0, "max_shift": 0.1,
-                "max_scale": 0.1}  # fmt: skip
+    defaults = {
+        "input_size": 16,
+        "channels": 16,
+        "feature_dim": 128,
+        "dropout": 0.2,
+        "max_rotation": 10.0,
+        "max_shift": 0.1,
+        "max_scale": 0.1,
+    }
 
     def _build(self) -> nn.Module:
         c = self.config
@@ -117,9 +137,13 @@ class ImageJudge(Judge):
 
 
 def log_mel_features(
-    audio: Tensor, sample_rate: int = 16000, n_mels: int = 32, n_fft: int = 512, hop_length: int = 320,
+    audio: Tensor,
+    sample_rate: int = 16000,
+    n_mels: int = 32,
+    n_fft: int = 512,
+    hop_length: int = 320,
     floor_db: float = 80.0,
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     """Audio (N, 1, T) or (N, T) -> normalised log-mel (N, 1, n_mels, frames), roughly in [-2, 2].
 
     Each clip is scaled so its loudest mel bin is 0 dB and floored ``floor_db`` below it (gain-invariant).
@@ -146,13 +170,25 @@ class AudioJudge(Judge):
     """
 
     kind = "audio"
-    defaults = {"sample_rate": 16000, "n_mels": 32, "n_fft": 512, "hop_length": 320, "channels": 32,
-                "feature_dim": 128, "dropout": 0.2, "max_time_shift": 10, "max_mel_shift": 2, "freq_mask": 5,
-                "time_mask": 8}  # fmt: skip
+    defaults = {
+        "sample_rate": 16000,
+        "n_mels": 32,
+        "n_fft": 512,
+        "hop_length": 320,
+        "channels": 32,
+        "feature_dim": 128,
+        "dropout": 0.2,
+        "max_time_shift": 10,
+        "max_mel_shift": 2,
+        "freq_mask": 5,
+        "time_mask": 8,
+    }
 
     def _build(self) -> nn.Module:
         c = self.config
-        return _AudioNet(self.num_classes, int(c["n_mels"]), int(c["channels"]), int(c["feature_dim"]), float(c["dropout"]))
+        return _AudioNet(
+            self.num_classes, int(c["n_mels"]), int(c["channels"]), int(c["feature_dim"]), float(c["dropout"])
+        )
 
     def _inputs(self, x: Tensor) -> Tensor:
         c = self.config

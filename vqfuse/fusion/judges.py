@@ -25,12 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqfuse.errors import InputFileError, PathLike
-from vqfuse.io.model_dir import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    read_model_config,
-    save_model_dir,
-)
+from vqfuse.io.model_dir import CONFIG_FILE, WEIGHTS_FILE, read_model_config, save_model_dir
 from vqfuse.io.weights import load_state_into
 from vqfuse.metrics.generation import coherence
 
@@ -57,7 +52,9 @@ class Judge:
     def __init__(self, num_classes: int = 10, **config: Any) -> None:
         unknown = set(config) - set(self.defaults)
         if unknown:
-            raise ValueError(f"unknown {type(self).__name__} options: {sorted(unknown)}; known: {sorted(self.defaults)}")
+            raise ValueError(
+                f"unknown {type(self).__name__} options: {sorted(unknown)}; known: {sorted(self.defaults)}"
+            )
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes = int(num_classes)
@@ -120,12 +117,26 @@ class Judge:
         n = len(y)
         train_acc = float((self._logits_from_inputs(feats).argmax(1) == y).float().mean())
         tail = losses[-20:] or [float("nan")]
-        self.fit_info = {"steps": int(steps), "seed": int(seed), "samples": n, "final_loss": sum(tail) / len(tail),
-                         "train_accuracy": train_acc}  # fmt: skip
+        self.fit_info = {
+            "steps": int(steps),
+            "seed": int(seed),
+            "samples": n,
+            "final_loss": sum(tail) / len(tail),
+            "train_accuracy": train_acc,
+        }
         return self
 
-    def _train(self, feats: Tensor, y: Tensor, steps: int, seed: int, batch_size: int, lr: float, weight_decay: float,
-               augment: bool) -> list[float]:  # fmt: skip
+    def _train(
+        self,
+        feats: Tensor,
+        y: Tensor,
+        steps: int,
+        seed: int,
+        batch_size: int,
+        lr: float,
+        weight_decay: float,
+        augment: bool,
+    ) -> list[float]:
         """The training loop of :meth:`fit` on preprocessed inputs ``feats`` (N, ...) and labels ``y`` (N,);
         returns the loss of every step."""
         device = feats.device
@@ -157,7 +168,9 @@ class Judge:
 
     def _batched_inputs(self, x: Tensor, batch_size: int = 512) -> Tensor:
         with torch.no_grad():
-            return torch.cat([self._inputs(x[i : i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)])
+            return torch.cat(
+                [self._inputs(x[i : i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)]
+            )
 
     @torch.no_grad()
     def _logits_from_inputs(self, feats: Tensor, batch_size: int = 512) -> Tensor:
@@ -183,7 +196,9 @@ class Judge:
     def features(self, x: Tensor, batch_size: int = 256) -> Tensor:
         """Penultimate activations (N, D): the feature space of :func:`judge_frechet_distance`."""
         self.net.eval()
-        out = [self.net.features(self._inputs(x[i : i + batch_size].to(self.device))) for i in range(0, len(x), batch_size)]
+        out = [
+            self.net.features(self._inputs(x[i : i + batch_size].to(self.device))) for i in range(0, len(x), batch_size)
+        ]
         return torch.cat(out)
 
     def accuracy(self, x: Tensor, y: Tensor) -> float:
@@ -193,8 +208,12 @@ class Judge:
     # -- persistence
     def save(self, directory: PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (each atomically) into ``directory``."""
-        save_model_dir(directory, self.net, {"kind": self.kind, "num_classes": self.num_classes, "config": self.config,
-                                             "fit": self.fit_info}, FORMAT)
+        save_model_dir(
+            directory,
+            self.net,
+            {"kind": self.kind, "num_classes": self.num_classes, "config": self.config, "fit": self.fit_info},
+            FORMAT,
+        )
         return Path(directory)
 
     @classmethod

@@ -27,37 +27,32 @@ import torch
 from torch import Tensor
 
 from vqfuse.errors import InputFileError, ModelMismatchError, PathLike, VqfuseError
+from vqfuse.fusion.generation import FusionGeneration
 from vqfuse.fusion.tokens import flatten_codes, unflatten_codes
 from vqfuse.io.weights import load_json
-from vqfuse.prior.maskgit import maskgit_decode, maskgit_sample_joint
 from vqfuse.prior.persist import load_prior
-from vqfuse.prior.sampling import generate as ar_generate
-from vqfuse.prior.sampling import sample_joint as ar_sample_joint
-from vqfuse.prior.scoring import pick_best, segment_log_likelihood
 from vqfuse.prior.sequence import SequenceLayout
 from vqfuse.prior.transformer import PriorTransformer
 from vqfuse.tokenizer import Tokenizer
 
 FUSION_FILE = "fusion.json"
 FUSION_FORMAT = "vqfuse-fusion/1"
-_UNSET: Any = object()
 
 # Generation defaults (a run's fusion.json may override them): temperature 0.5 and best of 8 by the prior's
 # coherence score (docs and figures: benchmarks/results/rerank-*.md).
-DEFAULT_SAMPLING: dict[str, Any] = {"steps": 12, "joint_steps": 24, "temperature": 0.5, "cfg_scale": 2.0,
-                                    "top_k": None, "top_p": None, "rerank": 8}
+DEFAULT_SAMPLING: dict[str, Any] = {
+    "steps": 12,
+    "joint_steps": 24,
+    "temperature": 0.5,
+    "cfg_scale": 2.0,
+    "top_k": None,
+    "top_p": None,
+    "rerank": 8,
+}
 
 
 def is_fusion_run(path: PathLike) -> bool:
     return (Path(path) / FUSION_FILE).is_file()
-
-
-def _rerank_count(value: Any) -> int:
-    """The number of candidates per output (None or 1: no reranking)."""
-    n = 1 if value is None else int(value)
-    if n < 1:
-        raise VqfuseError(f"rerank must be >= 1 candidates per output, got {value}")
-    return n
 
 
 def _grid(tok: Tokenizer, n_tokens: int, stages: int, known: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -80,7 +75,7 @@ def _grid(tok: Tokenizer, n_tokens: int, stages: int, known: Any) -> tuple[tuple
     return tuple(n * f for n, f in zip(latent, factors)), latent
 
 
-class FusionModel:
+class FusionModel(FusionGeneration):
     """Prior + a tokenizer per modality (+ the facts in fusion.json).
 
     Attributes: prior, layout, kind ("maskgit" | "causal"), tokenizers {name: Tokenizer} in the layout's
@@ -88,9 +83,15 @@ class FusionModel:
     latent grid}, sampling (generation defaults), description (fusion.json).
     """
 
-    def __init__(self, prior: PriorTransformer, layout: SequenceLayout, tokenizers: dict[str, Tokenizer],
-                 stages: dict[str, int] | None = None, kind: str | None = None,
-                 description: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        prior: PriorTransformer,
+        layout: SequenceLayout,
+        tokenizers: dict[str, Tokenizer],
+        stages: dict[str, int] | None = None,
+        kind: str | None = None,
+        description: dict[str, Any] | None = None,
+    ) -> None:
         missing = [n for n in layout.names if n not in tokenizers]
         if missing:
             raise VqfuseError(f"no tokenizer for the prior's segment(s) {missing}")
@@ -101,13 +102,16 @@ class FusionModel:
         self.sampling: dict[str, Any] = {**DEFAULT_SAMPLING, **self.description.get("sampling", {})}
         self.order = tuple(self.description.get("order") or layout.names)
         recorded = self.description.get("tokenizers", {})
-        self.stages = {n: int((stages or {}).get(n) or recorded.get(n, {}).get("stages") or tok.n_stages)
-                       for n, tok in self.tokenizers.items()}
+        self.stages = {
+            n: int((stages or {}).get(n) or recorded.get(n, {}).get("stages") or tok.n_stages)
+            for n, tok in self.tokenizers.items()
+        }
         self.item_shapes: dict[str, tuple[int, ...]] = {}
         self.token_shapes: dict[str, tuple[int, ...]] = {}
         for n, tok in self.tokenizers.items():
-            self.item_shapes[n], self.token_shapes[n] = _grid(tok, layout.segment(n).n_tokens, self.stages[n],
-                                                              recorded.get(n, {}).get("token_shape"))
+            self.item_shapes[n], self.token_shapes[n] = _grid(
+                tok, layout.segment(n).n_tokens, self.stages[n], recorded.get(n, {}).get("token_shape")
+            )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -123,8 +127,9 @@ class FusionModel:
             raise VqfuseError(f"unknown modality {name!r}; this model has {', '.join(self.names)}")
         others = [n for n in self.names if n != name]
         if len(others) != 1:
-            raise VqfuseError(f"this model has {len(self.names)} modalities ({', '.join(self.names)}); "
-                              f"name the condition's modality")
+            raise VqfuseError(
+                f"this model has {len(self.names)} modalities ({', '.join(self.names)}); name the condition's modality"
+            )
         return others[0]
 
     # ---- loading ------------------------------------------------------------------------------------
@@ -138,7 +143,9 @@ class FusionModel:
         if not path.is_file():
             if not run_dir.exists():
                 raise InputFileError(run_dir, "does not exist")
-            raise InputFileError(run_dir, f"not a fusion model (no {FUSION_FILE}; train one with a task: fusion config)")
+            raise InputFileError(
+                run_dir, f"not a fusion model (no {FUSION_FILE}; train one with a task: fusion config)"
+            )
         desc = load_json(path)
         if not isinstance(desc, dict) or desc.get("format") != FUSION_FORMAT:
             found = desc.get("format") if isinstance(desc, dict) else None
@@ -158,8 +165,10 @@ class FusionModel:
             tok = Tokenizer.from_pretrained(run_dir / toks[name]["path"], device)
             want = toks[name].get("model_id")
             if want and tok.model_id != want:
-                raise ModelMismatchError(f"{run_dir / toks[name]['path']}: this {name} tokenizer ({tok.model_id}) is not "
-                                         f"the one the prior was trained on ({want})")
+                raise ModelMismatchError(
+                    f"{run_dir / toks[name]['path']}: this {name} tokenizer ({tok.model_id}) is not "
+                    f"the one the prior was trained on ({want})"
+                )
             loaded[name] = tok
             # runs written before per-tokenizer stages kept one top-level n_q for their timed modality
             legacy = desc.get("n_q") if tok.modality.time_axis is not None else None
@@ -198,114 +207,6 @@ class FusionModel:
         codes = unflatten_codes(tokens.to(self.device), self.stages[name], self.token_shapes[name])
         return self.tokenizers[name].decode_codes(codes).clamp(-1, 1)
 
-    # ---- generation ---------------------------------------------------------------------------------
-
-    def _opt(self, name: str, value: Any) -> Any:
-        return self.sampling.get(name) if value is _UNSET else value
-
-    @torch.no_grad()
-    def generate_tokens(self, tokens: Tensor, to: str, *, source: str | None = None, steps: int | None = _UNSET,
-                        temperature: float = _UNSET, cfg_scale: float | None = _UNSET, top_k: int | None = _UNSET,
-                        top_p: float | None = _UNSET, rerank: int = _UNSET,
-                        generator: torch.Generator | None = None) -> Tensor:
-        """Condition codes (B, n_from) of modality `source` (default: the other one) -> target codes (B, n_to).
-
-        With `rerank` N > 1, N candidates are sampled per condition and the most coherent kept
-        (`coherence_score`)."""
-        source = source or self.other(to)
-        temperature, cfg = self._opt("temperature", temperature), self._opt("cfg_scale", cfg_scale)
-        top_k, top_p = self._opt("top_k", top_k), self._opt("top_p", top_p)
-        n_cand = _rerank_count(self._opt("rerank", rerank))
-        cond = tokens.to(self.device).long()  # (B, n_from)
-        batch = cond.shape[0]
-        cond = cond.repeat(n_cand, 1)  # (N*B, n_from): candidate-major
-        if self.kind == "maskgit":
-            order = tuple(n for n in self.layout.names if n in (source, to))  # the other segments left out
-            target = maskgit_decode(self.prior, self.layout, {source: cond}, to, order=order,
-                                    steps=int(self._opt("steps", steps)), cfg_scale=cfg, temperature=temperature,
-                                    top_k=top_k, top_p=top_p, generator=generator)
-        else:
-            target = ar_generate(self.prior, self.layout, {source: cond}, to, order=(source, to), cfg_scale=cfg,
-                                 temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-        if n_cand == 1:
-            return target
-        scores = self.coherence_score({source: cond, to: target})  # (N*B,)
-        return pick_best(target.view(n_cand, batch, -1), scores.view(n_cand, batch))
-
-    @torch.no_grad()
-    def coherence_score(self, codes: dict[str, Tensor]) -> Tensor:
-        """How coherent the prior finds sets of codes {name: (B, n_name)}: (B,).
-
-        The sum over the given modalities of log p(codes | the others' codes) - log p(codes | NULL) (mean per
-        token): how much each modality is explained by the others, beyond how likely it is on its own.
-        Subtracting the unconditional term stops reranked joint samples from crowding onto the items the
-        prior finds easiest, and one rule serves joint and cross-modal samples."""
-        return sum(segment_log_likelihood(self.prior, self.layout, codes, name)
-                   - segment_log_likelihood(self.prior, self.layout, codes, name, unconditional=True)
-                   for name in codes)
-
-    @torch.no_grad()
-    def generate(self, x: Tensor, to: str, *, source: str | None = None, steps: int | None = _UNSET,
-                 temperature: float = _UNSET, cfg_scale: float | None = _UNSET, top_k: int | None = _UNSET,
-                 top_p: float | None = _UNSET, rerank: int = _UNSET, generator: torch.Generator | None = None,
-                 batch_size: int = 64) -> Tensor:
-        """A batch of modality `source` (default: the other one) -> decoded `to` signals.
-
-        Args:
-            x: the condition signals, fitted with `prepare`.
-            steps: MaskGIT decoding steps (ignored by a causal prior).
-            temperature: sampling temperature (0: greedy); cfg_scale: guidance (None: none).
-            top_k, top_p: logits filtering.
-            rerank: candidates sampled per item, the most coherent kept (see `generate_tokens`).
-            Defaults: fusion.json's `sampling`, else DEFAULT_SAMPLING.
-            batch_size: items per prior call.
-        """
-        source = source or self.other(to)
-        out = []
-        for start in range(0, x.shape[0], batch_size):
-            codes = self.encode(source, x[start:start + batch_size])
-            target = self.generate_tokens(codes, to, source=source, steps=steps, temperature=temperature,
-                                          cfg_scale=cfg_scale, top_k=top_k, top_p=top_p, rerank=rerank,
-                                          generator=generator)
-            out.append(self.decode(to, target))
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def sample_joint_tokens(self, n: int, *, steps: int | None = _UNSET, temperature: float = _UNSET,
-                            top_k: int | None = _UNSET, top_p: float | None = _UNSET, rerank: int = _UNSET,
-                            generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """n unconditional sets of codes: {name: (n, n_name)}.
-
-        With `rerank` N > 1, N sets are sampled per output and the most coherent kept (`coherence_score`)."""
-        temperature, top_k, top_p = self._opt("temperature", temperature), self._opt("top_k", top_k), self._opt("top_p", top_p)
-        n_cand = _rerank_count(self._opt("rerank", rerank))
-        if self.kind == "maskgit":
-            codes = maskgit_sample_joint(self.prior, self.layout, n * n_cand, order=self.layout.names,
-                                         steps=int(self._opt("joint_steps", steps)), temperature=temperature,
-                                         top_k=top_k, top_p=top_p, generator=generator)
-        else:
-            codes = ar_sample_joint(self.prior, self.layout, n * n_cand, order=self.order, temperature=temperature,
-                                    top_k=top_k, top_p=top_p, generator=generator)
-        if n_cand == 1:
-            return codes
-        scores = self.coherence_score(codes).view(n_cand, n)
-        return {name: pick_best(c.view(n_cand, n, -1), scores) for name, c in codes.items()}
-
-    @torch.no_grad()
-    def sample_joint(self, n: int, *, steps: int | None = _UNSET, temperature: float = _UNSET,
-                     top_k: int | None = _UNSET, top_p: float | None = _UNSET, rerank: int = _UNSET,
-                     generator: torch.Generator | None = None, batch_size: int = 64) -> dict[str, Tensor]:
-        """n unconditional samples of every modality: {name: (n, C, *item_shape)}."""
-        if n < 1:
-            raise VqfuseError(f"the number of joint samples must be >= 1, got {n}")
-        parts: dict[str, list[Tensor]] = {name: [] for name in self.names}
-        for start in range(0, n, batch_size):
-            codes = self.sample_joint_tokens(min(batch_size, n - start), steps=steps, temperature=temperature,
-                                             top_k=top_k, top_p=top_p, rerank=rerank, generator=generator)
-            for name in self.names:
-                parts[name].append(self.decode(name, codes[name]))
-        return {name: torch.cat(p) for name, p in parts.items()}
-
     def summary_rows(self) -> list[tuple[str, str]]:
         """(label, value) rows for `vqfuse info`: the prior, its sequence, each tokenizer, sampling defaults."""
         seg = {n: self.layout.segment(n) for n in self.names}
@@ -315,9 +216,14 @@ class FusionModel:
         ]
         for n, tok in self.tokenizers.items():
             s = self.stages[n]
-            rows.append((n, f"{tok.modality.describe(self.item_shapes[n], tok.meta)} -> "
-                            f"{'x'.join(map(str, self.token_shapes[n]))} tokens x {s} stage{'s' if s != 1 else ''} "
-                            f"(tokenizer {tok.model_id})"))
+            rows.append(
+                (
+                    n,
+                    f"{tok.modality.describe(self.item_shapes[n], tok.meta)} -> "
+                    f"{'x'.join(map(str, self.token_shapes[n]))} tokens x {s} stage{'s' if s != 1 else ''} "
+                    f"(tokenizer {tok.model_id})",
+                )
+            )
         rows.append(("sampling", ", ".join(f"{k} {v}" for k, v in self.sampling.items() if v is not None)))
         if self.description.get("name"):
             rows.insert(0, ("name", str(self.description["name"])))

@@ -78,8 +78,10 @@ def prepare_tokenizer(spec: TokenizerSpec, out: Path, progress: bool = True, log
         return model_dir
     cfg = spec.run_config(out)
     resume = latest_checkpoint(run_dir / "checkpoints") is not None
-    log(f"{tag} {'resuming' if resume else 'training'} {cfg.source} for {cfg.train.steps} steps on "
-        f"'{cfg.data.get('train')}' -> {run_dir}")
+    log(
+        f"{tag} {'resuming' if resume else 'training'} {cfg.source} for {cfg.train.steps} steps on "
+        f"'{cfg.data.get('train')}' -> {run_dir}"
+    )
     train_tokenizer(cfg, resume=resume, progress=progress)
     return model_dir
 
@@ -91,20 +93,28 @@ def check_tokenizer(name: str, tok: Any, data: dict[str, Any], n_q: int | None) 
     want = modality.meta(data)  # what the data section implies for this modality
     rate, have_rate = modality.steps_per_second(want), modality.steps_per_second(tok.meta)
     if rate is not None and have_rate is not None and rate != have_rate:
-        raise ConfigError(f"the {name} tokenizer runs at {have_rate:g} steps/s, the data at {rate:g} "
-                          f"(set the data's rate to {have_rate:g} or train the tokenizer at {rate:g})")
+        raise ConfigError(
+            f"the {name} tokenizer runs at {have_rate:g} steps/s, the data at {rate:g} "
+            f"(set the data's rate to {have_rate:g} or train the tokenizer at {rate:g})"
+        )
     shape, trained = modality.item_shape(want), modality.item_shape(tok.meta)
     if shape is None:
-        raise ConfigError(f"the data section gives {name} items no fixed shape: a prior needs fixed-length items "
-                          f"(e.g. data.segment_seconds)")
+        raise ConfigError(
+            f"the data section gives {name} items no fixed shape: a prior needs fixed-length items "
+            f"(e.g. data.segment_seconds)"
+        )
     for axis, (n, f) in enumerate(zip(shape, tok.downsample_factors)):
         if axis == modality.time_axis:
             if n % f:
-                raise ConfigError(f"{name} items of {n} steps are not a multiple of the tokenizer's {f} per token "
-                                  f"(choose another length)")
+                raise ConfigError(
+                    f"{name} items of {n} steps are not a multiple of the tokenizer's {f} per token "
+                    f"(choose another length)"
+                )
         elif trained is not None and n != trained[axis]:
-            raise ConfigError(f"the {name} tokenizer was trained on items of {'x'.join(map(str, trained))}, the data "
-                              f"are {'x'.join(map(str, shape))} (set the data's size or retrain the tokenizer)")
+            raise ConfigError(
+                f"the {name} tokenizer was trained on items of {'x'.join(map(str, trained))}, the data "
+                f"are {'x'.join(map(str, shape))} (set the data's size or retrain the tokenizer)"
+            )
     if n_q is not None and tok.quantizer.variable_rate and n_q > tok.n_stages:
         raise ConfigError(f"tokenizers.{name}.n_q={n_q}, but the {name} tokenizer has {tok.n_stages} stages")
     if n_q not in (None, 1) and not tok.quantizer.variable_rate:
@@ -112,8 +122,9 @@ def check_tokenizer(name: str, tok: Any, data: dict[str, Any], n_q: int | None) 
     return n_q if n_q is not None and tok.quantizer.variable_rate else tok.n_stages
 
 
-def prepare_tokens(config: RunConfig, dirs: dict[str, Path], n_q: dict[str, int | None], progress: bool = True,
-                   log: Log = default_log) -> dict[str, TokenSet]:
+def prepare_tokens(
+    config: RunConfig, dirs: dict[str, Path], n_q: dict[str, int | None], progress: bool = True, log: Log = default_log
+) -> dict[str, TokenSet]:
     """`out/tokens/{train,test}.safetensors`: reused when they match the tokenizers, stages and data; else
     encoded."""
     from vqfuse.data.paired import make_paired_dataset
@@ -141,9 +152,15 @@ def prepare_tokens(config: RunConfig, dirs: dict[str, Path], n_q: dict[str, int 
             dataset = make_paired_dataset(spec, split, **options)
             log(f"[tokens] encoding {len(dataset)} {split} items of '{spec}' -> {path}")
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            tokens = encode_set(dataset, {name: tok.to(device) for name, tok in toks.items()}, stages, batch_size=64,
-                                model_dirs={name: os.path.relpath(d, out) for name, d in dirs.items()},
-                                progress=progress, info=info)
+            tokens = encode_set(
+                dataset,
+                {name: tok.to(device) for name, tok in toks.items()},
+                stages,
+                batch_size=64,
+                model_dirs={name: os.path.relpath(d, out) for name, d in dirs.items()},
+                progress=progress,
+                info=info,
+            )
             tokens.save(path)
         _wait()
         result[split] = TokenSet.load(path, ids, stages)
@@ -163,15 +180,20 @@ def train_fusion(config: RunConfig, resume: bool = False, progress: bool = True,
     out = Path(config.out)
     say = log_fn or (default_log if _is_main() else (lambda s: None))
     if not resume and latest_checkpoint(out / "checkpoints") is not None:
-        raise ConfigError(f"{out} already holds a fusion run ({latest_checkpoint(out / 'checkpoints')}); resume it "
-                          "(--resume), or choose another output directory (out=...)")
+        raise ConfigError(
+            f"{out} already holds a fusion run ({latest_checkpoint(out / 'checkpoints')}); resume it "
+            "(--resume), or choose another output directory (out=...)"
+        )
     dirs = {name: prepare_tokenizer(spec, out, progress, say) for name, spec in specs.items()}
     tokens = prepare_tokens(config, dirs, {name: spec.n_q for name, spec in specs.items()}, progress, say)
     has_ckpt = latest_checkpoint(out / "checkpoints") is not None
-    say(f"[prior] {'resuming' if resume and has_ckpt else 'training'} a {settings.kind} prior for {config.train.steps} "
-        f"steps on {len(tokens['train'])} items -> {out}")
-    trainer = FusionTrainer(config, tokens["train"], tokens["test"], dirs, resume=resume and has_ckpt,
-                            progress=progress)
+    say(
+        f"[prior] {'resuming' if resume and has_ckpt else 'training'} a {settings.kind} prior for {config.train.steps} "
+        f"steps on {len(tokens['train'])} items -> {out}"
+    )
+    trainer = FusionTrainer(
+        config, tokens["train"], tokens["test"], dirs, resume=resume and has_ckpt, progress=progress
+    )
     return trainer.run()
 
 

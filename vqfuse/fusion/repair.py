@@ -45,8 +45,9 @@ def _flat(codes: Tensor, layout: SequenceLayout, name: str) -> Tensor:
     return flat.long()
 
 
-def _segments(layout: SequenceLayout, target: str, conditions: Conditions | None,
-              batch: int) -> tuple[dict[str, Tensor], list[str]]:  # fmt: skip
+def _segments(
+    layout: SequenceLayout, target: str, conditions: Conditions | None, batch: int
+) -> tuple[dict[str, Tensor], list[str]]:
     """({segment: (B, n) codes} for every segment besides `target`, the absent ones (NULL) among them)."""
     conditions = dict(conditions or {})
     unknown = set(conditions) - set(layout.names)
@@ -65,9 +66,20 @@ def _segments(layout: SequenceLayout, target: str, conditions: Conditions | None
     return segments, absent
 
 
-def infill(prior: PriorTransformer, layout: SequenceLayout, target: str, known: Tensor, known_mask: Tensor,
-           conditions: Conditions | None = None, *, steps: int = 8, cfg_scale: float | None = None,
-           temperature: float = 0.0, noise: float = 4.5, generator: torch.Generator | None = None) -> Tensor:
+def infill(
+    prior: PriorTransformer,
+    layout: SequenceLayout,
+    target: str,
+    known: Tensor,
+    known_mask: Tensor,
+    conditions: Conditions | None = None,
+    *,
+    steps: int = 8,
+    cfg_scale: float | None = None,
+    temperature: float = 0.0,
+    noise: float = 4.5,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Re-infill the unknown tokens of the `target` segment; known tokens are kept.
 
     Args:
@@ -80,20 +92,29 @@ def infill(prior: PriorTransformer, layout: SequenceLayout, target: str, known: 
         (B, n) local codes.
     """
     b = known.shape[0]
-    common = dict(known=known, known_mask=known_mask, steps=steps, temperature=temperature, noise=noise,
-                  generator=generator)
+    common = dict(
+        known=known, known_mask=known_mask, steps=steps, temperature=temperature, noise=noise, generator=generator
+    )
     segments, absent = _segments(layout, target, conditions, b)
     if not segments:  # the layout has nothing to condition on
         return maskgit_decode(prior, layout, {}, target, batch_size=b, **common)
     if len(absent) == len(segments):  # no condition: guidance at scale 0 is exactly its unconditional half
         return maskgit_decode(prior, layout, segments, target, order=layout.names, cfg_scale=0.0, **common)
-    return maskgit_decode(prior, layout, segments, target, order=layout.names, cfg_scale=cfg_scale, null=absent,
-                          **common)  # fmt: skip
+    return maskgit_decode(
+        prior, layout, segments, target, order=layout.names, cfg_scale=cfg_scale, null=absent, **common
+    )
 
 
 @torch.no_grad()
-def token_log_probs(prior: PriorTransformer, layout: SequenceLayout, target: str, tokens: Tensor,
-                    conditions: Conditions | None = None, *, groups: int = 4) -> Tensor:
+def token_log_probs(
+    prior: PriorTransformer,
+    layout: SequenceLayout,
+    target: str,
+    tokens: Tensor,
+    conditions: Conditions | None = None,
+    *,
+    groups: int = 4,
+) -> Tensor:
     """log p(token) (B, n) of each `target` token (flat (B, n)) under the prior with that token masked out.
 
     The positions are split into `groups` interleaved groups (position i in group i % groups); one batched
@@ -103,8 +124,7 @@ def token_log_probs(prior: PriorTransformer, layout: SequenceLayout, target: str
     groups = max(1, min(groups, n))
     segments, absent = _segments(layout, target, conditions, b)
     device = model_device(prior)
-    packed = layout.pack({target: tokens.to(device), **{k: v.to(device) for k, v in segments.items()}},
-                         layout.names)  # fmt: skip
+    packed = layout.pack({target: tokens.to(device), **{k: v.to(device) for k, v in segments.items()}}, layout.names)
     ids = null_condition(packed.ids, layout, layout.names, condition=absent) if absent else packed.ids
     sl = layout.slices(layout.names)[target]
     lo, hi = layout.vocab_range(target)
@@ -144,13 +164,13 @@ ENHANCE_OUTPUTS = ("repaired", "decoded")
 
 @dataclass
 class Repaired:
-    items: Tensor            # (B, C, *item) the repair: known elements kept / the modality's output
-    decoded: Tensor          # (B, C, *item) the decoded repaired tokens
-    reencoded: Tensor        # (B, C, *item) the decoded damaged tokens (unrepaired)
-    tokens: Tensor           # (B, S, *grid) repaired tokens
-    damaged_tokens: Tensor   # (B, S, *grid) tokens of the damaged items
-    unknown: Tensor          # (B, S, *grid) bool, the re-infilled tokens
-    scores: Tensor | None    # (B, S, *grid) log p(damaged token) under the prior (enhancement only)
+    items: Tensor  # (B, C, *item) the repair: known elements kept / the modality's output
+    decoded: Tensor  # (B, C, *item) the decoded repaired tokens
+    reencoded: Tensor  # (B, C, *item) the decoded damaged tokens (unrepaired)
+    tokens: Tensor  # (B, S, *grid) repaired tokens
+    damaged_tokens: Tensor  # (B, S, *grid) tokens of the damaged items
+    unknown: Tensor  # (B, S, *grid) bool, the re-infilled tokens
+    scores: Tensor | None  # (B, S, *grid) log p(damaged token) under the prior (enhancement only)
 
 
 def _device(module: torch.nn.Module) -> torch.device:
@@ -172,9 +192,20 @@ def decode_items(tokenizer: Tokenizer, codes: Tensor, shape: tuple[int, ...]) ->
     return F.pad(out, pads) if any(pads) else out
 
 
-def _repair(prior: PriorTransformer, layout: SequenceLayout, tokenizer: Tokenizer, target: str, damaged: Tensor,
-            tokens: Tensor, unknown: Tensor, conditions: Conditions | None, mask: Tensor | None,
-            scores: Tensor | None, output: str, sampling: dict) -> Repaired:  # fmt: skip
+def _repair(
+    prior: PriorTransformer,
+    layout: SequenceLayout,
+    tokenizer: Tokenizer,
+    target: str,
+    damaged: Tensor,
+    tokens: Tensor,
+    unknown: Tensor,
+    conditions: Conditions | None,
+    mask: Tensor | None,
+    scores: Tensor | None,
+    output: str,
+    sampling: dict,
+) -> Repaired:
     stages, grid = tokens.shape[1], tuple(tokens.shape[2:])
     flat = infill(prior, layout, target, flatten_codes(tokens), ~flatten_codes(unknown), conditions, **sampling)
     repaired = unflatten_codes(flat.to(tokens.device), stages, grid)
@@ -186,10 +217,24 @@ def _repair(prior: PriorTransformer, layout: SequenceLayout, tokenizer: Tokenize
 
 
 @torch.no_grad()
-def inpaint(prior: PriorTransformer, layout: SequenceLayout, tokenizer: Tokenizer, target: str, items: Tensor,
-            missing: Tensor, conditions: Conditions | None = None, *, n_q: int | None = None, dilation: int = 1,
-            fill: float = 0.0, steps: int = 8, cfg_scale: float | None = None, temperature: float = 0.0,
-            noise: float = 4.5, generator: torch.Generator | None = None) -> Repaired:
+def inpaint(
+    prior: PriorTransformer,
+    layout: SequenceLayout,
+    tokenizer: Tokenizer,
+    target: str,
+    items: Tensor,
+    missing: Tensor,
+    conditions: Conditions | None = None,
+    *,
+    n_q: int | None = None,
+    dilation: int = 1,
+    fill: float = 0.0,
+    steps: int = 8,
+    cfg_scale: float | None = None,
+    temperature: float = 0.0,
+    noise: float = 4.5,
+    generator: torch.Generator | None = None,
+) -> Repaired:
     """Inpaint items (B, C, *item) of segment `target` where `missing` (B, 1, *item) is True."""
     mask = missing.bool().to(items.device)
     damaged = items.masked_fill(mask.expand_as(items), fill)
@@ -197,30 +242,53 @@ def inpaint(prior: PriorTransformer, layout: SequenceLayout, tokenizer: Tokenize
     cells = token_mask_from_elements(mask, tuple(tokens.shape[2:]), dilation).to(tokens.device)  # (B, *grid)
     unknown = cells[:, None].expand_as(tokens).clone()
     sampling = dict(steps=steps, cfg_scale=cfg_scale, temperature=temperature, noise=noise, generator=generator)
-    return _repair(prior, layout, tokenizer, target, damaged, tokens, unknown, conditions, mask, None, "repaired",
-                   sampling)  # fmt: skip
+    return _repair(
+        prior, layout, tokenizer, target, damaged, tokens, unknown, conditions, mask, None, "repaired", sampling
+    )
 
 
 @torch.no_grad()
-def enhance_tokens(prior: PriorTransformer, layout: SequenceLayout, target: str, tokens: Tensor,
-                   conditions: Conditions | None = None, *, remask_fraction: float = REMASK_FRACTION,
-                   remask_stages_from: int | None = None, score_groups: int = 4) -> tuple[Tensor, Tensor]:
+def enhance_tokens(
+    prior: PriorTransformer,
+    layout: SequenceLayout,
+    target: str,
+    tokens: Tensor,
+    conditions: Conditions | None = None,
+    *,
+    remask_fraction: float = REMASK_FRACTION,
+    remask_stages_from: int | None = None,
+    score_groups: int = 4,
+) -> tuple[Tensor, Tensor]:
     """Which tokens (B, S, *grid) of a damaged item to re-infill: (unknown bool, scores log p), both shaped
     like `tokens`."""
     stages, grid = tokens.shape[1], tuple(tokens.shape[2:])
     flat = _flat(tokens, layout, target)
-    scores = unflatten_codes(token_log_probs(prior, layout, target, flat, conditions, groups=score_groups).cpu(),
-                             stages, grid)  # fmt: skip
+    scores = unflatten_codes(
+        token_log_probs(prior, layout, target, flat, conditions, groups=score_groups).cpu(), stages, grid
+    )
     return select_unknown(scores, remask_fraction, remask_stages_from).to(tokens.device), scores
 
 
 @torch.no_grad()
-def enhance(prior: PriorTransformer, layout: SequenceLayout, tokenizer: Tokenizer, target: str, noisy: Tensor,
-            conditions: Conditions | None = None, *, n_q: int | None = None,
-            remask_fraction: float = REMASK_FRACTION, remask_stages_from: int | None = None,
-            score_groups: int = 4, steps: int = 8, cfg_scale: float | None = None, temperature: float = 0.0,
-            noise: float = 4.5, output: Literal["repaired", "decoded"] = "repaired",
-            generator: torch.Generator | None = None) -> Repaired:
+def enhance(
+    prior: PriorTransformer,
+    layout: SequenceLayout,
+    tokenizer: Tokenizer,
+    target: str,
+    noisy: Tensor,
+    conditions: Conditions | None = None,
+    *,
+    n_q: int | None = None,
+    remask_fraction: float = REMASK_FRACTION,
+    remask_stages_from: int | None = None,
+    score_groups: int = 4,
+    steps: int = 8,
+    cfg_scale: float | None = None,
+    temperature: float = 0.0,
+    noise: float = 4.5,
+    output: Literal["repaired", "decoded"] = "repaired",
+    generator: torch.Generator | None = None,
+) -> Repaired:
     """Enhance noisy items (B, C, *item) of segment `target` through their tokens (see `enhance_tokens`).
 
     output: "repaired" (default) is the modality's repair output (speech: the repair as a spectral gain on
@@ -228,12 +296,30 @@ def enhance(prior: PriorTransformer, layout: SequenceLayout, tokenizer: Tokenize
     if output not in ENHANCE_OUTPUTS:
         raise ValueError(f"output must be one of {ENHANCE_OUTPUTS}, got {output!r}")
     tokens = encode_items(tokenizer, noisy, n_q)  # (B, S, *grid)
-    unknown, scores = enhance_tokens(prior, layout, target, tokens, conditions, remask_fraction=remask_fraction,
-                                     remask_stages_from=remask_stages_from, score_groups=score_groups)
+    unknown, scores = enhance_tokens(
+        prior,
+        layout,
+        target,
+        tokens,
+        conditions,
+        remask_fraction=remask_fraction,
+        remask_stages_from=remask_stages_from,
+        score_groups=score_groups,
+    )
     sampling = dict(steps=steps, cfg_scale=cfg_scale, temperature=temperature, noise=noise, generator=generator)
-    return _repair(prior, layout, tokenizer, target, noisy, tokens, unknown, conditions, None, scores, output,
-                   sampling)  # fmt: skip
+    return _repair(prior, layout, tokenizer, target, noisy, tokens, unknown, conditions, None, scores, output, sampling)
 
 
-__all__ = ["infill", "token_log_probs", "select_unknown", "REMASK_FRACTION", "ENHANCE_OUTPUTS", "Repaired",
-           "encode_items", "decode_items", "inpaint", "enhance_tokens", "enhance"]
+__all__ = [
+    "infill",
+    "token_log_probs",
+    "select_unknown",
+    "REMASK_FRACTION",
+    "ENHANCE_OUTPUTS",
+    "Repaired",
+    "encode_items",
+    "decode_items",
+    "inpaint",
+    "enhance_tokens",
+    "enhance",
+]

@@ -35,12 +35,22 @@ def repairable(tokenizers: Mapping[str, Tokenizer], layout: SequenceLayout) -> l
 
 
 @torch.no_grad()
-def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, tokenizers: Mapping[str, Tokenizer],
-                    items: Mapping[str, Tensor], *, stages: Mapping[str, int | None] | None = None,
-                    settings: Mapping[str, Any] | None = None, dilation: int = 1,
-                    remask_fraction: float = REMASK_FRACTION, remask_stages_from: int | None = None,
-                    steps: int = 8, cfg_scale: float | None = None, temperature: float = 0.0,
-                    seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def evaluate_repair(
+    prior: PriorTransformer,
+    layout: SequenceLayout,
+    tokenizers: Mapping[str, Tokenizer],
+    items: Mapping[str, Tensor],
+    *,
+    stages: Mapping[str, int | None] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    dilation: int = 1,
+    remask_fraction: float = REMASK_FRACTION,
+    remask_stages_from: int | None = None,
+    steps: int = 8,
+    cfg_scale: float | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Repair paired items {segment: (B, C, *item)}, each repairable segment with the others' clean tokens as
     condition and without. Damage and sampling seeds are shared by both runs.
 
@@ -60,8 +70,13 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, tokenizers:
     (b,) = sizes
     g = torch.Generator().manual_seed(seed)
     clean_codes = {n: encode_items(tokenizers[n], items[n], stages.get(n)) for n in layout.names}
-    report: dict[str, Any] = {"n_items": b, "steps": steps, "cfg_scale": cfg_scale, "temperature": temperature,
-                              "settings": settings}  # fmt: skip
+    report: dict[str, Any] = {
+        "n_items": b,
+        "steps": steps,
+        "cfg_scale": cfg_scale,
+        "temperature": temperature,
+        "settings": settings,
+    }
     for index, name in enumerate(layout.names):
         tok, clean = tokenizers[name], items[name]
         modality = tok.modality
@@ -74,15 +89,33 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, tokenizers:
         for k, cond in runs.items():
             gen = torch.Generator().manual_seed(seed + 1 + index)
             if mask is not None:
-                out[k] = inpaint(prior, layout, tok, name, clean, mask, cond, dilation=dilation, generator=gen, **common)
+                out[k] = inpaint(
+                    prior, layout, tok, name, clean, mask, cond, dilation=dilation, generator=gen, **common
+                )
             else:
-                out[k] = enhance(prior, layout, tok, name, damaged, cond, remask_fraction=remask_fraction,
-                                 remask_stages_from=remask_stages_from, generator=gen, **common)  # fmt: skip
+                out[k] = enhance(
+                    prior,
+                    layout,
+                    tok,
+                    name,
+                    damaged,
+                    cond,
+                    remask_fraction=remask_fraction,
+                    remask_stages_from=remask_stages_from,
+                    generator=gen,
+                    **common,
+                )
         first = out["conditioned"]
-        ceiling = modality.repair_output(damaged, decode_items(tok, clean_codes[name], tuple(clean.shape[2:])),
-                                         first.reencoded, mask)  # fmt: skip
-        variants = {**{k: r.items for k, r in out.items()}, **{f"{k}_decoded": r.decoded for k, r in out.items()},
-                    "damaged": damaged, "reencoded": first.reencoded, "tokenizer": ceiling}
+        ceiling = modality.repair_output(
+            damaged, decode_items(tok, clean_codes[name], tuple(clean.shape[2:])), first.reencoded, mask
+        )
+        variants = {
+            **{k: r.items for k, r in out.items()},
+            **{f"{k}_decoded": r.decoded for k, r in out.items()},
+            "damaged": damaged,
+            "reencoded": first.reencoded,
+            "tokenizer": ceiling,
+        }
         scores: dict[str, dict[str, float | None]] = {}
         for variant, x in variants.items():
             for figure, values in modality.repair_scores(x.to(clean.device), clean, damaged, mask).items():
@@ -93,8 +126,10 @@ def evaluate_repair(prior: PriorTransformer, layout: SequenceLayout, tokenizers:
             "damage": {**settings, **({"mask_fraction": _num(mask.float().mean())} if mask is not None else {})},
             "unknown_token_fraction": {k: _num(r.unknown.float().mean()) for k, r in out.items()},
             "scores": scores,
-            "token_accuracy": {**{k: _accuracy(r.tokens, clean_codes[name], where) for k, r in out.items()},
-                               "damaged": _accuracy(first.damaged_tokens, clean_codes[name], where)},
+            "token_accuracy": {
+                **{k: _accuracy(r.tokens, clean_codes[name], where) for k, r in out.items()},
+                "damaged": _accuracy(first.damaged_tokens, clean_codes[name], where),
+            },
         }
     return report
 

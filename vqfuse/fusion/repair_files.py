@@ -32,12 +32,12 @@ from vqfuse.fusion.repair import encode_items, enhance, inpaint
 class RepairResult:
     src: Path
     dst: Path
-    modality: str              # the repaired segment
-    mode: str                  # "inpaint" or "enhance"
+    modality: str  # the repaired segment
+    mode: str  # "inpaint" or "enhance"
     conditions: tuple[str, ...]  # segments given as conditions
-    repaired_fraction: float   # share of the input's tokens that the prior re-infilled
-    missing_fraction: float    # inpainting: share of missing elements (0 for enhancement)
-    windows: int               # item-length windows processed (1 for untimed items)
+    repaired_fraction: float  # share of the input's tokens that the prior re-infilled
+    missing_fraction: float  # inpainting: share of missing elements (0 for enhancement)
+    windows: int  # item-length windows processed (1 for untimed items)
     element: str = "elements"  # what the modality's elements are called ("pixels")
 
     def summary(self) -> str:
@@ -60,8 +60,9 @@ def segment_of(model: FusionModel, path: Path, role: str, exclude: Sequence[str]
     if not found:
         kinds = " or ".join(dict.fromkeys(model.tokenizers[n].modality.name for n in names))
         known = sorted({e.lstrip(".") for n in names for e in model.tokenizers[n].modality.extensions})
-        raise InputFileError(path, f"{role} must be a{'n' if kinds[:1] in 'aeiou' else ''} {kinds} file "
-                                   f"({', '.join(known)})")  # fmt: skip
+        raise InputFileError(
+            path, f"{role} must be a{'n' if kinds[:1] in 'aeiou' else ''} {kinds} file ({', '.join(known)})"
+        )
     raise InputFileError(path, f"{role} could be any of the segments {', '.join(found)}: name one")
 
 
@@ -110,9 +111,18 @@ def _join(model: FusionModel, name: str, items: Tensor, length: int) -> Tensor:
 
 
 @torch.no_grad()
-def repair_file(model: FusionModel, src: PathLike, dst: PathLike, *, mask: PathLike | None = None,
-                condition: PathLike | Sequence[PathLike] | None = None, target: str | None = None,
-                steps: int = 8, cfg_scale: float | None = None, seed: int = 0) -> RepairResult:
+def repair_file(
+    model: FusionModel,
+    src: PathLike,
+    dst: PathLike,
+    *,
+    mask: PathLike | None = None,
+    condition: PathLike | Sequence[PathLike] | None = None,
+    target: str | None = None,
+    steps: int = 8,
+    cfg_scale: float | None = None,
+    seed: int = 0,
+) -> RepairResult:
     """Inpaint (with `mask`) or enhance `src` into `dst`, conditioned on the `condition` file(s) of other
     segments when given. Raises VqfuseError / InputFileError on bad input, before writing."""
     src, dst = Path(src), Path(dst)
@@ -137,17 +147,29 @@ def repair_file(model: FusionModel, src: PathLike, dst: PathLike, *, mask: PathL
     windows = windows.to(model.device)  # (N, C, *item)
     count = windows.shape[0]
     given = {k: v.expand(count, *v.shape[1:]) for k, v in conditions.items()}
-    common = dict(n_q=model.stages[name], steps=steps, cfg_scale=cfg_scale,
-                  generator=torch.Generator(device=model.device).manual_seed(seed))
+    common = dict(
+        n_q=model.stages[name],
+        steps=steps,
+        cfg_scale=cfg_scale,
+        generator=torch.Generator(device=model.device).manual_seed(seed),
+    )
     if missing is not None:
         missing = missing.to(model.device).expand(count, 1, *windows.shape[2:])
         out = inpaint(model.prior, model.layout, tok, name, windows, missing, given, **common)
     else:
         out = enhance(model.prior, model.layout, tok, name, windows, given, **common)
     modality.save_file(_join(model, name, out.items.clamp(-1, 1), length).cpu(), dst, meta)
-    return RepairResult(src, dst, name, "inpaint" if missing is not None else "enhance", tuple(conditions),
-                        float(out.unknown.float().mean()), float(missing.float().mean()) if missing is not None else 0.0,
-                        count, modality.element)  # fmt: skip
+    return RepairResult(
+        src,
+        dst,
+        name,
+        "inpaint" if missing is not None else "enhance",
+        tuple(conditions),
+        float(out.unknown.float().mean()),
+        float(missing.float().mean()) if missing is not None else 0.0,
+        count,
+        modality.element,
+    )
 
 
 __all__ = ["RepairResult", "repair_file", "segment_of"]

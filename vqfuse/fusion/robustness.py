@@ -12,11 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vqfuse.fusion.classifier_training import (
-    accuracy,
-    evaluate_classifiers,
-    fit_classifiers,
-)
+from vqfuse.fusion.classifier_training import accuracy, evaluate_classifiers, fit_classifiers
 from vqfuse.fusion.classifiers import DEGRADATIONS, LEVELS, Classifier, TokenClassifier, Tokens, check_codes
 
 # ----------------------------------------------------------------------------------------------
@@ -63,7 +59,8 @@ def degrade(
         left = torch.randint(0, w - side + 1, (n,), generator=gen)
         rows, cols = torch.arange(h), torch.arange(w)
         mask = ((rows[None] >= top[:, None]) & (rows[None] < (top + side)[:, None]))[:, :, None] & (
-            (cols[None] >= left[:, None]) & (cols[None] < (left + side)[:, None]))[:, None, :]  # (N, H, W)
+            (cols[None] >= left[:, None]) & (cols[None] < (left + side)[:, None])
+        )[:, None, :]  # (N, H, W)
         return x.masked_fill(mask[:, None].to(x.device), fill)
     raise ValueError(f"unknown degradation {kind!r}; expected one of {DEGRADATIONS}")
 
@@ -124,8 +121,9 @@ def degraded_views(
 
 def _tokenize_in_batches(tokenize: Callable[[Tensor], Tensor], images: Tensor, batch_size: int) -> Tensor:
     with torch.no_grad():
-        return torch.cat([torch.as_tensor(tokenize(images[i : i + batch_size])).cpu()
-                          for i in range(0, len(images), batch_size)])  # fmt: skip
+        return torch.cat(
+            [torch.as_tensor(tokenize(images[i : i + batch_size])).cpu() for i in range(0, len(images), batch_size)]
+        )
 
 
 def robustness_sweep(
@@ -247,11 +245,13 @@ def analyze(
     Returns ``{"classifiers": {name: config}, "accuracy": ..., "robustness": ... or None}`` (JSON-able).
     """
     kinds = tuple(kinds) if kinds is not None else (*vocabs, "early", "early_shared", "late")
-    models = fit_classifiers(train_tokens, train_labels, vocabs, kinds=kinds, steps=steps, seed=seed,
-                             views=train_views, **config)
+    models = fit_classifiers(
+        train_tokens, train_labels, vocabs, kinds=kinds, steps=steps, seed=seed, views=train_views, **config
+    )
     report: dict[str, Any] = {
-        "classifiers": {name: (asdict(m.config) if isinstance(m, TokenClassifier) else dict(m.config))
-                        for name, m in models.items()},  # fmt: skip
+        "classifiers": {
+            name: (asdict(m.config) if isinstance(m, TokenClassifier) else dict(m.config)) for name, m in models.items()
+        },
         "accuracy": evaluate_classifiers(models, test_tokens, test_labels),
         "robustness": None,
     }
@@ -259,11 +259,28 @@ def analyze(
         if "shapes" in m:
             m["shapes"] = {k: list(v) for k, v in m["shapes"].items()}
     if test_images is not None and tokenize is not None and degraded is not None:
-        report["robustness"] = robustness_sweep(models, test_images, test_tokens, test_labels, tokenize, degraded,
-                                                degradations=degradations, levels=levels, seed=seed)
+        report["robustness"] = robustness_sweep(
+            models,
+            test_images,
+            test_tokens,
+            test_labels,
+            tokenize,
+            degraded,
+            degradations=degradations,
+            levels=levels,
+            seed=seed,
+        )
         if plot_path is not None:
             plot_robustness(report["robustness"], plot_path)
     return report
 
 
-__all__ = ["degrade", "degraded_views", "relative_robustness", "effective_robustness", "robustness_sweep", "plot_robustness", "analyze"]
+__all__ = [
+    "degrade",
+    "degraded_views",
+    "relative_robustness",
+    "effective_robustness",
+    "robustness_sweep",
+    "plot_robustness",
+    "analyze",
+]

@@ -111,8 +111,9 @@ class TokenSet:
         """The prior's sequence layout: one segment per modality, in this set's order."""
         from vqfuse.prior.sequence import SequenceLayout
 
-        return SequenceLayout([(n, self.vocabs[n], self.n_tokens(n)) for n in self.names],
-                              shared_codebook=shared_codebook)
+        return SequenceLayout(
+            [(n, self.vocabs[n], self.n_tokens(n)) for n in self.names], shared_codebook=shared_codebook
+        )
 
     def subset(self, index: Tensor | Sequence[int] | slice) -> "TokenSet":
         idx = index if isinstance(index, slice) else torch.as_tensor(index, dtype=torch.long)
@@ -121,18 +122,28 @@ class TokenSet:
     # ---- metadata -----------------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        return {"model_ids": dict(self.model_ids), "model_dirs": dict(self.model_dirs), "vocabs": dict(self.vocabs),
-                "info": dict(self.info)}
+        return {
+            "model_ids": dict(self.model_ids),
+            "model_dirs": dict(self.model_dirs),
+            "vocabs": dict(self.vocabs),
+            "info": dict(self.info),
+        }
 
-    def check(self, model_ids: dict[str, str] | None = None, stages: dict[str, int] | None = None,
-              source: PathLike = "<tokens>") -> None:
+    def check(
+        self,
+        model_ids: dict[str, str] | None = None,
+        stages: dict[str, int] | None = None,
+        source: PathLike = "<tokens>",
+    ) -> None:
         """Raise ModelMismatchError unless the tokens hold these modalities, made by these tokenizers (and
         with these numbers of stages)."""
         for name, want in (model_ids or {}).items():
             have = self.model_ids.get(name) if name in self.codes else None
             if want != have:
-                raise ModelMismatchError(f"{source}: these tokens were made by {name} tokenizer {have or '?'}, "
-                                         f"not by {want}; encode the items again with that tokenizer")
+                raise ModelMismatchError(
+                    f"{source}: these tokens were made by {name} tokenizer {have or '?'}, "
+                    f"not by {want}; encode the items again with that tokenizer"
+                )
         for name, want in (stages or {}).items():
             have = self.stages(name) if name in self.codes else None
             if want != have:
@@ -151,8 +162,9 @@ class TokenSet:
         return path
 
     @classmethod
-    def load(cls, path: PathLike, model_ids: dict[str, str] | None = None,
-             stages: dict[str, int] | None = None) -> "TokenSet":
+    def load(
+        cls, path: PathLike, model_ids: dict[str, str] | None = None, stages: dict[str, int] | None = None
+    ) -> "TokenSet":
         """Read a file written by :meth:`save`; with ids (and stages) given, other tokens are an error."""
         path = Path(path)
         header = load_weights_metadata(path)
@@ -161,8 +173,11 @@ class TokenSet:
         try:
             meta = json.loads(header.get("meta", "{}"))
             tensors = load_weights(path)
-            tokens = cls({n: tensors[f"codes/{n}"] for n in meta["names"]}, tensors["labels"],
-                         **{k: meta[k] for k in ("model_ids", "model_dirs", "vocabs", "info")})
+            tokens = cls(
+                {n: tensors[f"codes/{n}"] for n in meta["names"]},
+                tensors["labels"],
+                **{k: meta[k] for k in ("model_ids", "model_dirs", "vocabs", "info")},
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputFileError(path, f"invalid token set file: {exc}") from None
         tokens.check(model_ids, stages, source=path)
@@ -181,8 +196,9 @@ def encode_with_stages(tokenizer: Any, x: Tensor, n_q: int | None) -> Tensor:
     """(B, C, *spatial) -> (B, n_q, *latent) codes; a single-stage tokenizer gives one stage."""
     if n_q is not None and not tokenizer.quantizer.variable_rate:
         if n_q != 1:
-            raise VqfuseError(f"n_q={n_q} needs a residual {tokenizer.config.modality} tokenizer "
-                              "(its quantizer is not 'rvq')")
+            raise VqfuseError(
+                f"n_q={n_q} needs a residual {tokenizer.config.modality} tokenizer (its quantizer is not 'rvq')"
+            )
         n_q = None
     return tokenizer.encode_codes(x, n_q=n_q)
 
@@ -200,9 +216,16 @@ def _rows(dataset: Any, names: Sequence[str]) -> tuple[list[tuple[int, ...]], An
 
 
 @torch.no_grad()
-def encode_set(dataset: Any, tokenizers: dict[str, Any], stages: dict[str, int | None] | None = None,
-               batch_size: int = 64, *, model_dirs: dict[str, str] | None = None, progress: bool = True,
-               info: dict[str, Any] | None = None) -> TokenSet:
+def encode_set(
+    dataset: Any,
+    tokenizers: dict[str, Any],
+    stages: dict[str, int | None] | None = None,
+    batch_size: int = 64,
+    *,
+    model_dirs: dict[str, str] | None = None,
+    progress: bool = True,
+    info: dict[str, Any] | None = None,
+) -> TokenSet:
     """Encode every item of a multimodal dataset (items ``{name: tensor, ..., "label": int}``) with one
     tokenizer per modality, in the order of ``tokenizers``.
 
@@ -244,9 +267,14 @@ def encode_set(dataset: Any, tokenizers: dict[str, Any], stages: dict[str, int |
     labels = getattr(dataset, "labels", None)
     if labels is None:
         labels = [int(dataset[i].get("label", -1)) for i in range(len(dataset))]
-    return TokenSet(codes, torch.as_tensor(list(labels), dtype=torch.long),
-                    model_ids={n: t.model_id for n, t in tokenizers.items()}, model_dirs=dict(model_dirs or {}),
-                    vocabs={n: int(t.codebook_size) for n, t in tokenizers.items()}, info=dict(info or {}))
+    return TokenSet(
+        codes,
+        torch.as_tensor(list(labels), dtype=torch.long),
+        model_ids={n: t.model_id for n, t in tokenizers.items()},
+        model_dirs=dict(model_dirs or {}),
+        vocabs={n: int(t.codebook_size) for n, t in tokenizers.items()},
+        info=dict(info or {}),
+    )
 
 
 __all__ = ["TokenSet", "encode_set", "encode_with_stages", "flatten_codes", "unflatten_codes", "FORMAT"]

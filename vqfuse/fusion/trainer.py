@@ -82,9 +82,16 @@ class FusionTrainer(LoopTrainer):
     logger = log
     identity_name = "the prior or its tokens"
 
-    def __init__(self, config: RunConfig, train_pairs: TokenSet, test_pairs: TokenSet,
-                 tokenizer_dirs: dict[str, Path], resume: bool = False, progress: bool = True,
-                 on_step: StepCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        train_pairs: TokenSet,
+        test_pairs: TokenSet,
+        tokenizer_dirs: dict[str, Path],
+        resume: bool = False,
+        progress: bool = True,
+        on_step: StepCallback | None = None,
+    ) -> None:
         _, self.settings = check_fusion_config(config)
         super().__init__(config, progress, on_step)
         self.train_pairs, self.test_pairs = train_pairs, test_pairs
@@ -96,16 +103,24 @@ class FusionTrainer(LoopTrainer):
             raise VqfuseError(f"train and test tokens differ in shape: {self.layout} vs {test_pairs.layout()}")
         world = self.accelerator.num_processes
         if len(train_pairs) < self.tc.batch_size * world:
-            raise ConfigError(f"{len(train_pairs)} training items are fewer than one batch ({self.tc.batch_size} x "
-                              f"{world} process(es)): lower train.batch_size")
+            raise ConfigError(
+                f"{len(train_pairs)} training items are fewer than one batch ({self.tc.batch_size} x "
+                f"{world} process(es)): lower train.batch_size"
+            )
         if len(test_pairs) == 0:
             raise ConfigError("the held-out (test) split has no items: evaluation needs some")
         self.names = self.layout.names
         dataset = TensorDataset(*(train_pairs.flat(name) for name in self.names))
         self.sampler = ResumableSampler(len(dataset), self.tc.seed)
         self.loader_generator = torch.Generator()
-        loader = DataLoader(dataset, batch_size=self.tc.batch_size, sampler=self.sampler, drop_last=True,
-                            num_workers=self.tc.num_workers, generator=self.loader_generator)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.tc.batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=self.tc.num_workers,
+            generator=self.loader_generator,
+        )
         self.model = PriorTransformer(self.settings.architecture(self.layout))
         self.ema = EMA(self.model, self.tc.ema_decay) if self.tc.ema_decay is not None else None
         betas = tuple(float(b) for b in self.tc.betas)
@@ -126,8 +141,9 @@ class FusionTrainer(LoopTrainer):
         """segments: {name: (B, n_name) local codes}."""
         model = _Prior(self.wrapped, self.model)
         if self.settings.kind == "maskgit":
-            return maskgit_task_loss(model, self.layout, segments, self.task_weights,
-                                     float(self.settings.condition_dropout))
+            return maskgit_task_loss(
+                model, self.layout, segments, self.task_weights, float(self.settings.condition_dropout)
+            )
         return causal_order_loss(model, self.layout, segments, float(self.settings.condition_dropout))
 
     def train_step(self, segments: dict[str, Tensor]) -> dict[str, float]:
@@ -154,21 +170,35 @@ class FusionTrainer(LoopTrainer):
             self.skipped += 1
             self.consecutive += 1
             if self.is_main:
-                log.warning("step %d: non-finite loss or gradient (%.4g); update skipped (%d in a row, %d in all)",
-                            self.step, float(rows[:, 1].mean()), self.consecutive, self.skipped)
+                log.warning(
+                    "step %d: non-finite loss or gradient (%.4g); update skipped (%d in a row, %d in all)",
+                    self.step,
+                    float(rows[:, 1].mean()),
+                    self.consecutive,
+                    self.skipped,
+                )
         self.opt.zero_grad(set_to_none=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             self.sched.step()
         self.step += 1
-        return {"loss": float(rows[:, 1].mean()), "grad_norm": float(rows[:, 2].mean()),
-                "lr": float(self.opt.param_groups[0]["lr"]), "skipped": 0.0 if ok else 1.0}
+        return {
+            "loss": float(rows[:, 1].mean()),
+            "grad_norm": float(rows[:, 2].mean()),
+            "lr": float(self.opt.param_groups[0]["lr"]),
+            "skipped": 0.0 if ok else 1.0,
+        }
 
     def evaluate(self) -> dict[str, float]:
         with torch.random.fork_rng(devices=[]):
-            return heldout_task_metrics(self.eval_model(), self.layout,
-                                        {n: self.test_pairs.flat(n) for n in self.names}, self.tc.batch_size,
-                                        self.settings.eval_batches, seed=self.tc.seed)
+            return heldout_task_metrics(
+                self.eval_model(),
+                self.layout,
+                {n: self.test_pairs.flat(n) for n in self.names},
+                self.tc.batch_size,
+                self.settings.eval_batches,
+                seed=self.tc.seed,
+            )
 
     def step_batch(self, batch: tuple[Tensor, ...]) -> tuple[dict[str, float], int]:
         return self.train_step(dict(zip(self.names, batch))), batch[0].shape[0]
@@ -187,13 +217,25 @@ class FusionTrainer(LoopTrainer):
         tokenizers = {}
         for name in self.names:
             rel = os.path.relpath(Path(self.tokenizer_dirs[name]).resolve(), self.run_dir.resolve())
-            tokenizers[name] = {"path": Path(rel).as_posix(), "model_id": p.model_ids[name], "vocab": p.vocabs[name],
-                                "stages": p.stages(name), "token_shape": list(p.token_shape(name))}
+            tokenizers[name] = {
+                "path": Path(rel).as_posix(),
+                "model_id": p.model_ids[name],
+                "vocab": p.vocabs[name],
+                "stages": p.stages(name),
+                "token_shape": list(p.token_shape(name)),
+            }
         spec, options = data_options(self.config)
-        return {"format": FUSION_FORMAT, "kind": self.settings.kind, "prior": "prior", "layout": self.layout.to_dict(),
-                "order": list(self.layout.names), "tokenizers": tokenizers,
-                "data": {"train": spec, **_jsonable(options)},
-                "sampling": {**DEFAULT_SAMPLING, **dict(self.settings.sampling or {})}, "name": self.config.name}
+        return {
+            "format": FUSION_FORMAT,
+            "kind": self.settings.kind,
+            "prior": "prior",
+            "layout": self.layout.to_dict(),
+            "order": list(self.layout.names),
+            "tokenizers": tokenizers,
+            "data": {"train": spec, **_jsonable(options)},
+            "sampling": {**DEFAULT_SAMPLING, **dict(self.settings.sampling or {})},
+            "name": self.config.name,
+        }
 
     def _finish(self, writer: Any) -> None:
         acc = self.accelerator
@@ -203,8 +245,9 @@ class FusionTrainer(LoopTrainer):
             save_json(_jsonable(self.fusion_description()), self.run_dir / FUSION_FILE)
             if self.settings.samples > 0:
                 with torch.random.fork_rng(devices=[]):
-                    save_fusion_samples(self.run_dir, self.test_pairs, self.settings.samples, self.tc.seed,
-                                        device=acc.device)
+                    save_fusion_samples(
+                        self.run_dir, self.test_pairs, self.settings.samples, self.tc.seed, device=acc.device
+                    )
             metrics = {
                 "name": self.config.name,
                 "kind": self.settings.kind,
@@ -235,9 +278,14 @@ class FusionTrainer(LoopTrainer):
 
     def _identity(self) -> dict[str, Any]:
         """What a checkpoint must agree on to be resumed: architecture, layout, kind, tokenizers."""
-        return _jsonable({"prior": self.model.config.to_dict(), "layout": self.layout.to_dict(),
-                          "kind": self.settings.kind,
-                          **{f"{n}_model_id": self.train_pairs.model_ids[n] for n in self.names}})
+        return _jsonable(
+            {
+                "prior": self.model.config.to_dict(),
+                "layout": self.layout.to_dict(),
+                "kind": self.settings.kind,
+                **{f"{n}_model_id": self.train_pairs.model_ids[n] for n in self.names},
+            }
+        )
 
     def _write_checkpoint(self, rngs: RngStates) -> Path:
         weights = self._common_weights(rngs)
@@ -246,16 +294,18 @@ class FusionTrainer(LoopTrainer):
         state = self._checkpoint_state(rngs, {"scheduler": self.sched.state_dict()}, {"identity": self._identity()})
         return self._save(weights, {"optim.json": {"prior": optim_meta}}, state)
 
-    def _load_training(self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any],
-                       path: Path) -> None:
+    def _load_training(
+        self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any], path: Path
+    ) -> None:
         optim = weights.get("optim.safetensors", {})
         load_optimizer_state(self.opt, unflatten_optimizer_state(optim, docs["optim.json"]["prior"], "prior"))
         restore_scheduler(self.sched, state["scheduler"])
 
 
 @torch.no_grad()
-def save_fusion_samples(run_dir: Path, tokens: TokenSet, n: int = 8, seed: int = 0,
-                        device: str | torch.device = "cpu") -> list[Path]:
+def save_fusion_samples(
+    run_dir: Path, tokens: TokenSet, n: int = 8, seed: int = 0, device: str | torch.device = "cpu"
+) -> list[Path]:
     """Generate from `n` held-out items (spread over the split) with the saved fusion model, into samples/:
 
     <to>-from-<source>.*   each modality generated from the next one in the sequence, as its modality's
@@ -275,8 +325,9 @@ def save_fusion_samples(run_dir: Path, tokens: TokenSet, n: int = 8, seed: int =
     for i, to in enumerate(model.names):
         source = model.names[(i + 1) % len(model.names)]
         generated = model.decode(to, model.generate_tokens(flat[source], to, source=source, generator=g))
-        written += model.tokenizers[to].modality.save_samples(model.decode(to, flat[to]).cpu(), generated.cpu(),
-                                                              out / f"{to}-from-{source}", model.meta(to))
+        written += model.tokenizers[to].modality.save_samples(
+            model.decode(to, flat[to]).cpu(), generated.cpu(), out / f"{to}-from-{source}", model.meta(to)
+        )
     for files in sample_joint_path(model, n, out / "joint", seed=seed):
         written += list(files)
     return written
@@ -290,15 +341,26 @@ def fusion_metrics_markdown(metrics: dict[str, Any]) -> str:
     for key, value in metrics["heldout"].items():
         task, _, what = key.partition("/")
         tasks.setdefault(task, {})[what] = value
-    lines = [f"# {metrics['name']}: held-out token metrics", "",
-             f"{metrics['kind']} prior ({metrics['parameters']:,} parameters, sequence of {metrics['sequence_length']} "
-             f"tokens) trained on `{metrics['dataset']}` ({metrics['train_pairs']} items) for {metrics['steps']} steps; "
-             f"scored on {metrics['test_pairs']} held-out items. `a|b`: tokens of a given b (MaskGIT: at random mask "
-             "ratios, as in training; joint: all masked).", ""]
-    lines += markdown_table(("task", "loss (nats/token)", "accuracy"),
-                            [(t.replace("|", "\\|"), v.get("loss"), v.get("accuracy")) for t, v in tasks.items()])
-    lines += [""] + markdown_table(("training", "value"), [(k, metrics[k]) for k in (
-        "steps", "skipped_steps", "train_pairs_per_s", "train_time_s", "wall_time_s", "processes", "ema")])
+    lines = [
+        f"# {metrics['name']}: held-out token metrics",
+        "",
+        f"{metrics['kind']} prior ({metrics['parameters']:,} parameters, sequence of {metrics['sequence_length']} "
+        f"tokens) trained on `{metrics['dataset']}` ({metrics['train_pairs']} items) for {metrics['steps']} steps; "
+        f"scored on {metrics['test_pairs']} held-out items. `a|b`: tokens of a given b (MaskGIT: at random mask "
+        "ratios, as in training; joint: all masked).",
+        "",
+    ]
+    lines += markdown_table(
+        ("task", "loss (nats/token)", "accuracy"),
+        [(t.replace("|", "\\|"), v.get("loss"), v.get("accuracy")) for t, v in tasks.items()],
+    )
+    lines += [""] + markdown_table(
+        ("training", "value"),
+        [
+            (k, metrics[k])
+            for k in ("steps", "skipped_steps", "train_pairs_per_s", "train_time_s", "wall_time_s", "processes", "ema")
+        ],
+    )
     return "\n".join(lines) + "\n"
 
 

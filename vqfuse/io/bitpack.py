@@ -37,8 +37,9 @@ def pack_bits(values: np.ndarray, bits: int) -> bytes:
         raise ValueError(f"can only pack integer values, got dtype {arr.dtype}")
     flat = arr.reshape(-1).astype(np.int64, copy=False)
     if flat.size and (flat.min() < 0 or flat.max() >= (1 << bits)):
-        raise ValueError(f"values must lie in [0, {1 << bits}) to pack at {bits} bits, "
-                         f"got min {flat.min()} max {flat.max()}")
+        raise ValueError(
+            f"values must lie in [0, {1 << bits}) to pack at {bits} bits, got min {flat.min()} max {flat.max()}"
+        )
     dtype = _unsigned_dtype(bits)
     as_bytes = flat.astype(dtype).view(np.uint8).reshape(flat.size, dtype.itemsize)
     bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]

@@ -57,11 +57,7 @@ def read_model_config(directory: PathLike, fmt: str, what: str) -> dict[str, Any
 
 
 def load_model_dir(
-    directory: PathLike,
-    fmt: str,
-    what: str,
-    build: Callable[[dict[str, Any]], M],
-    device: str | torch.device = "cpu",
+    directory: PathLike, fmt: str, what: str, build: Callable[[dict[str, Any]], M], device: str | torch.device = "cpu"
 ) -> tuple[M, dict[str, Any]]:
     """Reads the config, builds the module with ``build(config)`` (a KeyError, TypeError or ValueError
     there means an invalid config), loads the weights; returns (module in eval mode on ``device``, config)."""
@@ -75,4 +71,11 @@ def load_model_dir(
     return module.to(device).eval(), raw
 
 
-__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "weights_fingerprint", "save_model_dir", "read_model_config", "load_model_dir"]
+__all__ = [
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "weights_fingerprint",
+    "save_model_dir",
+    "read_model_config",
+    "load_model_dir",
+]

@@ -181,5 +181,13 @@ def require_file(path: Path) -> None:
         raise InputFileError(path, "file does not exist")
 
 
-__all__ = ["FileResult", "BatchResult", "ErrorHandler", "map_paths", "run_pairs", "run_files", "guard_memory",
-           "require_file"]
+__all__ = [
+    "FileResult",
+    "BatchResult",
+    "ErrorHandler",
+    "map_paths",
+    "run_pairs",
+    "run_files",
+    "guard_memory",
+    "require_file",
+]

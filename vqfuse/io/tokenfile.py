@@ -85,8 +85,10 @@ def _check_codebook_size(codebook_size: Any, shape: tuple[int, ...]) -> list[int
     if isinstance(codebook_size, (list, tuple)):
         sizes = list(codebook_size)
         if not shape or len(sizes) != shape[0]:
-            raise ValueError(f"a per-stage codebook_size needs one entry per row of dim 0; "
-                             f"got {len(sizes)} entries for indices of shape {list(shape)}")
+            raise ValueError(
+                f"a per-stage codebook_size needs one entry per row of dim 0; "
+                f"got {len(sizes)} entries for indices of shape {list(shape)}"
+            )
     else:
         sizes = [codebook_size]
     for k in sizes:
@@ -169,9 +171,13 @@ def _check_prefix(path: PathLike, data: bytes) -> int:
         raise TokenFileError(path, f"truncated ({len(data)} bytes, shorter than the fixed header)")
     _, version, header_len = _PREFIX.unpack_from(data)
     if version != FORMAT_VERSION:
-        raise TokenFileError(path, f"unsupported token file version {version} (this vqfuse reads version {FORMAT_VERSION})")
+        raise TokenFileError(
+            path, f"unsupported token file version {version} (this vqfuse reads version {FORMAT_VERSION})"
+        )
     if len(data) < _PREFIX.size + header_len + _CRC.size:
-        raise TokenFileError(path, f"truncated ({len(data)} bytes, header alone needs {_PREFIX.size + header_len + _CRC.size})")
+        raise TokenFileError(
+            path, f"truncated ({len(data)} bytes, header alone needs {_PREFIX.size + header_len + _CRC.size})"
+        )
     return header_len
 
 
@@ -229,8 +235,10 @@ def _check_payload(path: PathLike, data: bytes, header_len: int, header: dict[st
     if not crc_ok:
         raise TokenFileError(path, "corrupt (CRC mismatch)")
     if len(payload) != expected:
-        raise TokenFileError(path, f"payload is {len(payload)} bytes but shape {header['shape']} at "
-                                   f"{header['bits']} bits needs {expected}")
+        raise TokenFileError(
+            path,
+            f"payload is {len(payload)} bytes but shape {header['shape']} at {header['bits']} bits needs {expected}",
+        )
     return payload
 
 
@@ -303,8 +311,9 @@ def check_decodable(
     dims, shape = len(factors), tf.shape
     lead = 1 if staged else 0
     if len(shape) != dims + lead or any(n == 0 for n in shape):
-        raise TokenFileError(path, f"token shape {list(shape)} does not fit this model "
-                                   f"(expected {dims + lead} non-empty axes)")
+        raise TokenFileError(
+            path, f"token shape {list(shape)} does not fit this model (expected {dims + lead} non-empty axes)"
+        )
     if staged and not 1 <= shape[0] <= max_stages:
         raise TokenFileError(path, f"{shape[0]} quantizer stages, the model has {max_stages}")
     expected: Any = [int(codebook_size)] * shape[0] if staged else int(codebook_size)
@@ -315,8 +324,9 @@ def check_decodable(
     if (
         not isinstance(size, list)
         or len(size) != dims
-        or not all(isinstance(s, int) and not isinstance(s, bool) and p - f < s <= p
-                   for s, p, f in zip(size, padded, factors))
+        or not all(
+            isinstance(s, int) and not isinstance(s, bool) and p - f < s <= p for s, p, f in zip(size, padded, factors)
+        )
     ):
         raise TokenFileError(path, f"meta 'size' {size!r} does not fit tokens of shape {list(shape)}")
     return size

@@ -62,9 +62,7 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str] | None
     return dict(metadata)
 
 
-def save_weights(
-    state_dict: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None
-) -> None:
+def save_weights(state_dict: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None) -> None:
     """Atomically save tensors (e.g. ``model.state_dict()``) as a safetensors file."""
     tensors = _prepare_tensors(state_dict)
     meta = _check_metadata(metadata)
@@ -77,7 +75,7 @@ def _weights_error(path: PathLike, exc: Exception) -> InputFileError:
         return InputFileError(path, describe_os_error(exc, path))
     reason = str(exc).strip()
     if reason.startswith(_SAFETENSORS_PREFIX):
-        reason = reason[len(_SAFETENSORS_PREFIX):].strip()
+        reason = reason[len(_SAFETENSORS_PREFIX) :].strip()
     return InputFileError(path, f"not a valid safetensors weights file (truncated or corrupt: {reason})")
 
 
@@ -118,7 +116,15 @@ def load_json(path: PathLike) -> Any:
         raise InputFileError(path, "invalid JSON: nested too deeply") from None
 
 
-__all__ = ["save_weights", "load_weights", "load_weights_metadata", "save_json", "load_json", "to_jsonable", "load_state_into"]
+__all__ = [
+    "save_weights",
+    "load_weights",
+    "load_weights_metadata",
+    "save_json",
+    "load_json",
+    "to_jsonable",
+    "load_state_into",
+]
 
 
 def to_jsonable(v: Any) -> Any:
@@ -147,4 +153,3 @@ def load_state_into(model: torch.nn.Module, path: PathLike, device: str | torch.
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputFileError(path, f"weights do not match the config: {first}") from exc
-

@@ -115,11 +115,7 @@ def feature_matching_loss(
 
 
 def adaptive_generator_weight(
-    rec_loss: Tensor,
-    gan_loss: Tensor,
-    last_layer_weight: Tensor,
-    max_weight: float = 1e4,
-    eps: float = 1e-4,
+    rec_loss: Tensor, gan_loss: Tensor, last_layer_weight: Tensor, max_weight: float = 1e4, eps: float = 1e-4
 ) -> Tensor:
     """taming-transformers' adaptive weight ||dL_rec/dW|| / (||dL_gan/dW|| + eps), W = decoder's last layer.
 

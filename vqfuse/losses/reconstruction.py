@@ -58,11 +58,7 @@ def _to_batch_time(x: Tensor) -> Tensor:
 
 
 def stft_magnitude(
-    x: Tensor,
-    n_fft: int,
-    hop_length: int | None = None,
-    win_length: int | None = None,
-    eps: float = 1e-7,
+    x: Tensor, n_fft: int, hop_length: int | None = None, win_length: int | None = None, eps: float = 1e-7
 ) -> Tensor:
     """Magnitude STFT with a Hann window: (..., T) -> (N, n_fft // 2 + 1, frames), N = prod(leading dims).
 
@@ -162,13 +158,7 @@ def mel_to_hz(mel: Tensor, mel_scale: MelScale = "htk") -> Tensor:
 
 @functools.lru_cache(maxsize=32)
 def _mel_filterbank_cached(
-    n_fft: int,
-    n_mels: int,
-    sample_rate: int,
-    f_min: float,
-    f_max: float,
-    mel_scale: str,
-    norm: str | None,
+    n_fft: int, n_mels: int, sample_rate: int, f_min: float, f_max: float, mel_scale: str, norm: str | None
 ) -> Tensor:
     n_freqs = n_fft // 2 + 1
     all_freqs = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)  # (F,)

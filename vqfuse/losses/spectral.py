@@ -14,8 +14,14 @@ from torch import Tensor
 from vqfuse.losses.reconstruction import _check_same_shape, multi_scale_mel_loss
 from vqfuse.nets.spectral import stft_same
 
-__all__ = ["DAC_MEL_WINDOWS", "DAC_MEL_BANDS", "complex_stft_loss", "phase_derivative_loss", "log_magnitude_loss",
-           "dac_mel_loss"]
+__all__ = [
+    "DAC_MEL_WINDOWS",
+    "DAC_MEL_BANDS",
+    "complex_stft_loss",
+    "phase_derivative_loss",
+    "log_magnitude_loss",
+    "dac_mel_loss",
+]
 
 # DAC's 7-scale mel loss at 16 kHz: windows 32 .. 2048 samples (hop = window / 4), mels 5 .. 320
 DAC_MEL_WINDOWS = (32, 64, 128, 256, 512, 1024, 2048)

@@ -96,10 +96,7 @@ def log_mel_l1(
 
 
 def mr_stft_distance(
-    est: Tensor,
-    ref: Tensor,
-    fft_sizes: Sequence[int] = (512, 1024, 2048),
-    reduction: Reduction = "mean",
+    est: Tensor, ref: Tensor, fft_sizes: Sequence[int] = (512, 1024, 2048), reduction: Reduction = "mean"
 ) -> Tensor:
     """Multi-resolution STFT distance (spectral convergence + log magnitude L1, averaged over
     resolutions; :func:`multi_resolution_stft_loss`) per item (lower is better, 0 for identical)."""

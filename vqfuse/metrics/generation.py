@@ -96,5 +96,11 @@ def judge_frechet_distance(judge: Judge, real: Tensor, fake: Tensor) -> float:
     return frechet_distance(judge.features(real), judge.features(fake))
 
 
-__all__ = ["coherence", "joint_coherence", "class_diversity", "gaussian_frechet_distance", "frechet_distance",
-           "judge_frechet_distance"]
+__all__ = [
+    "coherence",
+    "joint_coherence",
+    "class_diversity",
+    "gaussian_frechet_distance",
+    "frechet_distance",
+    "judge_frechet_distance",
+]

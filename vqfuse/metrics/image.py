@@ -64,5 +64,7 @@ def bits_per_pixel(n_tokens: int, codebook_size: int, n_pixels: int) -> float:
     For residual quantizers pass n_tokens = positions * n_q.
     """
     if n_tokens < 0 or codebook_size < 1 or n_pixels < 1:
-        raise ValueError(f"need n_tokens >= 0, codebook_size >= 1, n_pixels >= 1; got {n_tokens}, {codebook_size}, {n_pixels}")
+        raise ValueError(
+            f"need n_tokens >= 0, codebook_size >= 1, n_pixels >= 1; got {n_tokens}, {codebook_size}, {n_pixels}"
+        )
     return n_tokens * math.log2(codebook_size) / n_pixels

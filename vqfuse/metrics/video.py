@@ -72,8 +72,12 @@ def _prepare(outputs: Tensor, inputs: Tensor, mask: Tensor | None, clamp: bool) 
     else:
         if mask.dtype != torch.bool:
             raise ValueError(f"mask must be boolean, got {mask.dtype}")
-        if mask.dim() != 5 or mask.shape[1] not in (1, x.shape[1]) or mask.shape[0] != x.shape[0] \
-                or mask.shape[2:] != x.shape[2:]:
+        if (
+            mask.dim() != 5
+            or mask.shape[1] not in (1, x.shape[1])
+            or mask.shape[0] != x.shape[0]
+            or mask.shape[2:] != x.shape[2:]
+        ):
             raise ValueError(f"mask must be (B, 1|C, T, H, W) for clips {tuple(x.shape)}, got {tuple(mask.shape)}")
         m = mask.to(x.device).expand_as(x)
     return y, x, m
@@ -99,18 +103,14 @@ def _frame_sums(err: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return total, count, count > 0
 
 
-def openstl_mse(
-    outputs: Tensor, inputs: Tensor, mask: Tensor | None = None, reduction: Reduction = "mean"
-) -> Tensor:
+def openstl_mse(outputs: Tensor, inputs: Tensor, mask: Tensor | None = None, reduction: Reduction = "mean") -> Tensor:
     """OpenSTL MSE: per-frame sum over C*H*W (masked pixels only) of squared [0, 1] error, mean over frames."""
     y, x, m = _prepare(outputs, inputs, mask, clamp=False)
     total, _, used = _frame_sums((y - x) ** 2, m)
     return _per_clip(total, used, reduction)
 
 
-def openstl_mae(
-    outputs: Tensor, inputs: Tensor, mask: Tensor | None = None, reduction: Reduction = "mean"
-) -> Tensor:
+def openstl_mae(outputs: Tensor, inputs: Tensor, mask: Tensor | None = None, reduction: Reduction = "mean") -> Tensor:
     """OpenSTL MAE: per-frame sum over C*H*W (masked pixels only) of absolute [0, 1] error, mean over frames."""
     y, x, m = _prepare(outputs, inputs, mask, clamp=False)
     total, _, used = _frame_sums((y - x).abs(), m)

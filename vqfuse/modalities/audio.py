@@ -39,8 +39,10 @@ def save_log_mel_png(inputs: Tensor, outputs: Tensor, path: Path, sample_rate: i
     from matplotlib.figure import Figure
 
     n = inputs.shape[0]
-    mels = [mel_spectrogram(x.float(), sample_rate, n_fft=1024, n_mels=80, hop_length=256)[0].clamp_min(1e-5).log()
-            for x in (*inputs, *outputs)]  # each (80, frames) fmt: skip
+    mels = [
+        mel_spectrogram(x.float(), sample_rate, n_fft=1024, n_mels=80, hop_length=256)[0].clamp_min(1e-5).log()
+        for x in (*inputs, *outputs)
+    ]  # each (80, frames)
     lo = min(float(m.min()) for m in mels)
     hi = max(float(m.max()) for m in mels)
     fig = Figure(figsize=(3.2 * n, 4.8), dpi=100)
@@ -50,8 +52,15 @@ def save_log_mel_png(inputs: Tensor, outputs: Tensor, path: Path, sample_rate: i
     for k, mel in enumerate(mels):
         row, col = divmod(k, n)
         ax = axes[row][col]
-        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma",
-                  extent=(0.0, seconds, 0, mel.shape[0]))  # fmt: skip
+        ax.imshow(
+            mel.numpy(),
+            origin="lower",
+            aspect="auto",
+            vmin=lo,
+            vmax=hi,
+            cmap="magma",
+            extent=(0.0, seconds, 0, mel.shape[0]),
+        )
         ax.set_title(f"{'input' if row == 0 else 'output'} {col}", fontsize=9)
         ax.set_xlabel("s", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -76,7 +85,9 @@ class AudioModality(Modality):
 
     def dataset(self, spec: str, split: str, data: dict[str, Any]) -> Dataset:
         """``speech`` or ``folder:PATH``; data keys ``sample_rate`` (16000), ``segment_seconds`` (1.0)."""
-        return make_dataset("audio", spec, sample_rate=_sample_rate(data), segment_seconds=_segment_seconds(data), split=split)
+        return make_dataset(
+            "audio", spec, sample_rate=_sample_rate(data), segment_seconds=_segment_seconds(data), split=split
+        )
 
     def meta(self, data: dict[str, Any]) -> dict[str, Any]:
         meta: dict[str, Any] = {"sample_rate": _sample_rate(data), "dataset": data.get("train", "")}
@@ -166,8 +177,7 @@ class AudioModality(Modality):
 
         return spectral_gain(damaged, decoded, reencoded)
 
-    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor,
-                      mask: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         """SI-SNR improvement (dB) over the damaged input, per item."""
         base = si_snr(damaged, clean, reduction="none")
         return {"si_snr_improvement": si_snr(repaired, clean, reduction="none") - base}

@@ -24,12 +24,26 @@ def _stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
     signal is long enough)."""
     sig = x.reshape(x.shape[0], -1).float()
     pad_mode = "reflect" if sig.shape[-1] > n_fft // 2 else "constant"
-    return torch.stft(sig, n_fft, hop, window=torch.hann_window(n_fft, device=sig.device), center=True,
-                      pad_mode=pad_mode, return_complex=True)  # fmt: skip
+    return torch.stft(
+        sig,
+        n_fft,
+        hop,
+        window=torch.hann_window(n_fft, device=sig.device),
+        center=True,
+        pad_mode=pad_mode,
+        return_complex=True,
+    )
 
 
-def spectral_gain(noisy: Tensor, estimate: Tensor, reference: Tensor, *, n_fft: int = 512,
-                  hop: int = 128, smoothing: int = GAIN_SMOOTHING) -> Tensor:
+def spectral_gain(
+    noisy: Tensor,
+    estimate: Tensor,
+    reference: Tensor,
+    *,
+    n_fft: int = 512,
+    hop: int = 128,
+    smoothing: int = GAIN_SMOOTHING,
+) -> Tensor:
     """Apply the gain clamp(|STFT(estimate)| / |STFT(reference)|, 0, 1), averaged over a (2 smoothing + 1)^2
     neighbourhood of frequency bins and frames (0: no smoothing), to the noisy input's STFT, keeping the noisy
     phase. noisy, estimate, reference: (B, 1, T) -> (B, 1, T).
@@ -37,8 +51,10 @@ def spectral_gain(noisy: Tensor, estimate: Tensor, reference: Tensor, *, n_fft: 
     With estimate = decode(repaired tokens) and reference = decode(noisy tokens), the gain is what the
     token repair removed, measured through one decoder (its own colouring and phase errors cancel)."""
     if not noisy.shape == estimate.shape == reference.shape:
-        raise ValueError(f"shape mismatch: noisy {tuple(noisy.shape)}, estimate {tuple(estimate.shape)}, "
-                         f"reference {tuple(reference.shape)}")  # fmt: skip
+        raise ValueError(
+            f"shape mismatch: noisy {tuple(noisy.shape)}, estimate {tuple(estimate.shape)}, "
+            f"reference {tuple(reference.shape)}"
+        )
     if smoothing < 0:
         raise ValueError(f"smoothing must be >= 0, got {smoothing}")
     spec = _stft(noisy, n_fft, hop)  # (B, F, frames)

@@ -158,8 +158,7 @@ class Modality(ABC):
             return decoded
         return torch.where(mask.expand_as(damaged), decoded, damaged)
 
-    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor,
-                      mask: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         """Per-item quality of repaired items {figure: (B,)}, higher is better."""
         raise NotImplementedError(f"{self.name} defines no repair score")
 

@@ -121,8 +121,7 @@ class ImageModality(Modality):
         mask = mask.to(items.device)
         return items.masked_fill(mask.expand_as(items), 0.0), mask
 
-    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor,
-                      mask: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         """PSNR over the missing pixels, per item."""
         from vqfuse.fusion.damage import masked_psnr
 

@@ -29,8 +29,10 @@ MAX_PREVIEW_CLIPS = 4
 # of the model's rate is read frame for frame rather than resampled, so a written clip reads back whole.
 FPS_TOLERANCE = 0.1
 # The synthetic sets' fixed attributions (their modules import numpy/PIL data lazily; text kept here).
-_ATTRIBUTIONS = {"moving-digits": "vqfuse.data.moving:MNIST_ATTRIBUTION",
-                 "moving-emoji": "vqfuse.data.emoji:OPENMOJI_ATTRIBUTION"}  # fmt: skip
+_ATTRIBUTIONS = {
+    "moving-digits": "vqfuse.data.moving:MNIST_ATTRIBUTION",
+    "moving-emoji": "vqfuse.data.emoji:OPENMOJI_ATTRIBUTION",
+}
 
 
 def _spec_name(spec: Any) -> str:
@@ -99,13 +101,20 @@ class VideoModality(Modality):
                 raise VqfuseError("moving-emoji clips are RGB: set data.channels to 3")
         else:
             options.setdefault("channels", channels)
-        return make_dataset("video", spec, size=meta["size"], length=meta["length"], fps=meta["fps"], split=split,
-                            **options)  # fmt: skip
+        return make_dataset(
+            "video", spec, size=meta["size"], length=meta["length"], fps=meta["fps"], split=split, **options
+        )
 
     def meta(self, data: dict[str, Any]) -> dict[str, Any]:
         size, length = int(data.get("size", DEFAULT_SIZE)), int(data.get("length", DEFAULT_LENGTH))
-        meta: dict[str, Any] = {"size": size, "length": length, "fps": _fps(data), "channels": _channels(data),
-                                "dataset": data.get("train", ""), "item_shape": [length, size, size]}  # fmt: skip
+        meta: dict[str, Any] = {
+            "size": size,
+            "length": length,
+            "fps": _fps(data),
+            "channels": _channels(data),
+            "dataset": data.get("train", ""),
+            "item_shape": [length, size, size],
+        }
         if data.get("options"):
             meta["options"] = dict(data["options"])
         attribution = _attribution(data.get("train"))
@@ -153,8 +162,9 @@ class VideoModality(Modality):
             top, left = (h - side) // 2, (w - side) // 2
             b, t = x.shape[0], x.shape[2]
             frames = x[..., top : top + side, left : left + side].transpose(1, 2).flatten(0, 1)  # (B*T, C, S, S)
-            frames = F.interpolate(frames, size=target, mode="bicubic", align_corners=False,
-                                   antialias=side > min(target))  # fmt: skip
+            frames = F.interpolate(
+                frames, size=target, mode="bicubic", align_corners=False, antialias=side > min(target)
+            )
             x = frames.unflatten(0, (b, t)).transpose(1, 2)  # (B, C, T, *target)
         return x.clamp(-1, 1)
 
@@ -171,7 +181,7 @@ class VideoModality(Modality):
         return read_video(path, fps=fps if resample else None, channels=channels)[0]
 
     def save_file(self, x: Tensor, path: Path, meta: dict[str, Any]) -> None:
-        from vqfuse.data.video_files import write_video
+        from vqfuse.data.video_write import write_video
 
         write_video(x, path, _fps(meta))
 
@@ -179,7 +189,7 @@ class VideoModality(Modality):
         """``<stem>.png``: per clip (up to 4) a row of input frames above a row of reconstructed frames;
         ``<stem>.gif``: the clips playing, inputs on the left and reconstructions on the right."""
         from vqfuse.data.image_files import save_image_file
-        from vqfuse.data.video_files import write_video
+        from vqfuse.data.video_write import write_video
         from vqfuse.modalities.image import image_grid
 
         path = Path(path)

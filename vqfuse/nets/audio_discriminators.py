@@ -63,19 +63,45 @@ class STFTDiscriminator(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         layers = [_normed(nn.Conv2d(2 * in_channels, channels, kernel, padding=_same_padding(kernel)), norm)]
         for d in dilations:
-            layers.append(_normed(nn.Conv2d(channels, channels, kernel, stride=(1, 2), dilation=(d, 1),
-                                            padding=_same_padding(kernel, (d, 1))), norm))  # fmt: skip
-        layers.append(_normed(nn.Conv2d(channels, channels, (kernel[0], kernel[0]), padding=_same_padding((kernel[0],) * 2)), norm))
+            layers.append(
+                _normed(
+                    nn.Conv2d(
+                        channels,
+                        channels,
+                        kernel,
+                        stride=(1, 2),
+                        dilation=(d, 1),
+                        padding=_same_padding(kernel, (d, 1)),
+                    ),
+                    norm,
+                )
+            )
+        layers.append(
+            _normed(
+                nn.Conv2d(channels, channels, (kernel[0], kernel[0]), padding=_same_padding((kernel[0],) * 2)), norm
+            )
+        )
         self.convs = nn.ModuleList(layers)
-        self.out = _normed(nn.Conv2d(channels, 1, (kernel[0], kernel[0]), padding=_same_padding((kernel[0],) * 2)), norm)
+        self.out = _normed(
+            nn.Conv2d(channels, 1, (kernel[0], kernel[0]), padding=_same_padding((kernel[0],) * 2)), norm
+        )
 
     def forward(self, x: Tensor) -> DiscriminatorOutput:
         # x: (B, C, T)
         if x.shape[-1] < self.n_fft:
-            raise ValueError(f"STFT discriminator with n_fft={self.n_fft} needs at least {self.n_fft} samples, got {x.shape[-1]}")
+            raise ValueError(
+                f"STFT discriminator with n_fft={self.n_fft} needs at least {self.n_fft} samples, got {x.shape[-1]}"
+            )
         b = x.shape[0]
-        spec = torch.stft(x.reshape(-1, x.shape[-1]).float(), self.n_fft, self.hop_length, window=self.window,
-                          center=False, normalized=True, return_complex=True)  # (B*C, F, frames) fmt: skip
+        spec = torch.stft(
+            x.reshape(-1, x.shape[-1]).float(),
+            self.n_fft,
+            self.hop_length,
+            window=self.window,
+            center=False,
+            normalized=True,
+            return_complex=True,
+        )  # (B*C, F, frames)
         spec = rearrange(spec, "(b c) f t -> b c t f", b=b)
         z = torch.cat([spec.real, spec.imag], dim=1).to(x.dtype)  # (B, 2C, frames, F)
         features: list[Tensor] = []
@@ -105,7 +131,8 @@ class MultiScaleSTFTDiscriminator(nn.Module):
         if not n_ffts or len(hops) != len(n_ffts):
             raise ValueError("n_ffts must be non-empty and hop_lengths (if given) of the same length")
         self.discriminators = nn.ModuleList(
-            STFTDiscriminator(n, h, in_channels=in_channels, channels=channels, norm=norm, **kwargs) for n, h in zip(n_ffts, hops)
+            STFTDiscriminator(n, h, in_channels=in_channels, channels=channels, norm=norm, **kwargs)
+            for n, h in zip(n_ffts, hops)
         )
 
     def forward(self, x: Tensor) -> MultiDiscriminatorOutput:
@@ -137,8 +164,10 @@ class PeriodDiscriminator(nn.Module):
         self.period = period
         widths = [in_channels] + [channels * m for m in mults]
         pad = (kernel - 1) // 2
-        layers = [_normed(nn.Conv2d(c_in, c_out, (kernel, 1), (stride, 1), padding=(pad, 0)), norm)
-                  for c_in, c_out in zip(widths[:-1], widths[1:])]  # fmt: skip
+        layers = [
+            _normed(nn.Conv2d(c_in, c_out, (kernel, 1), (stride, 1), padding=(pad, 0)), norm)
+            for c_in, c_out in zip(widths[:-1], widths[1:])
+        ]
         layers.append(_normed(nn.Conv2d(widths[-1], widths[-1], (kernel, 1), 1, padding=(pad, 0)), norm))
         self.convs = nn.ModuleList(layers)
         self.out = _normed(nn.Conv2d(widths[-1], 1, (3, 1), 1, padding=(1, 0)), norm)
@@ -147,7 +176,9 @@ class PeriodDiscriminator(nn.Module):
         # x: (B, C, T)
         t = x.shape[-1]
         if t < self.period:
-            raise ValueError(f"period discriminator with period {self.period} needs at least {self.period} samples, got {t}")
+            raise ValueError(
+                f"period discriminator with period {self.period} needs at least {self.period} samples, got {t}"
+            )
         if t % self.period:
             n_pad = self.period - t % self.period
             x = F.pad(x, (0, n_pad), mode="reflect" if n_pad < t else "constant")

@@ -117,9 +117,7 @@ class AutoencoderConfig:
         """Total downsampling per axis (product of strides), when every axis is downsampled alike."""
         factors = set(self.downsample_factors)
         if len(factors) != 1:
-            raise ValueError(
-                f"axes are downsampled differently {self.downsample_factors}: use downsample_factors"
-            )
+            raise ValueError(f"axes are downsampled differently {self.downsample_factors}: use downsample_factors")
         return factors.pop()
 
     @property
@@ -238,7 +236,9 @@ class Encoder(nn.Module):
                 level.append(ResBlock(d, width, out_width, **res))
                 width = out_width
             if i < len(widths) - 1:
-                level.append(Downsample(d, width, stride=cfg.level_strides[i], causal=cfg.causal, pad_mode=cfg.pad_mode))
+                level.append(
+                    Downsample(d, width, stride=cfg.level_strides[i], causal=cfg.causal, pad_mode=cfg.pad_mode)
+                )
             self.levels.append(level)
         self.mid = _mid_block(cfg, width)
         self.norm_out = Norm(d, width, cfg.norm_groups, cfg.causal)
@@ -292,8 +292,14 @@ class Decoder(nn.Module):
                 width = widths[i]
             if i > 0:
                 level.append(
-                    Upsample(d, width, stride=cfg.level_strides[i - 1], mode=cfg.upsample, causal=cfg.causal,
-                             pad_mode=cfg.pad_mode)
+                    Upsample(
+                        d,
+                        width,
+                        stride=cfg.level_strides[i - 1],
+                        mode=cfg.upsample,
+                        causal=cfg.causal,
+                        pad_mode=cfg.pad_mode,
+                    )
                 )
             self.levels.append(level)
         self.norm_out = Norm(d, width, cfg.norm_groups, cfg.causal)

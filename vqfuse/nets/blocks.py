@@ -182,9 +182,7 @@ class ResBlock(nn.Module):
         self.norm2 = Norm(dims, out_channels, norm_groups, causal)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = PaddedConv(dims, out_channels, out_channels, 3, causal=causal, pad_mode=pad_mode)
-        self.skip = (
-            conv_nd(dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-        )
+        self.skip = conv_nd(dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         # x: (B, C_in, *spatial) -> (B, C_out, *spatial)
@@ -208,8 +206,13 @@ class Downsample(nn.Module):
         super().__init__()
         self.stride = to_tuple(stride, dims, "stride")
         self.conv = PaddedConv(
-            dims, in_channels, out_channels or in_channels, stride_kernel(self.stride, dims), self.stride,
-            causal=causal, pad_mode=pad_mode,
+            dims,
+            in_channels,
+            out_channels or in_channels,
+            stride_kernel(self.stride, dims),
+            self.stride,
+            causal=causal,
+            pad_mode=pad_mode,
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -243,8 +246,13 @@ class Upsample(nn.Module):
             self.conv = PaddedConv(dims, in_channels, out_channels, 3, causal=causal, pad_mode=pad_mode)
         else:
             self.conv = PaddedConv(
-                dims, in_channels, out_channels, stride_kernel(self.stride, dims), self.stride,
-                causal=causal, transpose=True,
+                dims,
+                in_channels,
+                out_channels,
+                stride_kernel(self.stride, dims),
+                self.stride,
+                causal=causal,
+                transpose=True,
             )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -262,9 +270,7 @@ class AttnBlock(nn.Module):
     spatial axis): a plain causal mask in 1D, a block-causal mask over frames in 3D.
     """
 
-    def __init__(
-        self, dims: int, channels: int, heads: int = 1, norm_groups: int = 32, causal: bool = False
-    ) -> None:
+    def __init__(self, dims: int, channels: int, heads: int = 1, norm_groups: int = 32, causal: bool = False) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")

@@ -123,8 +123,9 @@ def istft_same(spec: Tensor, n_fft: int, hop: int) -> Tensor:
     chunks = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]  # (N, n_fft, L)
     total = (frames - 1) * hop + n_fft
     y = F.fold(chunks, (1, total), kernel_size=(1, n_fft), stride=(1, hop))[:, 0, 0]  # (N, total)
-    env = F.fold(window.square()[None, :, None].expand(1, n_fft, frames), (1, total), kernel_size=(1, n_fft),
-                 stride=(1, hop))[0, 0, 0]  # (total,)
+    env = F.fold(
+        window.square()[None, :, None].expand(1, n_fft, frames), (1, total), kernel_size=(1, n_fft), stride=(1, hop)
+    )[0, 0, 0]  # (total,)
     y, env = y[:, pad : total - pad], env[pad : total - pad]
     return y / env.clamp_min(1e-8)  # the envelope is > 0 on the kept span (hop <= n_fft / 2 + 1 overlap)
 
@@ -190,7 +191,9 @@ class SpectralEncoder(nn.Module):
         self.conv_in = nn.Conv1d(3 * cfg.bins, cfg.enc_dim, cfg.frames_per_latent, stride=cfg.frames_per_latent)
         self.norm_in = nn.LayerNorm(cfg.enc_dim, eps=1e-6)
         scale = 1.0 / cfg.enc_blocks
-        self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.enc_dim, cfg.enc_mlp, cfg.kernel, scale) for _ in range(cfg.enc_blocks))
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(cfg.enc_dim, cfg.enc_mlp, cfg.kernel, scale) for _ in range(cfg.enc_blocks)
+        )
         self.norm_out = nn.LayerNorm(cfg.enc_dim, eps=1e-6)
         self.proj = nn.Linear(cfg.enc_dim, cfg.latent_dim)
 
@@ -304,5 +307,16 @@ def build_decoder(cfg: Any, n_conditions: int = 1) -> nn.Module:
     return Decoder(cfg)
 
 
-__all__ = ["SpectralConfig", "SpectralEncoder", "SpectralDecoder", "AdaLayerNorm", "ConvNeXtBlock", "stft_same",
-           "istft_same", "spectral_features", "synthesize", "build_encoder", "build_decoder"]
+__all__ = [
+    "SpectralConfig",
+    "SpectralEncoder",
+    "SpectralDecoder",
+    "AdaLayerNorm",
+    "ConvNeXtBlock",
+    "stft_same",
+    "istft_same",
+    "spectral_features",
+    "synthesize",
+    "build_encoder",
+    "build_decoder",
+]

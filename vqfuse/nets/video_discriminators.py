@@ -49,7 +49,8 @@ class FrameDiscriminator(nn.Module):
         patch_kwargs = {k: v for k, v in patch_kwargs.items() if k != "dims"}
         self.frame_stride = frame_stride
         self.disc: nn.Module = (
-            PatchDiscriminator(dims=2, in_channels=in_channels, **patch_kwargs) if n_scales == 1
+            PatchDiscriminator(dims=2, in_channels=in_channels, **patch_kwargs)
+            if n_scales == 1
             else MultiScaleDiscriminator(n_scales, dims=2, in_channels=in_channels, **patch_kwargs)
         )
 
@@ -76,11 +77,19 @@ class SpaceTimeDiscriminator(CombinedDiscriminator):
         frame: options of the FrameDiscriminator (n_scales, frame_stride, n_layers, ...).
     """
 
-    def __init__(self, in_channels: int = 3, channels: int = 32, norm: str = "group",
-                 space_time: dict[str, Any] | None = None, frame: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: int = 32,
+        norm: str = "group",
+        space_time: dict[str, Any] | None = None,
+        frame: dict[str, Any] | None = None,
+    ) -> None:
         shared = dict(in_channels=in_channels, channels=channels, norm=norm)
         st = {"n_layers": 3, "stride": (1, 2, 2)} | dict(space_time or {})
-        super().__init__([
-            PatchDiscriminator(**(shared | st | {"dims": 3})),
-            FrameDiscriminator(**(shared | {"n_layers": 3} | dict(frame or {}))),
-        ])  # fmt: skip
+        super().__init__(
+            [
+                PatchDiscriminator(**(shared | st | {"dims": 3})),
+                FrameDiscriminator(**(shared | {"n_layers": 3} | dict(frame or {}))),
+            ]
+        )

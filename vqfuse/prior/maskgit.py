@@ -20,8 +20,9 @@ def cosine_schedule(r: Tensor) -> Tensor:
     return torch.cos(r * math.pi / 2)
 
 
-def random_mask(batch: int, n: int, generator: torch.Generator | None = None,
-                device: torch.device | str | None = None) -> Tensor:
+def random_mask(
+    batch: int, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+) -> Tensor:
     """(batch, n) bool: per row, ceil(cosine_schedule(r) * n) random positions with r ~ U[0, 1) (at least one)."""
     r = torch.rand(batch, generator=generator, device=device)
     n_mask = torch.ceil(cosine_schedule(r) * n).long().clamp(1, n)  # (B,)
@@ -34,8 +35,13 @@ def _check_bidirectional(model: PriorTransformer) -> None:
         raise ValueError("MaskGIT needs a bidirectional model (PriorConfig(causal=False))")
 
 
-def masked_logits(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, masks: Mapping[str, Tensor],
-                  order: Iterable[str] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+def masked_logits(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    ids: Tensor,
+    masks: Mapping[str, Tensor],
+    order: Iterable[str] | None = None,
+) -> dict[str, tuple[Tensor, Tensor]]:
     """Hide the tokens of ids (B, L) (packed in `order`) where `masks` {name: (B, n_name) bool} is True and
     return, per masked segment, (logits (M, K) over that segment's codes, local targets (M,)) of the hidden
     tokens. One forward pass; segments may be masked in some rows and not in others."""
@@ -55,8 +61,13 @@ def masked_logits(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, 
     return out
 
 
-def masked_token_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, masks: Mapping[str, Tensor],
-                      order: Iterable[str] | None = None) -> Tensor:
+def masked_token_loss(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    ids: Tensor,
+    masks: Mapping[str, Tensor],
+    order: Iterable[str] | None = None,
+) -> Tensor:
     """Cross entropy of the tokens hidden by `masks` {name: (B, n_name) bool}, each over its own segment's
     codes, averaged over every hidden token (see `masked_logits`)."""
     _check_bidirectional(model)
@@ -66,8 +77,14 @@ def masked_token_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tens
     return total / max(count, 1)
 
 
-def maskgit_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, target: str | Sequence[str],
-                 order: Iterable[str] | None = None, generator: torch.Generator | None = None) -> Tensor:
+def maskgit_loss(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    ids: Tensor,
+    target: str | Sequence[str],
+    order: Iterable[str] | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Mask a cosine-scheduled random fraction of the `target` tokens of ids (B, L) (packed in `order`)
     and return the cross entropy of the masked tokens, over the target's codes.
 
@@ -80,8 +97,7 @@ def maskgit_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor, t
     return masked_token_loss(model, layout, ids, masks, order)
 
 
-def _confidence(logits: Tensor, sampled: Tensor, temperature: float, top_k: int | None,
-                top_p: float | None) -> Tensor:
+def _confidence(logits: Tensor, sampled: Tensor, temperature: float, top_k: int | None, top_p: float | None) -> Tensor:
     """log-probability (B, n) of each sampled code under the distribution it was drawn from."""
     processed = logits if temperature == 0 else process_logits(logits, temperature, top_k, top_p)
     return processed.log_softmax(-1).gather(-1, sampled[..., None])[..., 0]
@@ -93,12 +109,25 @@ def _gumbel(shape: torch.Size, generator: torch.Generator | None, device: torch.
 
 
 @torch.no_grad()
-def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: Mapping[str, Tensor],
-                   target: str, *, known: Tensor | None = None, known_mask: Tensor | None = None,
-                   steps: int = 8, order: Sequence[str] | None = None, cfg_scale: float | None = None,
-                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                   noise: float = 4.5, generator: torch.Generator | None = None,
-                   batch_size: int | None = None, null: Sequence[str] = ()) -> Tensor:
+def maskgit_decode(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    condition: Mapping[str, Tensor],
+    target: str,
+    *,
+    known: Tensor | None = None,
+    known_mask: Tensor | None = None,
+    steps: int = 8,
+    order: Sequence[str] | None = None,
+    cfg_scale: float | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    noise: float = 4.5,
+    generator: torch.Generator | None = None,
+    batch_size: int | None = None,
+    null: Sequence[str] = (),
+) -> Tensor:
     """Decode the `target` segment in `steps` parallel steps; known tokens are kept, only the rest sampled.
 
     Each step samples every masked position, keeps the most confident samples and re-masks the others so
@@ -125,8 +154,9 @@ def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: M
         order = [n for n in layout.names if n in condition] + [target]
     order = layout.resolve_order(order)
     if set(order) != set(condition) | {target}:
-        raise ValueError(f"order must list the condition {sorted(condition)} and the target {target!r}, "
-                         f"got {list(order)}")
+        raise ValueError(
+            f"order must list the condition {sorted(condition)} and the target {target!r}, got {list(order)}"
+        )
     device = model_device(model)
     n = layout.segment(target).n_tokens
     lo, hi = layout.vocab_range(target)
@@ -157,8 +187,9 @@ def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: M
         ids = torch.cat([ids, null_condition(ids, layout, order, condition=[k for k in order if k != target])])
     sl = layout.slices(order)[target]
 
-    cur = torch.where(known_mask, layout.to_global(target, torch.where(known_mask, known, 0)),
-                      layout.mask_id)  # (B, n) global ids
+    cur = torch.where(
+        known_mask, layout.to_global(target, torch.where(known_mask, known, 0)), layout.mask_id
+    )  # (B, n) global ids
     n_unknown = (~known_mask).sum(1)  # (B,)
     with eval_mode(model):
         for step in range(steps):
@@ -184,10 +215,19 @@ def maskgit_decode(model: PriorTransformer, layout: SequenceLayout, condition: M
 
 
 @torch.no_grad()
-def maskgit_sample_joint(model: PriorTransformer, layout: SequenceLayout, batch_size: int, *,
-                         order: Sequence[str] | None = None, steps: int = 8, temperature: float = 1.0,
-                         top_k: int | None = None, top_p: float | None = None, noise: float = 4.5,
-                         generator: torch.Generator | None = None) -> dict[str, Tensor]:
+def maskgit_sample_joint(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    batch_size: int,
+    *,
+    order: Sequence[str] | None = None,
+    steps: int = 8,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    noise: float = 4.5,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
     """Decode every segment of `order` (default: the layout's) together from all-MASK, MaskGIT-style.
 
     As `maskgit_decode`, but the unknown tokens of all segments share one confidence ranking and one
@@ -213,7 +253,7 @@ def maskgit_sample_joint(model: PriorTransformer, layout: SequenceLayout, batch_
             if not bool(is_masked.any()):
                 break
             for i, name in enumerate(order):
-                ids[:, slices[name]] = cur[:, bounds[i]:bounds[i + 1]]
+                ids[:, slices[name]] = cur[:, bounds[i] : bounds[i + 1]]
             logits = model(ids, mods, pos)  # (B, L, V)
             sampled, confidence = [], []
             for name in order:
@@ -231,8 +271,15 @@ def maskgit_sample_joint(model: PriorTransformer, layout: SequenceLayout, batch_
             n_remask = torch.minimum(n_remask.long(), is_masked.sum(1) - 1).clamp(min=0)
             remask = conf.argsort(1).argsort(1) < n_remask[:, None]
             cur = torch.where(is_masked, sampled_ids, cur).masked_fill(remask, layout.mask_id)
-    return {name: cur[:, bounds[i]:bounds[i + 1]] - layout.offset(name) for i, name in enumerate(order)}
+    return {name: cur[:, bounds[i] : bounds[i + 1]] - layout.offset(name) for i, name in enumerate(order)}
 
 
-__all__ = ["cosine_schedule", "random_mask", "masked_logits", "masked_token_loss", "maskgit_loss",
-           "maskgit_decode", "maskgit_sample_joint"]
+__all__ = [
+    "cosine_schedule",
+    "random_mask",
+    "masked_logits",
+    "masked_token_loss",
+    "maskgit_loss",
+    "maskgit_decode",
+    "maskgit_sample_joint",
+]

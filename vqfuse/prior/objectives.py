@@ -14,8 +14,13 @@ from vqfuse.prior.sequence import SequenceLayout
 from vqfuse.prior.transformer import PriorTransformer
 
 
-def next_token_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor,
-                    order: Iterable[str] | None = None, segments: Iterable[str] | None = None) -> Tensor:
+def next_token_loss(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    ids: Tensor,
+    order: Iterable[str] | None = None,
+    segments: Iterable[str] | None = None,
+) -> Tensor:
     """Mean cross entropy of each code token of `segments` (default: all) given the positions before it.
 
     ids (B, L) are packed in `order`. Each prediction is a softmax over its own modality's codes only
@@ -37,20 +42,28 @@ def next_token_loss(model: PriorTransformer, layout: SequenceLayout, ids: Tensor
         lo, hi = layout.vocab_range(name)
         target = ids[:, sl] - lo  # (B, n)
         valid = (target >= 0) & (target < hi - lo)
-        seg_logits = logits[:, sl.start - 1:sl.stop - 1, lo:hi]  # (B, n, K): position i predicts i + 1
-        total = total + F.cross_entropy(seg_logits.reshape(-1, hi - lo).float(),
-                                        torch.where(valid, target, -100).reshape(-1),
-                                        ignore_index=-100, reduction="sum")
+        seg_logits = logits[:, sl.start - 1 : sl.stop - 1, lo:hi]  # (B, n, K): position i predicts i + 1
+        total = total + F.cross_entropy(
+            seg_logits.reshape(-1, hi - lo).float(),
+            torch.where(valid, target, -100).reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        )
         count += int(valid.sum())
     return total / max(count, 1)
-
 
 
 # ---- training tasks over every segment of a layout ----------------------------------------------------
 
 
-def maskgit_task_loss(model: Any, layout: SequenceLayout, segments: Mapping[str, Tensor], task_weights: Tensor,
-                      condition_dropout: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+def maskgit_task_loss(
+    model: Any,
+    layout: SequenceLayout,
+    segments: Mapping[str, Tensor],
+    task_weights: Tensor,
+    condition_dropout: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """MaskGIT training over the layout's segments {name: (B, n_name) local codes}.
 
     Per example a task is drawn with `task_weights` (one weight per segment, in the layout's order, then one
@@ -65,16 +78,23 @@ def maskgit_task_loss(model: Any, layout: SequenceLayout, segments: Mapping[str,
     b, device, joint = first.shape[0], first.device, len(order)
     ids = layout.pack(dict(segments), order).ids
     task = torch.multinomial(task_weights.float(), b, replacement=True, generator=generator).to(device)  # (B,)
-    masks = {name: random_mask(b, segments[name].shape[1], generator, device) & ((task == i) | (task == joint))[:, None]
-             for i, name in enumerate(order)}
+    masks = {
+        name: random_mask(b, segments[name].shape[1], generator, device) & ((task == i) | (task == joint))[:, None]
+        for i, name in enumerate(order)
+    }
     drop = torch.rand(b, generator=generator).to(device) < condition_dropout
     for i, name in enumerate(order):
         ids = null_condition(ids, layout, order, [n for n in order if n != name], rows=drop & (task == i))
     return masked_token_loss(model, layout, ids, masks, order)
 
 
-def causal_order_loss(model: Any, layout: SequenceLayout, segments: Mapping[str, Tensor],
-                      condition_dropout: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+def causal_order_loss(
+    model: Any,
+    layout: SequenceLayout,
+    segments: Mapping[str, Tensor],
+    condition_dropout: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Autoregressive training: one random order of the segments for the batch, the first segment NULL per
     example with probability `condition_dropout`; next-token cross entropy of every code token."""
     from vqfuse.prior.sampling import drop_condition
@@ -87,8 +107,14 @@ def causal_order_loss(model: Any, layout: SequenceLayout, segments: Mapping[str,
 
 
 @torch.no_grad()
-def heldout_task_metrics(model: PriorTransformer, layout: SequenceLayout, segments: Mapping[str, Tensor],
-                         batch_size: int, max_batches: int = 0, seed: int = 0) -> dict[str, float]:
+def heldout_task_metrics(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    segments: Mapping[str, Tensor],
+    batch_size: int,
+    max_batches: int = 0,
+    seed: int = 0,
+) -> dict[str, float]:
     """Held-out token cross entropy and accuracy of a prior, per task, over {name: (N, n_name)} codes.
 
     MaskGIT: `a|b,c` (a's tokens masked at random ratios, the others given) for each segment, and `joint`.
@@ -115,7 +141,7 @@ def heldout_task_metrics(model: PriorTransformer, layout: SequenceLayout, segmen
         if max_batches:
             n_batches = min(n_batches, max_batches)
         for i in range(n_batches):
-            batch = {k: v[i * batch_size:(i + 1) * batch_size].to(device) for k, v in segments.items()}
+            batch = {k: v[i * batch_size : (i + 1) * batch_size].to(device) for k, v in segments.items()}
             b = batch[names[0]].shape[0]
             if not model.causal:
                 ids = layout.pack(batch, names).ids
@@ -131,7 +157,7 @@ def heldout_task_metrics(model: PriorTransformer, layout: SequenceLayout, segmen
                 logits = model(ids[:, :-1], mods[:-1].to(device), pos[:-1].to(device))
                 for j, (name, sl) in enumerate(layout.slices(order).items()):
                     lo, hi = layout.vocab_range(name)
-                    seg = logits[:, sl.start - 1:sl.stop - 1, lo:hi]
+                    seg = logits[:, sl.start - 1 : sl.stop - 1, lo:hi]
                     key = name if j == 0 else f"{name}|{','.join(order[:j])}"
                     add(key, seg.reshape(-1, hi - lo), (ids[:, sl] - lo).reshape(-1))
     finally:

@@ -21,18 +21,25 @@ def save_prior(model: PriorTransformer, directory: PathLike, layout: SequenceLay
     if layout is not None:
         c = model.config
         if (layout.vocab_size, layout.n_modalities) != (c.vocab, c.n_modalities) or layout.n_positions > c.max_len:
-            raise ValueError(f"{layout} does not fit the model (vocab={c.vocab}, n_modalities={c.n_modalities}, "
-                             f"max_len={c.max_len})")
-    save_model_dir(directory, model, {"model": model.config.to_dict(),
-                                      "layout": layout.to_dict() if layout is not None else None}, FORMAT)
+            raise ValueError(
+                f"{layout} does not fit the model (vocab={c.vocab}, n_modalities={c.n_modalities}, max_len={c.max_len})"
+            )
+    save_model_dir(
+        directory,
+        model,
+        {"model": model.config.to_dict(), "layout": layout.to_dict() if layout is not None else None},
+        FORMAT,
+    )
     return Path(directory)
 
 
-def load_prior(directory: PathLike,
-               device: str | torch.device = "cpu") -> tuple[PriorTransformer, SequenceLayout | None]:
+def load_prior(
+    directory: PathLike, device: str | torch.device = "cpu"
+) -> tuple[PriorTransformer, SequenceLayout | None]:
     """Load a directory written by `save_prior`: the model (in eval mode) and its layout (None if not saved)."""
-    model, raw = load_model_dir(directory, FORMAT, "prior",
-                                lambda raw: PriorTransformer(PriorConfig.from_dict(raw["model"])), device)
+    model, raw = load_model_dir(
+        directory, FORMAT, "prior", lambda raw: PriorTransformer(PriorConfig.from_dict(raw["model"])), device
+    )
     try:
         layout = SequenceLayout.from_dict(raw["layout"]) if raw.get("layout") is not None else None
     except (KeyError, TypeError, ValueError) as exc:

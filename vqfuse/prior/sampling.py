@@ -41,16 +41,22 @@ def top_p_filter(logits: Tensor, p: float | None) -> Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def process_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
-                   top_p: float | None = None) -> Tensor:
+def process_logits(
+    logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> Tensor:
     """Divide by temperature (> 0), then top-k, then top-p filtering."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 here, got {temperature} (use sample_logits for greedy)")
     return top_p_filter(top_k_filter(logits / temperature, top_k), top_p)
 
 
-def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
+def sample_logits(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """logits (..., V) -> sampled ids (...). temperature 0 is greedy (argmax)."""
     if temperature == 0:
         return logits.argmax(-1)
@@ -67,8 +73,13 @@ def cfg_logits(cond: Tensor, uncond: Tensor, scale: float) -> Tensor:
     return uncond + scale * (cond - uncond)
 
 
-def null_condition(ids: Tensor, layout: SequenceLayout, order: Iterable[str] | None = None,
-                   condition: Iterable[str] | None = None, rows: Tensor | None = None) -> Tensor:
+def null_condition(
+    ids: Tensor,
+    layout: SequenceLayout,
+    order: Iterable[str] | None = None,
+    condition: Iterable[str] | None = None,
+    rows: Tensor | None = None,
+) -> Tensor:
     """A copy of ids (B, L) with the tokens (not the tags) of the `condition` segments replaced by NULL.
 
     Args:
@@ -89,8 +100,15 @@ def null_condition(ids: Tensor, layout: SequenceLayout, order: Iterable[str] | N
     return out
 
 
-def drop_condition(ids: Tensor, layout: SequenceLayout, p: float, generator: torch.Generator | None = None,
-                   *, order: Iterable[str] | None = None, condition: Iterable[str] | None = None) -> Tensor:
+def drop_condition(
+    ids: Tensor,
+    layout: SequenceLayout,
+    p: float,
+    generator: torch.Generator | None = None,
+    *,
+    order: Iterable[str] | None = None,
+    condition: Iterable[str] | None = None,
+) -> Tensor:
     """Train-time condition dropout: each row of ids (B, L) independently, with probability p, gets its
     condition segments (default: all but the last of `order`) replaced by NULL tokens."""
     if not 0.0 <= p <= 1.0:
@@ -118,9 +136,17 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _autoregress(model: PriorTransformer, layout: SequenceLayout, prefix: tuple[Tensor, Tensor, Tensor],
-                 plan: Sequence[str], cfg_scale: float | None, temperature: float, top_k: int | None,
-                 top_p: float | None, generator: torch.Generator | None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def _autoregress(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    prefix: tuple[Tensor, Tensor, Tensor],
+    plan: Sequence[str],
+    cfg_scale: float | None,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Sample the segments of `plan` in turn after `prefix` (ids (B', P), modalities (P,), positions (P,);
     B' = 2B with guidance: conditional rows, then NULL rows). Returns local tokens {name: (B, n)} and the
     (guided) logits {name: (B, n, K)} they were sampled from."""
@@ -147,7 +173,7 @@ def _autoregress(model: PriorTransformer, layout: SequenceLayout, prefix: tuple[
                 logits = cfg_logits(logits[:batch], logits[batch:], cfg_scale)  # (B, K)
             seg_logits.append(logits)
             out[:, j] = sample_logits(logits, temperature, top_k, top_p, generator)
-            step = out[:, j:j + 1] + lo
+            step = out[:, j : j + 1] + lo
             ids = step.repeat(rows // batch, 1)  # (B', 1): the same token continues both halves
             mods = mods.new_full((1,), m)
             pos = pos.new_full((1,), j + 1)
@@ -156,10 +182,21 @@ def _autoregress(model: PriorTransformer, layout: SequenceLayout, prefix: tuple[
 
 
 @torch.no_grad()
-def generate(model: PriorTransformer, layout: SequenceLayout, condition: Mapping[str, Tensor], target: str, *,
-             order: Sequence[str] | None = None, cfg_scale: float | None = None, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
-             batch_size: int | None = None, return_logits: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+def generate(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    condition: Mapping[str, Tensor],
+    target: str,
+    *,
+    order: Sequence[str] | None = None,
+    cfg_scale: float | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int | None = None,
+    return_logits: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Sample the `target` segment token by token after the condition segments.
 
     Args:
@@ -177,8 +214,9 @@ def generate(model: PriorTransformer, layout: SequenceLayout, condition: Mapping
         order = [n for n in layout.names if n in condition and n != target] + [target]
     order = layout.resolve_order(order)
     if order[-1] != target or set(order[:-1]) != set(condition):
-        raise ValueError(f"order must list the condition {sorted(condition)} and end with the target "
-                         f"{target!r}, got {list(order)}")
+        raise ValueError(
+            f"order must list the condition {sorted(condition)} and end with the target {target!r}, got {list(order)}"
+        )
     device = model_device(model)
     if condition:
         packed = layout.pack(condition, order[:-1])
@@ -193,15 +231,24 @@ def generate(model: PriorTransformer, layout: SequenceLayout, condition: Mapping
         ids = torch.empty(batch_size, 0, dtype=torch.long, device=device)
         mods = pos = torch.empty(0, dtype=torch.long, device=device)
     with eval_mode(model):
-        tokens, logits = _autoregress(model, layout, (ids, mods, pos), [target], cfg_scale,
-                                      temperature, top_k, top_p, generator)
+        tokens, logits = _autoregress(
+            model, layout, (ids, mods, pos), [target], cfg_scale, temperature, top_k, top_p, generator
+        )
     return (tokens[target], logits[target]) if return_logits else tokens[target]
 
 
 @torch.no_grad()
-def sample_joint(model: PriorTransformer, layout: SequenceLayout, batch_size: int, *,
-                 order: Sequence[str] | None = None, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+def sample_joint(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    batch_size: int,
+    *,
+    order: Sequence[str] | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
     """Sample every segment of `order` (default: the layout's), each conditioned on those before it.
     Returns {name: (batch_size, n_i) local codes}."""
     if not model.causal:
@@ -210,12 +257,30 @@ def sample_joint(model: PriorTransformer, layout: SequenceLayout, batch_size: in
     device = model_device(model)
     empty = torch.empty(0, dtype=torch.long, device=device)
     with eval_mode(model):
-        tokens, _ = _autoregress(model, layout, (empty.new_empty(batch_size, 0), empty, empty), order, None,
-                                 temperature, top_k, top_p, generator)
+        tokens, _ = _autoregress(
+            model,
+            layout,
+            (empty.new_empty(batch_size, 0), empty, empty),
+            order,
+            None,
+            temperature,
+            top_k,
+            top_p,
+            generator,
+        )
     return tokens
 
 
 __all__ = [
-    "top_k_filter", "top_p_filter", "process_logits", "sample_logits", "cfg_logits", "null_condition",
-    "drop_condition", "eval_mode", "model_device", "generate", "sample_joint",
+    "top_k_filter",
+    "top_p_filter",
+    "process_logits",
+    "sample_logits",
+    "cfg_logits",
+    "null_condition",
+    "drop_condition",
+    "eval_mode",
+    "model_device",
+    "generate",
+    "sample_joint",
 ]

@@ -21,8 +21,14 @@ from vqfuse.prior.transformer import PriorTransformer
 
 
 @torch.no_grad()
-def segment_log_likelihood(model: PriorTransformer, layout: SequenceLayout, tokens: Mapping[str, Tensor],
-                           name: str, order: Iterable[str] | None = None, unconditional: bool = False) -> Tensor:
+def segment_log_likelihood(
+    model: PriorTransformer,
+    layout: SequenceLayout,
+    tokens: Mapping[str, Tensor],
+    name: str,
+    order: Iterable[str] | None = None,
+    unconditional: bool = False,
+) -> Tensor:
     """Mean log-probability per token (B,) of segment `name`'s codes given the other segments of `tokens`
     ({segment: (B, n_i) local codes}); with `unconditional`, given NULL in their place instead (the prior
     learnt that from condition dropout), i.e. the segment's own likelihood.
@@ -52,7 +58,7 @@ def segment_log_likelihood(model: PriorTransformer, layout: SequenceLayout, toke
             logits = model(ids[:, :-1], packed.modalities[:-1].to(device), packed.positions[:-1].to(device))
             sl = layout.slices(order)[name]
             lo, hi = layout.vocab_range(name)
-            logits = logits[:, sl.start - 1:sl.stop - 1, lo:hi].reshape(-1, hi - lo)  # position i predicts i + 1
+            logits = logits[:, sl.start - 1 : sl.stop - 1, lo:hi].reshape(-1, hi - lo)  # position i predicts i + 1
             local = target.reshape(-1)
     nll = F.cross_entropy(logits.float(), local, reduction="none")  # (B*n,)
     return -nll.view(target.shape[0], -1).mean(1)

@@ -35,17 +35,19 @@ class Segment:
         if not self.name:
             raise ValueError("a segment needs a non-empty name")
         if self.vocab_size < 1 or self.n_tokens < 1:
-            raise ValueError(f"segment {self.name!r}: vocab_size and n_tokens must be >= 1, got "
-                             f"{self.vocab_size} and {self.n_tokens}")
+            raise ValueError(
+                f"segment {self.name!r}: vocab_size and n_tokens must be >= 1, got "
+                f"{self.vocab_size} and {self.n_tokens}"
+            )
 
 
 @dataclass
 class PackedSequence:
     """A packed batch. `modalities` and `positions` are the same for every row, hence (L,)."""
 
-    ids: Tensor         # (B, L) long, ids of the shared table
+    ids: Tensor  # (B, L) long, ids of the shared table
     modalities: Tensor  # (L,) long, index of each position's modality in the layout
-    positions: Tensor   # (L,) long, position within the segment (tag = 0)
+    positions: Tensor  # (L,) long, position within the segment (tag = 0)
     order: tuple[str, ...]
 
 
@@ -169,8 +171,9 @@ class SequenceLayout:
 
     def slices(self, order: Iterable[str] | None = None) -> dict[str, slice]:
         """Where each segment's tokens (tag excluded) sit in the packed sequence."""
-        return {name: slice(t + 1, t + 1 + self.segment(name).n_tokens)
-                for name, t in self.tag_positions(order).items()}
+        return {
+            name: slice(t + 1, t + 1 + self.segment(name).n_tokens) for name, t in self.tag_positions(order).items()
+        }
 
     def segment_ids(self, name: str, n: int | None = None) -> tuple[Tensor, Tensor]:
         """Modality index and positions of `name`'s tag plus its first `n` tokens: two (n + 1,) longs."""
@@ -197,8 +200,9 @@ class SequenceLayout:
             raise KeyError(f"no tokens given for {missing}")
         batch = {tokens[n].shape[0] if tokens[n].dim() else -1 for n in order}
         if len(batch) != 1 or -1 in batch:
-            raise ValueError(f"every modality needs the same batch size, got shapes "
-                             f"{ {n: tuple(tokens[n].shape) for n in order} }")
+            raise ValueError(
+                f"every modality needs the same batch size, got shapes { {n: tuple(tokens[n].shape) for n in order} }"
+            )
         (b,) = batch
         parts = []
         for name in order:
@@ -215,8 +219,9 @@ class SequenceLayout:
         """ids (B, L) packed in `order` -> {name: (B, n_i) local codes}; tags are checked."""
         order = self.resolve_order(order)
         if ids.dim() != 2 or ids.shape[1] != self.length(order):
-            raise ValueError(f"expected ids of shape (B, {self.length(order)}) for order {list(order)}, "
-                             f"got {tuple(ids.shape)}")
+            raise ValueError(
+                f"expected ids of shape (B, {self.length(order)}) for order {list(order)}, got {tuple(ids.shape)}"
+            )
         tags = self.tag_positions(order)
         out = {}
         for name, sl in self.slices(order).items():
@@ -228,13 +233,17 @@ class SequenceLayout:
     # ---- persistence --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {"segments": [[s.name, s.vocab_size, s.n_tokens] for s in self.segments],
-                "shared_codebook": self.shared_codebook}
+        return {
+            "segments": [[s.name, s.vocab_size, s.n_tokens] for s in self.segments],
+            "shared_codebook": self.shared_codebook,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SequenceLayout":
-        return cls([Segment(str(n), int(k), int(t)) for n, k, t in d["segments"]],
-                   shared_codebook=bool(d.get("shared_codebook", False)))
+        return cls(
+            [Segment(str(n), int(k), int(t)) for n, k, t in d["segments"]],
+            shared_codebook=bool(d.get("shared_codebook", False)),
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SequenceLayout) and self.to_dict() == other.to_dict()

@@ -60,8 +60,16 @@ class PriorConfig:
 class KVCache:
     """Keys and values of every layer for the positions seen so far, preallocated to `capacity`."""
 
-    def __init__(self, depth: int, batch: int, heads: int, head_dim: int, capacity: int,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        depth: int,
+        batch: int,
+        heads: int,
+        head_dim: int,
+        capacity: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         shape = (batch, heads, capacity, head_dim)
         self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(depth)]
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(depth)]
@@ -73,8 +81,8 @@ class KVCache:
         end = self.length + k.shape[2]
         if end > self.capacity:
             raise ValueError(f"KV cache holds {self.capacity} positions, {end} needed")
-        self.keys[layer][:, :, self.length:end] = k
-        self.values[layer][:, :, self.length:end] = v
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
     def advance(self, n: int) -> None:

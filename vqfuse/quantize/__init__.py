@@ -7,6 +7,15 @@ from vqfuse.quantize.residual import ResidualVQ
 from vqfuse.quantize.vq import EMAConfig, RestartConfig, VectorQuantizer, VQConfig
 
 __all__ = [
-    "Quantizer", "QuantizerOutput", "VectorQuantizer", "VQConfig", "EMAConfig", "RestartConfig",
-    "ResidualVQ", "FSQ", "LFQ", "count_metrics", "usage_metrics",
+    "Quantizer",
+    "QuantizerOutput",
+    "VectorQuantizer",
+    "VQConfig",
+    "EMAConfig",
+    "RestartConfig",
+    "ResidualVQ",
+    "FSQ",
+    "LFQ",
+    "count_metrics",
+    "usage_metrics",
 ]

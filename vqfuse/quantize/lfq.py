@@ -65,7 +65,11 @@ class LFQ(Quantizer):
 
     def _entropy_loss(self, z: Tensor) -> Tensor:
         per_sample = _binary_entropy(torch.sigmoid(4 * z / self.temperature)).sum(-1).mean()
-        rows = z if z.shape[0] <= self.entropy_rows else z[torch.randperm(z.shape[0], device=z.device)[: self.entropy_rows]]
+        rows = (
+            z
+            if z.shape[0] <= self.entropy_rows
+            else z[torch.randperm(z.shape[0], device=z.device)[: self.entropy_rows]]
+        )
         all_codes = self.indices_to_codes(torch.arange(self.codebook_size, device=z.device))  # (K, bits)
         mean_probs = F.softmax(2 * rows @ all_codes.t() / self.temperature, dim=-1).mean(0)  # (K,)
         codebook_entropy = -(mean_probs * mean_probs.clamp_min(1e-12).log()).sum()

@@ -48,7 +48,9 @@ def nearest_code(
             scores = torch.addmm(codebook_sq[:block_codes], rows, codebook_t[:, :block_codes], alpha=-2.0)
             value, index = scores.min(dim=1)
             for c0 in range(block_codes, k, block_codes):
-                scores = torch.addmm(codebook_sq[c0 : c0 + block_codes], rows, codebook_t[:, c0 : c0 + block_codes], alpha=-2.0)
+                scores = torch.addmm(
+                    codebook_sq[c0 : c0 + block_codes], rows, codebook_t[:, c0 : c0 + block_codes], alpha=-2.0
+                )
                 v, i = scores.min(dim=1)
                 better = v < value
                 value = torch.where(better, v, value)
@@ -86,4 +88,3 @@ def kmeans(z: Tensor, k: int, iters: int = 10, generator: torch.Generator | None
         if empty and bool(err.sum() > 0):  # re-seed empty clusters where the fit is worst
             centroids[~filled] = z[torch.multinomial(err, empty, replacement=empty > n, generator=generator)]
     return centroids, counts
-

@@ -154,12 +154,17 @@ class VectorQuantizer(Quantizer):
         with torch.autocast(device_type=x.device.type, enabled=False):
             flat, restore = to_vectors(x.float())
             self._init_codebook(self._to_code_space(flat))
-            return restore(self.project_out(F.embedding(nearest_code(self._to_code_space(flat), self.codes())[0],
-                                                        self.codes()))).to(x.dtype)
+            return restore(
+                self.project_out(F.embedding(nearest_code(self._to_code_space(flat), self.codes())[0], self.codes()))
+            ).to(x.dtype)
 
     def codes(self) -> Tensor:
         """The codebook as used for lookup, (K, Dc)."""
-        return F.normalize(self.codebook, dim=-1) if self.config.normalize and self.config.learning == "gradient" else self.codebook
+        return (
+            F.normalize(self.codebook, dim=-1)
+            if self.config.normalize and self.config.learning == "gradient"
+            else self.codebook
+        )
 
     # ---- internals ----------------------------------------------------------------------------------
 
@@ -223,4 +228,3 @@ class VectorQuantizer(Quantizer):
         if is_distributed():
             broadcast_(fresh)
         self._set_codes(dead, fresh, mean_size.expand(n_dead).clone())
-

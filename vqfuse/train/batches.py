@@ -45,7 +45,9 @@ class InfiniteBatches:
         global_batch: items consumed per step over all processes.
     """
 
-    def __init__(self, loader: DataLoader, sampler: ResumableSampler, generator: torch.Generator, global_batch: int) -> None:
+    def __init__(
+        self, loader: DataLoader, sampler: ResumableSampler, generator: torch.Generator, global_batch: int
+    ) -> None:
         self.loader, self.sampler, self.generator = loader, sampler, generator
         self.global_batch = global_batch
         self.epoch, self.position = 0, 0  # position: items of this epoch consumed (all processes)

@@ -76,7 +76,7 @@ def unflatten_optimizer_state(tensors: Mapping[str, Tensor], meta: Mapping[str, 
     head = f"{prefix}.state."
     for key, value in tensors.items():
         if key.startswith(head):
-            index, name = key[len(head):].split(".", 1)
+            index, name = key[len(head) :].split(".", 1)
             state.setdefault(int(index), {})[name] = value
     for index, fields in meta["scalars"].items():
         for name, value in fields.items():
@@ -94,9 +94,14 @@ def rng_state() -> tuple[dict[str, Any], dict[str, Tensor]]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     json_part = {
         "python": {"version": version, "state": list(internal), "gauss_next": gauss},
-        "numpy": {"name": name, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached)},
-    }  # fmt: skip
+        "numpy": {
+            "name": name,
+            "keys": keys.tolist(),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+    }
     tensors = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["cuda"] = torch.cuda.get_rng_state()
@@ -108,8 +113,9 @@ def set_rng_state(json_part: Mapping[str, Any], tensors: Mapping[str, Tensor]) -
     py = json_part["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     npy = json_part["numpy"]
-    np.random.set_state((npy["name"], np.asarray(npy["keys"], dtype=np.uint32), npy["pos"], npy["has_gauss"],
-                         npy["cached_gaussian"]))  # fmt: skip
+    np.random.set_state(
+        (npy["name"], np.asarray(npy["keys"], dtype=np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    )
     # clone: torch reads a row view of a (world, n) tensor from the start of its storage (and may crash)
     torch.set_rng_state(tensors["torch_cpu"].to(torch.uint8).cpu().clone())
     if "cuda" in tensors and torch.cuda.is_available():
@@ -136,11 +142,19 @@ def unpack_rng(vector: Tensor, like: Mapping[str, Tensor]) -> tuple[dict[str, An
     n_py, n_np = 1 + 625 + 2, 624 + 3
     py, npy, rest = v[:n_py], v[n_py : n_py + n_np], v[n_py + n_np :]
     json_part = {
-        "python": {"version": int(py[0]), "state": [int(t) for t in py[1:626]],
-                   "gauss_next": float(py[627]) if py[626] else None},
-        "numpy": {"name": "MT19937", "keys": [int(t) for t in npy[:624]], "pos": int(npy[624]),
-                  "has_gauss": int(npy[625]), "cached_gaussian": float(npy[626])},
-    }  # fmt: skip
+        "python": {
+            "version": int(py[0]),
+            "state": [int(t) for t in py[1:626]],
+            "gauss_next": float(py[627]) if py[626] else None,
+        },
+        "numpy": {
+            "name": "MT19937",
+            "keys": [int(t) for t in npy[:624]],
+            "pos": int(npy[624]),
+            "has_gauss": int(npy[625]),
+            "cached_gaussian": float(npy[626]),
+        },
+    }
     tensors, offset = {}, 0
     for key in ("torch_cpu", "cuda"):
         if key in like:

@@ -60,15 +60,25 @@ class TrainConfig:
     quantizer_bypass_steps: int = 0
     quantizer_init_batches: int = 8
 
-
     def validate(self) -> None:
         """Raise ConfigError on a value no trainer can run with."""
         if self.mixed_precision not in PRECISIONS:
-            raise ConfigError(f"train.mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
-        checks = {"steps": self.steps >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
-                  "disc_lr": self.disc_lr > 0, "log_every": self.log_every >= 1, "sample_every": self.sample_every >= 0,
-                  "warmup_steps": self.warmup_steps >= 0, "checkpoint_every": self.checkpoint_every >= 0,
-                  "eval_every": self.eval_every >= 0, "grad_clip": self.grad_clip >= 0, "num_workers": self.num_workers >= 0}
+            raise ConfigError(
+                f"train.mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}"
+            )
+        checks = {
+            "steps": self.steps >= 0,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "disc_lr": self.disc_lr > 0,
+            "log_every": self.log_every >= 1,
+            "sample_every": self.sample_every >= 0,
+            "warmup_steps": self.warmup_steps >= 0,
+            "checkpoint_every": self.checkpoint_every >= 0,
+            "eval_every": self.eval_every >= 0,
+            "grad_clip": self.grad_clip >= 0,
+            "num_workers": self.num_workers >= 0,
+        }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"invalid train.{bad[0]}: {getattr(self, bad[0])!r}")

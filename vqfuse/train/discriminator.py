@@ -33,13 +33,21 @@ def _audio_only(factory: Factory) -> Factory:
     return build
 
 
-def _audio(dims: int, in_channels: int, channels: int = 32, norm: str = "weight", stft: dict | None = None,
-           period: dict | None = None) -> nn.Module:  # fmt: skip
+def _audio(
+    dims: int,
+    in_channels: int,
+    channels: int = 32,
+    norm: str = "weight",
+    stft: dict | None = None,
+    period: dict | None = None,
+) -> nn.Module:
     shared = dict(in_channels=in_channels, channels=channels, norm=norm)
-    return CombinedDiscriminator([
-        _audio_only(MultiScaleSTFTDiscriminator)(dims, **shared, **(stft or {})),
-        _audio_only(MultiPeriodDiscriminator)(dims, **shared, **(period or {})),
-    ])  # fmt: skip
+    return CombinedDiscriminator(
+        [
+            _audio_only(MultiScaleSTFTDiscriminator)(dims, **shared, **(stft or {})),
+            _audio_only(MultiPeriodDiscriminator)(dims, **shared, **(period or {})),
+        ]
+    )
 
 
 _FACTORIES: dict[str, Factory] = {

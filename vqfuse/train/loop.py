@@ -103,8 +103,10 @@ class LoopTrainer:
         if required and resume and existing is None:
             raise ConfigError(f"nothing to resume: no complete checkpoint in {self.ckpt_root}")
         if not resume and existing is not None:
-            raise ConfigError(f"{self.run_dir} already holds {holds} ({existing}); {how}, or choose another "
-                              "output directory (out=...)")  # fmt: skip
+            raise ConfigError(
+                f"{self.run_dir} already holds {holds} ({existing}); {how}, or choose another "
+                "output directory (out=...)"
+            )
         set_seed(self.tc.seed)
         return existing if resume else None
 
@@ -159,8 +161,9 @@ class LoopTrainer:
         """Write checkpoints/last (main process only; see `_checkpoint_state` and `_common_weights`)."""
         raise NotImplementedError
 
-    def _load_training(self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any],
-                       path: Path) -> None:
+    def _load_training(
+        self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any], path: Path
+    ) -> None:
         """Restore the subclass's own checkpoint parts (optimizers, schedulers, ...)."""
         raise NotImplementedError
 
@@ -172,8 +175,14 @@ class LoopTrainer:
         session_start = time.perf_counter()
         writer = self._open_logs()
         self._before_loop()
-        bar = tqdm(total=tc.steps, initial=min(self.step, tc.steps), desc=self._desc(), unit="step",
-                   disable=not (self.progress and self.is_main), dynamic_ncols=True)  # fmt: skip
+        bar = tqdm(
+            total=tc.steps,
+            initial=min(self.step, tc.steps),
+            desc=self._desc(),
+            unit="step",
+            disable=not (self.progress and self.is_main),
+            dynamic_ncols=True,
+        )
         window: dict[str, float] = {}
         window_steps, window_items, window_time = 0, 0, 0.0
         try:
@@ -212,7 +221,9 @@ class LoopTrainer:
                 if tc.checkpoint_every and done % tc.checkpoint_every == 0 and done < tc.steps:
                     self.save_checkpoint()
                 if tc.max_minutes is not None and time.perf_counter() - session_start >= 60 * tc.max_minutes:
-                    self.logger.warning("stopping at step %d of %d: train.max_minutes=%g reached", done, tc.steps, tc.max_minutes)
+                    self.logger.warning(
+                        "stopping at step %d of %d: train.max_minutes=%g reached", done, tc.steps, tc.max_minutes
+                    )
                     break
         finally:
             bar.close()
@@ -235,8 +246,9 @@ class LoopTrainer:
         from torch.utils.tensorboard import SummaryWriter  # slow import: only where needed
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.yaml",
-                          yaml.safe_dump(_jsonable(self.config.to_dict()), sort_keys=False))  # fmt: skip
+        atomic_write_text(
+            self.run_dir / "config.yaml", yaml.safe_dump(_jsonable(self.config.to_dict()), sort_keys=False)
+        )
         logs_dir = self.run_dir / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
         history = logs_dir / "train.jsonl"
@@ -285,7 +297,9 @@ class LoopTrainer:
         weights["rng.safetensors"] = {k: torch.stack([t[k] for _, t in rngs]) for k in rngs[0][1]}  # (world, n) uint8
         return weights
 
-    def _checkpoint_state(self, rngs: RngStates, schedulers: dict[str, Any], identity: dict[str, Any]) -> dict[str, Any]:
+    def _checkpoint_state(
+        self, rngs: RngStates, schedulers: dict[str, Any], identity: dict[str, Any]
+    ) -> dict[str, Any]:
         """state.json: the loop's counters and positions around the subclass's `schedulers` and `identity` keys."""
         scaler = self.accelerator.scaler
         return {
@@ -303,7 +317,7 @@ class LoopTrainer:
             "train_time_s": self.train_time,
             "items_seen": self.items_seen,
             "wall_time_s": self.wall_before,
-        }  # fmt: skip
+        }
 
     def _save(self, weights: dict[str, dict[str, Tensor]], json_files: dict[str, Any], state: dict[str, Any]) -> Path:
         return save_checkpoint(self.ckpt_root, weights, json_files, _jsonable(state))
@@ -315,8 +329,10 @@ class LoopTrainer:
         now = json.loads(json.dumps(_jsonable(self._identity())))
         if saved != now:
             changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-            raise ConfigError(f"cannot resume {path}: {self.identity_name} changed ({', '.join(changed)}); train it as "
-                              "a new run in another output directory")  # fmt: skip
+            raise ConfigError(
+                f"cannot resume {path}: {self.identity_name} changed ({', '.join(changed)}); train it as "
+                "a new run in another output directory"
+            )
         self.model.load_state_dict(weights["model.safetensors"])
         if self.ema is not None:
             if "ema.safetensors" in weights:
@@ -333,8 +349,12 @@ class LoopTrainer:
         self.wall_before = float(state["wall_time_s"])
         rank, world = self.accelerator.process_index, len(state["rng"])
         if world != self.accelerator.num_processes and self.is_main:
-            self.logger.warning("resuming %d process(es) from a checkpoint of %d: RNG streams are reused, so the run will "
-                        "not be bit-identical to an uninterrupted one", self.accelerator.num_processes, world)  # fmt: skip
+            self.logger.warning(
+                "resuming %d process(es) from a checkpoint of %d: RNG streams are reused, so the run will "
+                "not be bit-identical to an uninterrupted one",
+                self.accelerator.num_processes,
+                world,
+            )
         row = rank % world
         rng_tensors = {k: v[row] for k, v in weights["rng.safetensors"].items()}
         if self.accelerator.device.type != "cuda":

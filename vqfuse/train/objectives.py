@@ -102,9 +102,20 @@ class TokenizerObjective:
             raise ConfigError(f"loss.reconstruction must be one of {', '.join(REC_KINDS)}, got {c.reconstruction!r}")
         if c.gan_kind not in GAN_KINDS:
             raise ConfigError(f"loss.gan_kind must be one of {', '.join(GAN_KINDS)}, got {c.gan_kind!r}")
-        weights = ("reconstruction_weight", "quantizer_weight", "gan_weight", "feature_matching_weight", "r1_weight",
-                   "lecam_weight", "perceptual_weight", "stft_weight", "mel_weight", "complex_stft_weight",
-                   "log_magnitude_weight", "phase_derivative_weight")  # fmt: skip
+        weights = (
+            "reconstruction_weight",
+            "quantizer_weight",
+            "gan_weight",
+            "feature_matching_weight",
+            "r1_weight",
+            "lecam_weight",
+            "perceptual_weight",
+            "stft_weight",
+            "mel_weight",
+            "complex_stft_weight",
+            "log_magnitude_weight",
+            "phase_derivative_weight",
+        )
         for name in weights:
             if getattr(c, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(c, name)}")
@@ -120,14 +131,24 @@ class TokenizerObjective:
                 raise ConfigError(f"loss.adaptive_max must be > 0, got {c.adaptive_max}")
         if c.perceptual_weight > 0:
             if not c.perceptual_weights_path:
-                raise ConfigError("loss.perceptual_weight > 0 needs loss.perceptual_weights_path (a local LPIPS "
-                                  "safetensors file; vqfuse never downloads weights)")  # fmt: skip
+                raise ConfigError(
+                    "loss.perceptual_weight > 0 needs loss.perceptual_weights_path (a local LPIPS "
+                    "safetensors file; vqfuse never downloads weights)"
+                )
             if self.dims not in (2, 3) or in_channels != 3:
                 raise ConfigError("loss.perceptual_weight needs RGB images or video")
-        audio_terms = (c.stft_weight, c.mel_weight, c.complex_stft_weight, c.log_magnitude_weight, c.phase_derivative_weight)
+        audio_terms = (
+            c.stft_weight,
+            c.mel_weight,
+            c.complex_stft_weight,
+            c.log_magnitude_weight,
+            c.phase_derivative_weight,
+        )
         if max(audio_terms) > 0 and self.dims != 1:
-            raise ConfigError("loss.stft_weight / mel_weight / complex_stft_weight / log_magnitude_weight apply to "
-                              "audio (1D) data only")
+            raise ConfigError(
+                "loss.stft_weight / mel_weight / complex_stft_weight / log_magnitude_weight apply to "
+                "audio (1D) data only"
+            )
         if c.mel_scales not in MEL_SCALES:
             raise ConfigError(f"loss.mel_scales must be one of {', '.join(MEL_SCALES)}, got {c.mel_scales!r}")
         if c.mel_weight > 0 and not self.meta.get("sample_rate"):
@@ -157,7 +178,7 @@ class TokenizerObjective:
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         if self.lecam is not None:
-            self.lecam.load_state_dict({k[len("lecam."):]: v for k, v in state.items() if k.startswith("lecam.")})
+            self.lecam.load_state_dict({k[len("lecam.") :]: v for k, v in state.items() if k.startswith("lecam.")})
 
     def buffers(self) -> list[Tensor]:
         return [] if self.lecam is None else list(self.lecam.buffers())
@@ -201,9 +222,11 @@ class TokenizerObjective:
             m = dac_mel_loss(x_hat, x, sr) if c.mel_scales == "dac7" else multi_scale_mel_loss(x_hat, x, sample_rate=sr)
             nll = nll + c.mel_weight * m
             logs["mel"] = m
-        spectral_terms = (("complex_stft", c.complex_stft_weight, complex_stft_loss),
-                          ("log_magnitude", c.log_magnitude_weight, log_magnitude_loss),
-                          ("phase_derivative", c.phase_derivative_weight, phase_derivative_loss))
+        spectral_terms = (
+            ("complex_stft", c.complex_stft_weight, complex_stft_loss),
+            ("log_magnitude", c.log_magnitude_weight, log_magnitude_loss),
+            ("phase_derivative", c.phase_derivative_weight, phase_derivative_loss),
+        )
         for name, weight, loss_fn in spectral_terms:  # on the codec's STFT grid
             if weight > 0:
                 term = loss_fn(x_hat, x, c.spectral_n_fft, c.spectral_hop)

@@ -17,7 +17,6 @@ One step (0-based index `step`):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -38,25 +37,20 @@ from vqfuse.io.weights import save_json
 from vqfuse.modalities import get_modality
 from vqfuse.train.batches import InfiniteBatches, ResumableSampler, first_tensor
 from vqfuse.train.build import build_tokenizer, check_example
-from vqfuse.train.checkpoint import (
-    flatten_optimizer_state,
-    load_optimizer_state,
-    restore_scheduler,
-    unflatten_optimizer_state,
-)
 from vqfuse.train.config import RunConfig
 from vqfuse.train.discriminator import build_discriminator, check_discriminator_input
 from vqfuse.train.ema import EMA
-from vqfuse.train.loop import LoopTrainer, RngStates, StepCallback, _jsonable
+from vqfuse.train.loop import LoopTrainer, StepCallback, _jsonable
 from vqfuse.train.objectives import TokenizerObjective
 from vqfuse.train.schedule import build_scheduler
+from vqfuse.train.tokenizer_checkpoint import TokenizerCheckpoints
 
 log = logging.getLogger("vqfuse.train")
 
 SAMPLE_ITEMS = 16  # size of the fixed held-out preview batch
 
 
-class Trainer(LoopTrainer):
+class Trainer(TokenizerCheckpoints, LoopTrainer):
     """Builds everything a run needs from a RunConfig; `run()` trains and writes the run directory.
 
     Args:
@@ -70,8 +64,9 @@ class Trainer(LoopTrainer):
     divergence_hint = "lower train.lr (or loss.gan_weight, or turn train.mixed_precision off) and resume"
     identity_key, identity_name = "model_config", "the model config"
 
-    def __init__(self, config: RunConfig, resume: bool = False, progress: bool = True,
-                 on_step: StepCallback | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, config: RunConfig, resume: bool = False, progress: bool = True, on_step: StepCallback | None = None
+    ) -> None:
         super().__init__(config, progress, on_step)
         self.lc = config.loss
         self.tc.validate()
@@ -82,9 +77,11 @@ class Trainer(LoopTrainer):
         )
         launched = int(os.environ.get("WORLD_SIZE", "1"))
         if launched > 1 and self.accelerator.num_processes != launched:
-            raise ConfigError(f"launched as {launched} processes, but accelerate sees {self.accelerator.num_processes}: "
-                              "on CPU-only machines launch with ACCELERATE_USE_CPU=1 (e.g. ACCELERATE_USE_CPU=1 torchrun "
-                              "--nproc_per_node N ...)")  # fmt: skip
+            raise ConfigError(
+                f"launched as {launched} processes, but accelerate sees {self.accelerator.num_processes}: "
+                "on CPU-only machines launch with ACCELERATE_USE_CPU=1 (e.g. ACCELERATE_USE_CPU=1 torchrun "
+                "--nproc_per_node N ...)"
+            )
         existing = self._find_checkpoint(resume, required=True, holds="a run", how="resume it")
         self._build_data()
         self._build_models()
@@ -109,17 +106,23 @@ class Trainer(LoopTrainer):
         world = self.accelerator.num_processes
         need = tc.batch_size * world
         if len(self.train_set) < need:  # type: ignore[arg-type]
-            raise ConfigError(f"the training split of {self.data_spec!r} has {len(self.train_set)} items, fewer than one "  # type: ignore[arg-type]
-                              f"batch ({tc.batch_size} x {world} process(es) = {need}): lower train.batch_size")  # fmt: skip
+            raise ConfigError(
+                f"the training split of {self.data_spec!r} has {len(self.train_set)} items, fewer than one "  # type: ignore[arg-type]
+                f"batch ({tc.batch_size} x {world} process(es) = {need}): lower train.batch_size"
+            )
         if len(self.test_set) == 0:  # type: ignore[arg-type]
             raise ConfigError(f"the held-out (test) split of {self.data_spec!r} is empty: evaluation needs some items")
         self.sampler = ResumableSampler(len(self.train_set), tc.seed)  # type: ignore[arg-type]
         self.loader_generator = torch.Generator()
         self.loader = DataLoader(
-            self.train_set, batch_size=tc.batch_size, sampler=self.sampler, drop_last=True,
-            num_workers=tc.num_workers, generator=self.loader_generator,
+            self.train_set,
+            batch_size=tc.batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=tc.num_workers,
+            generator=self.loader_generator,
             pin_memory=self.accelerator.device.type == "cuda",
-        )  # fmt: skip
+        )
 
     def _build_models(self) -> None:
         tc, lc = self.tc, self.lc
@@ -141,7 +144,9 @@ class Trainer(LoopTrainer):
         if self.disc is not None:
             self.opt_d = AdamW(self.disc.parameters(), lr=tc.disc_lr, betas=betas, weight_decay=tc.weight_decay)  # type: ignore[arg-type]
             # the discriminator's schedule starts when it does
-            self.sched_d = build_scheduler(self.opt_d, tc.warmup_steps, max(tc.steps - lc.disc_start, 0), tc.min_lr_ratio)
+            self.sched_d = build_scheduler(
+                self.opt_d, tc.warmup_steps, max(tc.steps - lc.disc_start, 0), tc.min_lr_ratio
+            )
 
     def _prepare(self) -> None:
         acc = self.accelerator
@@ -158,7 +163,9 @@ class Trainer(LoopTrainer):
         self.objective.to(acc.device)
         if self.ema is not None:
             self.ema.model.to(acc.device)
-        self.batches = InfiniteBatches(loader, self.sampler, self.loader_generator, self.tc.batch_size * acc.num_processes)
+        self.batches = InfiniteBatches(
+            loader, self.sampler, self.loader_generator, self.tc.batch_size * acc.num_processes
+        )
 
     # ---- one step -----------------------------------------------------------------------------------
 
@@ -187,7 +194,9 @@ class Trainer(LoopTrainer):
         q = self.model.quantizer
         if self.tc.quantizer_bypass_steps > 0 and hasattr(q, "initialize") and not q.initialized:
             with torch.no_grad():
-                z = torch.cat([self.model.encoder(self.next_batch()) for _ in range(max(1, self.tc.quantizer_init_batches))])
+                z = torch.cat(
+                    [self.model.encoder(self.next_batch()) for _ in range(max(1, self.tc.quantizer_init_batches))]
+                )
                 q.initialize(z)  # (N, D, T'): every process sees its own batches; rank 0's codes are broadcast
         return {}
 
@@ -225,7 +234,9 @@ class Trainer(LoopTrainer):
         if not fp16:  # norms join the single gather below; fp16 clips after the decision (GradScaler order)
             logs["grad_norm"] = self._clip(self.gen, self.opt_g).float()
             if self.disc_p is not None:
-                logs["disc_grad_norm"] = self._clip(self.disc_p, self.opt_d).float() if train_d else torch.zeros_like(d_loss)
+                logs["disc_grad_norm"] = (
+                    self._clip(self.disc_p, self.opt_d).float() if train_d else torch.zeros_like(d_loss)
+                )
         finite = (torch.isfinite(g_loss.detach()) & torch.isfinite(d_loss.detach())).float()
         keys = list(logs)
         vec = torch.stack([finite.to(g_loss.device), *[logs[k].to(g_loss.device).reshape(()) for k in keys]])
@@ -253,9 +264,15 @@ class Trainer(LoopTrainer):
             self.skipped += 1
             self.consecutive += 1
             if self.is_main:
-                log.warning("step %d: non-finite loss or gradient (generator %.4g, discriminator %.4g); update "
-                            "skipped (%d in a row, %d in all)", step, result.get("g_total", float("nan")),
-                            result.get("d", 0.0), self.consecutive, self.skipped)  # fmt: skip
+                log.warning(
+                    "step %d: non-finite loss or gradient (generator %.4g, discriminator %.4g); update "
+                    "skipped (%d in a row, %d in all)",
+                    step,
+                    result.get("g_total", float("nan")),
+                    result.get("d", 0.0),
+                    self.consecutive,
+                    self.skipped,
+                )
         self.opt_g.zero_grad(set_to_none=True)
         if self.opt_d is not None:
             self.opt_d.zero_grad(set_to_none=True)
@@ -275,7 +292,9 @@ class Trainer(LoopTrainer):
 
     def _before_loop(self) -> None:
         """The fixed held-out preview batch."""
-        self.sample_batch = torch.stack([first_tensor(self.test_set[i]) for i in range(min(SAMPLE_ITEMS, len(self.test_set)))])  # type: ignore[arg-type]
+        self.sample_batch = torch.stack(
+            [first_tensor(self.test_set[i]) for i in range(min(SAMPLE_ITEMS, len(self.test_set)))]
+        )  # type: ignore[arg-type]
         self.sample_batch = self.sample_batch.to(self.accelerator.device)
 
     def next_batch(self) -> Tensor:
@@ -287,9 +306,20 @@ class Trainer(LoopTrainer):
     # ---- outputs ------------------------------------------------------------------------------------
 
     def _postfix(self, logs: dict[str, float]) -> dict[str, str]:
-        names = {"rec": "rec", "quant": "quant", "gan": "gan", "d": "d", "perplexity": "ppl", "usage": "usage",
-                 "items_per_s": "items/s"}  # fmt: skip
-        return {short: (f"{logs[k]:.0f}" if k == "items_per_s" else f"{logs[k]:.4g}") for k, short in names.items() if k in logs}
+        names = {
+            "rec": "rec",
+            "quant": "quant",
+            "gan": "gan",
+            "d": "d",
+            "perplexity": "ppl",
+            "usage": "usage",
+            "items_per_s": "items/s",
+        }
+        return {
+            short: (f"{logs[k]:.0f}" if k == "items_per_s" else f"{logs[k]:.4g}")
+            for k, short in names.items()
+            if k in logs
+        }
 
     @torch.no_grad()
     def save_samples(self, name: str) -> list[Path]:
@@ -302,13 +332,21 @@ class Trainer(LoopTrainer):
             model.eval()
             out = model(self.sample_batch).reconstruction
             model.train(was_training)
-            return self.modality.save_samples(self.sample_batch.cpu(), out.float().cpu(), self.run_dir / "samples" / name, self.meta)
+            return self.modality.save_samples(
+                self.sample_batch.cpu(), out.float().cpu(), self.run_dir / "samples" / name, self.meta
+            )
 
     def evaluate(self) -> dict[str, float]:
         """Held-out metrics of the eval model over the whole test split (all processes take part)."""
         with self._fork_rng():
-            return evaluate_tokenizer(self.eval_model(), self.modality, self.test_set, self.tc.batch_size, self.meta,
-                                      accelerator=self.accelerator)  # fmt: skip
+            return evaluate_tokenizer(
+                self.eval_model(),
+                self.modality,
+                self.test_set,
+                self.tc.batch_size,
+                self.meta,
+                accelerator=self.accelerator,
+            )
 
     def _finish(self, writer: Any) -> None:
         acc = self.accelerator
@@ -340,49 +378,6 @@ class Trainer(LoopTrainer):
                 self._write_logs(writer, self.step, heldout, prefix="eval")
                 writer.close()
         acc.wait_for_everyone()
-
-    # ---- checkpoints --------------------------------------------------------------------------------
-
-    def _identity(self) -> dict[str, Any]:
-        return self.model.config.to_dict()
-
-    def _write_checkpoint(self, rngs: RngStates) -> Path:
-        weights = self._common_weights(rngs)
-        optim_tensors, optim_meta = flatten_optimizer_state(self.opt_g.state_dict(), "generator")
-        optim_json: dict[str, Any] = {"generator": optim_meta}
-        if self.disc is not None:
-            disc_state = {f"discriminator.{k}": v for k, v in self.disc.state_dict().items()}
-            disc_state.update({f"objective.{k}": v for k, v in self.objective.state_dict().items()})
-            weights["disc.safetensors"] = disc_state
-            d_tensors, optim_json["discriminator"] = flatten_optimizer_state(self.opt_d.state_dict(), "discriminator")  # type: ignore[union-attr]
-            optim_tensors.update(d_tensors)
-        weights["optim.safetensors"] = optim_tensors
-        schedulers = {"generator": self.sched_g.state_dict(),
-                      "discriminator": None if self.sched_d is None else self.sched_d.state_dict()}
-        identity = {"model_config": self._identity(),
-                    "discriminator": None if self.disc is None else dict(self.lc.discriminator)}
-        state = self._checkpoint_state(rngs, {"schedulers": schedulers}, identity)
-        return self._save(weights, {"optim.json": optim_json}, state)
-
-    def _load_training(self, weights: dict[str, dict[str, Tensor]], docs: dict[str, Any], state: dict[str, Any],
-                       path: Path) -> None:
-        """Optimizers, schedulers and the discriminator (see `LoopTrainer._load`)."""
-        optim_json = docs.get("optim.json", {})
-        optim = weights.get("optim.safetensors", {})
-        load_optimizer_state(self.opt_g, unflatten_optimizer_state(optim, optim_json["generator"], "generator"))
-        restore_scheduler(self.sched_g, state["schedulers"]["generator"])
-        if self.disc is not None:
-            if "disc.safetensors" in weights and "discriminator" in optim_json:
-                if state.get("discriminator") != json.loads(json.dumps(_jsonable(dict(self.lc.discriminator)))):
-                    raise ConfigError(f"cannot resume {path}: loss.discriminator changed")
-                disc = weights["disc.safetensors"]
-                self.disc.load_state_dict({k[len("discriminator."):]: v for k, v in disc.items() if k.startswith("discriminator.")})
-                self.objective.load_state_dict({k[len("objective."):]: v for k, v in disc.items() if k.startswith("objective.")})
-                load_optimizer_state(self.opt_d, unflatten_optimizer_state(optim, optim_json["discriminator"], "discriminator"))
-                if state["schedulers"].get("discriminator"):
-                    restore_scheduler(self.sched_d, state["schedulers"]["discriminator"])
-            elif self.is_main:
-                log.warning("the checkpoint has no discriminator: a fresh one starts at step %d", state["step"])
 
 
 def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Path:

@@ -54,8 +54,9 @@ class AVDigitsDataset(PairedDataset):
         self.split, self.size, self.sample_rate = split, size, int(sample_rate)
         self.seed, self.pairings = seed, pairings
         self.images = DigitsDataset(size, split, fraction=image_fraction)
-        self.speech = DigitSpeech(split, self.sample_rate, segment_seconds, voices=voices, fraction=voice_fraction,
-                                  disk_cache=disk_cache)  # fmt: skip
+        self.speech = DigitSpeech(
+            split, self.sample_rate, segment_seconds, voices=voices, fraction=voice_fraction, disk_cache=disk_cache
+        )
         self.voice_names: list[str] = self.speech.voice_names
         by_label = {d: self.speech.indices(d) for d in range(10)}
         self.pairs = []
@@ -77,12 +78,20 @@ class AVDigitsDataset(PairedDataset):
 
     def describe(self, i: int) -> dict[str, Any]:
         j, k = self.pairs[i]
-        return {**super().describe(i), "image_key": self.images.keys[j], "voice": self.speech.voices[k],
-                "text": self.speech.speech.texts[k], "audio_label": int(self.speech.labels[k])}  # fmt: skip
+        return {
+            **super().describe(i),
+            "image_key": self.images.keys[j],
+            "voice": self.speech.voices[k],
+            "text": self.speech.speech.texts[k],
+            "audio_label": int(self.speech.labels[k]),
+        }
 
 
-
-register_dataset(MODALITY, "av-digits", paired_factory(AVDigitsDataset),
-                 help="scikit-learn digits paired with spoken digits (espeak-ng), split by image and voice")  # fmt: skip
+register_dataset(
+    MODALITY,
+    "av-digits",
+    paired_factory(AVDigitsDataset),
+    help="scikit-learn digits paired with spoken digits (espeak-ng), split by image and voice",
+)
 
 __all__ = ["AVDigitsDataset"]

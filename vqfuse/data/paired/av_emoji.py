@@ -159,12 +159,21 @@ class AVEmojiDataset(PairedDataset):
     def describe(self, i: int) -> dict[str, Any]:
         j, k = self.pairs[i]
         u = self.utterances[k]
-        return {**super().describe(i), "emoji": self.names[j], "voice": u.voice, "text": u.text,
-                "audio_label": u.label, "seconds": len(self._audio[k]) / self.sample_rate}  # fmt: skip
+        return {
+            **super().describe(i),
+            "emoji": self.names[j],
+            "voice": u.voice,
+            "text": u.text,
+            "audio_label": u.label,
+            "seconds": len(self._audio[k]) / self.sample_rate,
+        }
 
 
-
-register_dataset(MODALITY, "av-emoji", paired_factory(AVEmojiDataset),
-                 help="OpenMoji emoji paired with their spoken Unicode names (CC BY-SA 4.0)")  # fmt: skip
+register_dataset(
+    MODALITY,
+    "av-emoji",
+    paired_factory(AVEmojiDataset),
+    help="OpenMoji emoji paired with their spoken Unicode names (CC BY-SA 4.0)",
+)
 
 __all__ = ["AVEmojiDataset", "emoji_spoken_name", "EMOJI_RATE_RANGE", "EMOJI_PITCH_RANGE"]

@@ -89,8 +89,10 @@ class PairedDataset(Dataset):
         return len({j for j, _ in self.pairs})
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(split={self.split!r}, n={len(self)}, images={self.num_images}, "
-                f"size={self.size}, sample_rate={self.sample_rate}, segment_length={self.segment_length})")  # fmt: skip
+        return (
+            f"{type(self).__name__}(split={self.split!r}, n={len(self)}, images={self.num_images}, "
+            f"size={self.size}, sample_rate={self.sample_rate}, segment_length={self.segment_length})"
+        )
 
 
 def paired_factory(cls: type, takes_path: bool = False) -> Callable[..., PairedDataset]:

@@ -55,8 +55,15 @@ class NamedColumnsDataset(Dataset):
         self.metas = {n: get_modality(n).meta({**data, "train": ""}) for n in self.modalities}
         label_at = header.index(LABEL) if LABEL in header else None
         at = {n: header.index(n) for n in self.modalities}
-        chosen = set(select_split(sorted({r[at[self.modalities[0]]] for _, r in rows}), lambda k: "pairs/" + k, split,
-                                  fraction, min_heldout=1))
+        chosen = set(
+            select_split(
+                sorted({r[at[self.modalities[0]]] for _, r in rows}),
+                lambda k: "pairs/" + k,
+                split,
+                fraction,
+                min_heldout=1,
+            )
+        )
         rows = [(line, r) for line, r in rows if r[at[self.modalities[0]]] in chosen]
         if not rows:
             raise InputFileError(self.path, f"the '{split}' split is empty; use split 'all'")
@@ -75,8 +82,9 @@ class NamedColumnsDataset(Dataset):
         self._items = {n: [loaded[n][f] for f in self.files[n]] for n in self.modalities}
         index = {n: {f: i for i, f in enumerate(self.files[n])} for n in self.modalities}
         self.item_rows = [tuple(index[n][base / r[at[n]]] for n in self.modalities) for _, r in good]
-        self.labels, self.class_names = self._labels([r[label_at] if label_at is not None and label_at < len(r) else ""
-                                                      for _, r in good])
+        self.labels, self.class_names = self._labels(
+            [r[label_at] if label_at is not None and label_at < len(r) else "" for _, r in good]
+        )
 
     @staticmethod
     def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -223,7 +223,6 @@ class PairsCSVDataset(PairedDataset):
         return {**super().describe(i), "image_file": str(r.image), "audio_file": str(r.audio), "line": r.line}
 
 
-
 def _pairs_factory(arg: str | None, **options: Any) -> Any:
     """``pairs:PATH``: a CSV of image path, audio path[, label] rows, or one whose header names any other set
     of modalities (see :mod:`vqfuse.data.paired.named_csv`)."""
@@ -235,7 +234,12 @@ def _pairs_factory(arg: str | None, **options: Any) -> Any:
     return paired_factory(PairsCSVDataset, takes_path=True)(arg, **options)
 
 
-register_dataset(MODALITY, "pairs", _pairs_factory, arg="PATH",
-                 help="a CSV of image path, audio path[, label] rows, or with a header naming its modality columns")
+register_dataset(
+    MODALITY,
+    "pairs",
+    _pairs_factory,
+    arg="PATH",
+    help="a CSV of image path, audio path[, label] rows, or with a header naming its modality columns",
+)
 
 __all__ = ["PAIRS_IN_MEMORY_BYTES", "CSV_FORMAT", "PairRow", "read_pairs_csv", "PairsCSVDataset"]
