@@ -118,6 +118,9 @@ def _finish(verb: str, result: "BatchResult", model) -> None:
     from vqfuse.codec import summary_line
 
     typer.echo(summary_line(verb, result, model.modality))
+    for done in result.done:
+        if done.note:
+            typer.echo(f"note: {done.src}: {done.note}")
     if result.failed:
         total = len(result.failed) + len(result.done)
         _err(f"error: {len(result.failed)} of {total} files failed")

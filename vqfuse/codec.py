@@ -86,12 +86,11 @@ def resolve_n_q(model: Tokenizer, n_q: int | None = None, kbps: float | None = N
     return model.n_q_for_rate(kbps, what="--kbps")
 
 
-def _result(model: Tokenizer, src: Path, dst: Path, tf: TokenFile, size: list[int]) -> FileResult:
+def _result(model: Tokenizer, src: Path, dst: Path, tf: TokenFile, size: list[int], note: str = "") -> FileResult:
     tokens, bits = token_bits(tf)
     modality = model.modality
-    return FileResult(
-        src, dst, tokens, bits, modality.extent(size, model.meta), modality.duration(size, model.meta) or 0.0
-    )
+    extent, duration = modality.extent(size, model.meta), modality.duration(size, model.meta) or 0.0
+    return FileResult(src, dst, tokens, bits, extent, duration, note)
 
 
 def load_item(model: Tokenizer, path: Path) -> Tensor:
@@ -118,7 +117,7 @@ def encode_file(
     x = load_item(model, in_path)
     tf = guard_memory(in_path, lambda: model.encode_item(x, n_q=n_q, source=in_path.name, chunking=chunking))
     write_tokens(out_path, tf)
-    return _result(model, in_path, out_path, tf, list(x.shape[1:]))
+    return _result(model, in_path, out_path, tf, list(x.shape[1:]), model.modality.encode_note(in_path))
 
 
 def decode_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, chunking: ChunkingLike = True) -> FileResult:
@@ -126,8 +125,8 @@ def decode_file(model: Tokenizer, in_path: PathLike, out_path: PathLike, chunkin
     in_path, out_path = Path(in_path), Path(out_path)
     tf = read_tokens(in_path)
     x = guard_memory(in_path, lambda: model.decode_item(tf, in_path, chunking=chunking))
-    model.modality.save_file(x, out_path, model.meta)
-    return _result(model, in_path, out_path, tf, list(x.shape[1:]))
+    note = model.modality.save_output(x, out_path, model.meta)
+    return _result(model, in_path, out_path, tf, list(x.shape[1:]), note)
 
 
 def reconstruct_file(
@@ -148,8 +147,8 @@ def reconstruct_file(
         return tf, model.decode_item(tf, in_path, chunking=chunking)
 
     tf, y = guard_memory(in_path, run)
-    model.modality.save_file(y, out_path, model.meta)
-    return _result(model, in_path, out_path, tf, list(x.shape[1:]))
+    note = model.modality.save_output(y, out_path, model.meta, source=in_path)
+    return _result(model, in_path, out_path, tf, list(x.shape[1:]), note)
 
 
 def token_name(name: str) -> str:

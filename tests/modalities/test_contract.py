@@ -17,6 +17,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 CONTRACT = {
     "image": ({"train": "digits", "size": 16}, 1 / 255 + 1e-6, ".png"),
     "audio": ({"train": "speech-digits", "sample_rate": 16000, "segment_seconds": 0.5}, 1 / 32768 + 1e-6, ".wav"),
+    # gif: a palette per frame; grey moving digits keep their 256 grey levels exactly
+    "video": ({"train": "moving-digits", "size": 16, "length": 5}, 1 / 255 + 1e-6, ".gif"),
 }
 
 

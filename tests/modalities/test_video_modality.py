@@ -136,3 +136,52 @@ def test_preset_items_fit_and_the_discriminator_builds(preset_model):
         check_example(model, torch.zeros(c, 20, 64, 64))
     disc = build_discriminator(config.loss.discriminator, 3, c)
     check_discriminator_input(disc, example)
+
+
+# ---- the CLI on video files: a reconstruction keeps the source's audio track ---------------------------
+
+
+def _clip_with_audio(path, frames: int = 9, size: int = 16) -> None:
+    """An mp4 of moving bars with a 440 Hz AAC track (PyAV, in the test only)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=8)
+        video.width = video.height = size
+        video.pix_fmt = "yuv420p"
+        audio = out.add_stream("aac", rate=16000)
+        for t in range(frames):
+            img = np.zeros((size, size, 3), np.uint8)
+            img[:, (2 * t) % size] = 255
+            for packet in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * frames // 8) / 16000)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(tone[None], format="flt", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*audio.encode(frame), *audio.encode(None), *video.encode(None)]:
+            out.mux(packet)
+
+
+def test_cli_reconstruct_keeps_the_audio_track_and_encode_says_it_is_dropped(tmp_path, capsys):
+    import av
+
+    from tests.helpers.files import run_cli
+    from vqfuse.modalities import get_modality
+    from vqfuse.train.build import build_tokenizer
+    from vqfuse.train.config import load_config
+
+    config = load_config("video-moving-emoji")
+    torch.manual_seed(0)
+    build_tokenizer(config, get_modality("video")).eval().save_pretrained(tmp_path / "model")
+    src = tmp_path / "clip.mp4"
+    _clip_with_audio(src)
+    code, out, err = run_cli(capsys, "reconstruct", tmp_path / "model", src, tmp_path / "out.mp4")
+    assert code == 0, err
+    assert f"note: {src}: audio: the aac track of {src} copied unchanged" in out
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert len(c.streams.audio) == 1 and c.streams.audio[0].codec_context.name == "aac"
+        assert c.streams.video[0].frames == 9
+    code, out, err = run_cli(capsys, "encode", tmp_path / "model", src, tmp_path / "clip.vqf")
+    assert code == 0, err
+    assert "its audio track is not kept in the token file" in out

@@ -33,6 +33,7 @@ class FileResult:
     bits: float = 0.0
     extent: float = 0.0
     duration: float = 0.0
+    note: str = ""  # what the user should know about this file (e.g. its audio track was copied)
 
 
 @dataclass

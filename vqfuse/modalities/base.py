@@ -79,6 +79,17 @@ class Modality(ABC):
     def save_file(self, x: Tensor, path: Path, meta: dict[str, Any]) -> None:
         """(C, *spatial) in [-1, 1] -> one file, written atomically."""
 
+    def save_output(self, x: Tensor, path: Path, meta: dict[str, Any], source: Path | None = None) -> str:
+        """Write a decoded item; `source` is the file it was reconstructed from (None when decoding a token
+        file), so that what the tokens do not carry (a video's audio track) can be kept. Returns a note for
+        the user ("" for none)."""
+        self.save_file(x, path, meta)
+        return ""
+
+    def encode_note(self, path: Path) -> str:
+        """What encoding `path` to tokens leaves behind, in words ("" for nothing)."""
+        return ""
+
     @abstractmethod
     def save_samples(self, inputs: Tensor, outputs: Tensor, path: Path, meta: dict[str, Any]) -> list[Path]:
         """A preview a person can look at or listen to (input | reconstruction); returns files written."""

@@ -185,6 +185,20 @@ class VideoModality(Modality):
 
         write_video(x, path, _fps(meta))
 
+    def save_output(self, x: Tensor, path: Path, meta: dict[str, Any], source: Path | None = None) -> str:
+        """The clip, with `source`'s audio track copied in unchanged (or re-encoded where the container does
+        not take its codec); the note says which."""
+        from vqfuse.data.video_write import write_video
+
+        return write_video(x, path, _fps(meta), audio_from=source)
+
+    def encode_note(self, path: Path) -> str:
+        from vqfuse.data.video_files import probe_video
+
+        if probe_video(path).has_audio:
+            return "its audio track is not kept in the token file (`vqfuse reconstruct` keeps it)"
+        return ""
+
     def save_samples(self, inputs: Tensor, outputs: Tensor, path: Path, meta: dict[str, Any]) -> list[Path]:
         """``<stem>.png``: per clip (up to 4) a row of input frames above a row of reconstructed frames;
         ``<stem>.gif``: the clips playing, inputs on the left and reconstructions on the right."""
