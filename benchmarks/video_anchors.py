@@ -330,9 +330,15 @@ def summarize(curves: dict[str, list[dict]], tokenizer_bpp: float = 0.0625) -> d
     for codec, curve in curves.items():
         low = min(curve, key=lambda p: p["bpp"])
         out[codec] = {
-            "lowest": {"bpp": low["bpp"], "bpp_with_sei": low["bpp_with_sei"], "psnr": low["psnr"], "mse": low["mse"]},
+            "lowest": {
+                "bpp": low["bpp"],
+                "bpp_with_sei": low["bpp_with_sei"],
+                "psnr": low["psnr"],
+                "mse_per_frame": low["mse_per_frame"],
+            },
             "at": {
-                str(b): {k: at_bpp(curve, b, k) for k in ("psnr", "mse", "ssim", "ssim_openstl")} for b in SUMMARY_BPPS
+                str(b): {k: at_bpp(curve, b, k) for k in ("psnr", "mse_per_frame", "ssim", "ssim_openstl")}
+                for b in SUMMARY_BPPS
             },
             "at_with_sei": {str(b): at_bpp(curve, b, "psnr", "bpp_with_sei") for b in SUMMARY_BPPS},
             "bits_factor": {str(db): bits_factor_for(curve, db, tokenizer_bpp) for db in (20.0, 26.0, 30.0)},
@@ -380,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
     for codec, s in summary.items():
         at = s["at"]
         cells = [
-            f"{_fmt(at[str(b)]['psnr'])} ({_fmt(at[str(b)]['mse'], 1)}, {_fmt(at[str(b)]['ssim'], 3)})"
+            f"{_fmt(at[str(b)]['psnr'])} ({_fmt(at[str(b)]['mse_per_frame'], 1)}, {_fmt(at[str(b)]['ssim'], 3)})"
             for b in SUMMARY_BPPS
         ]
         lowest = f"{s['lowest']['bpp']:.3f} → {s['lowest']['psnr']:.1f} (with SEI {s['lowest']['bpp_with_sei']:.3f})"
@@ -428,8 +434,8 @@ def main(argv: list[str] | None = None) -> dict:
                         f"{p['bpp_with_sei']:.4f}",
                         _fmt(p["psnr"]),
                         _fmt(p["psnr_of_mean_mse"]),
-                        _fmt(p["mse"]),
-                        _fmt(p["mae"]),
+                        _fmt(p["mse_per_frame"]),
+                        _fmt(p["mae_per_frame"]),
                         _fmt(p.get("ssim"), 4),
                         _fmt(p.get("ssim_openstl"), 4),
                         _fmt(p.get("temporal_mae"), 5),

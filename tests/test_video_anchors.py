@@ -67,7 +67,7 @@ def test_psnr_rises_as_crf_falls_and_rate_grows() -> None:
     curve = va.rd_curve(clips, "h264", [48, 20])
     assert [p["crf"] for p in curve] == [48, 20]
     assert curve[1]["psnr"] > curve[0]["psnr"] and curve[1]["bpp"] > curve[0]["bpp"]
-    assert curve[1]["mse"] < curve[0]["mse"]
+    assert curve[1]["mse_per_frame"] < curve[0]["mse_per_frame"]
     assert curve[0]["bpp_with_sei"] > curve[0]["bpp"]
     assert {"ssim", "ssim_openstl", "psnr_of_mean_mse", "temporal_mae"} <= set(curve[0])
 

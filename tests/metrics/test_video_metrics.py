@@ -35,7 +35,7 @@ def test_identical_clips_are_perfect() -> None:
     x = _clip()
     m = video_metrics(x, x)
     assert m["psnr"] == math.inf and m["psnr_of_mean_mse"] == math.inf and m["temporal_psnr"] == math.inf
-    assert m["mse"] == 0 and m["mae"] == 0 and m["temporal_mae"] == 0
+    assert m["mse_per_frame"] == 0 and m["mae_per_frame"] == 0 and m["temporal_mae"] == 0
     assert m["ssim"] == pytest.approx(1.0) and m["ssim_openstl"] == pytest.approx(1.0)
 
 

@@ -254,15 +254,16 @@ def temporal_psnr(
 def video_metrics(outputs: Tensor, inputs: Tensor, mask: Tensor | None = None) -> dict[str, float]:
     """All video metrics of this module for clips (B, C, T, H, W) in [-1, 1], as floats.
 
-    Keys: psnr (mean per-frame PSNR), psnr_of_mean_mse, mse / mae (OpenSTL per-frame sums), ssim
+    Keys: psnr (mean per-frame PSNR), psnr_of_mean_mse, mse_per_frame / mae_per_frame (OpenSTL per-frame
+    sums; the evaluator's own "mse" / "l1" are per element), ssim
     (Gaussian 11x11, data_range 1), ssim_openstl (uniform 7x7, data_range 2), temporal_mae and
     temporal_psnr (present when T >= 2). SSIM is omitted for frames smaller than its window.
     """
     out = {
         "psnr": frame_psnr(outputs, inputs, mask),
         "psnr_of_mean_mse": psnr_of_mean_mse(outputs, inputs, mask),
-        "mse": openstl_mse(outputs, inputs, mask),
-        "mae": openstl_mae(outputs, inputs, mask),
+        "mse_per_frame": openstl_mse(outputs, inputs, mask),
+        "mae_per_frame": openstl_mae(outputs, inputs, mask),
     }
     if min(inputs.shape[-2:]) >= 11:
         out["ssim"] = frame_ssim(outputs, inputs, mask, window="gaussian")
