@@ -213,7 +213,7 @@ def _to_tensor(clips: np.ndarray) -> torch.Tensor:
 
 def rd_curve(clips: Sequence[np.ndarray] | np.ndarray, codec: Codec, crfs: Iterable[int] | None = None) -> list[dict]:
     """One point per CRF over equal-shape clips (N, T, H, W, C) uint8: mean bpp (with / without SEI),
-    the metrics of vqfuse.metrics.video (psnr = mean per-frame PSNR, mse = OpenSTL MSE, ...), keyframes.
+    the metrics of vqfuse.metrics.video (psnr = mean per-frame PSNR, mse_per_frame = OpenSTL MSE, ...), keyframes.
 
     bpp = bits / (T * H * W) per clip, averaged over clips. Points are ordered by CRF as given.
     """
