@@ -369,14 +369,20 @@ def bypassed(z: Tensor) -> QuantizerOutput:
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A model directory, or a run directory whose `model/` holds the final model."""
+    """A model directory, a run directory whose `model/` holds the final model, or the name of a model that
+    ships with the package (`vqfuse.pretrained`: "speech16k", ...) where no such path exists."""
+    from vqfuse.pretrained import builtin_model, builtin_models
+
     path = Path(path)
+    if not path.exists() and builtin_model(str(path)) is not None:
+        return builtin_model(str(path))  # type: ignore[return-value]
     if (path / CONFIG_FILE).is_file():
         return path
     if (path / "model" / CONFIG_FILE).is_file():
         return path / "model"
     if not path.exists():
-        raise InputFileError(path, "model directory does not exist")
+        names = ", ".join(builtin_models()) or "none"
+        raise InputFileError(path, f"model directory does not exist (built-in models: {names})")
     raise InputFileError(path, f"not a vqfuse model or run directory (no {CONFIG_FILE} here or in model/)")
 
 

@@ -1,0 +1,34 @@
+"""Models that ship inside the package load by name, from Python and the CLI."""
+
+import pytest
+import torch
+
+from tests.helpers.files import run_cli, write_wav
+from vqfuse.errors import InputFileError
+from vqfuse.pretrained import builtin_models
+from vqfuse.tokenizer import Tokenizer
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def test_builtin_models_are_model_directories_with_a_model_card():
+    models = builtin_models()
+    assert "speech16k" in models
+    for path in models.values():
+        assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+        assert (path / "README.md").is_file()
+
+
+def test_a_builtin_model_loads_by_name_and_reconstructs(tmp_path, capsys):
+    model = Tokenizer.from_pretrained("speech16k")
+    assert model.config.modality == "audio" and model.meta["sample_rate"] == 16000
+    x = torch.zeros(1, 1, 1600)
+    assert model.decode_codes(model.encode_codes(x)).shape[-1] >= 1600
+    src = write_wav(tmp_path / "talk.wav", 0.3)
+    code, out, err = run_cli(capsys, "reconstruct", "speech16k", src, tmp_path / "out.wav", "--kbps", "3")
+    assert code == 0, err and (tmp_path / "out.wav").is_file()
+
+
+def test_an_unknown_name_lists_the_builtin_models():
+    with pytest.raises(InputFileError, match="built-in models: .*speech16k"):
+        Tokenizer.from_pretrained("no-such-model")
