@@ -11,14 +11,16 @@ with mono audio at ``sample_rate`` (16 kHz by default) cut or zero-padded, centr
   ``pairings`` random spoken digits of the same label (espeak-ng voices), as in the MMVAE recipe.
 - ``av-emoji`` (:class:`AVEmojiDataset`): OpenMoji emoji paired with their Unicode name spoken by
   ``pairings`` random voices; the label is the emoji's index in the dataset.
+- ``av-moving-digits`` (:class:`AVMovingDigitsDataset`): moving-digits clips (``"video"``, not
+  ``"image"``) with their digits spoken in order; the label is the ordered pair ``10 * first + second``.
 - ``pairs:PATH`` (:class:`PairsCSVDataset`): a CSV of ``image path, audio path[, label]`` rows.
 
 The held-out split keeps both sides unseen: built-in test pairs use only held-out images (the
 image datasets' own deterministic split) and only held-out voices (:func:`~vqfuse.data.speech.split_voices`);
 CSV pairs are split by image path.
 
-One module per source (:mod:`.av_digits`, :mod:`.av_emoji`, :mod:`.pairs_csv`), each registering
-itself under the ``paired`` modality on import; :mod:`.base` holds what they share.
+One module per source (:mod:`.av_digits`, :mod:`.av_emoji`, :mod:`.pairs_csv`, :mod:`.av_moving`), each
+registering itself under the ``paired`` modality on import; :mod:`.base` holds what they share.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ from vqfuse.data.paired.pairs_csv import PairRow, PairsCSVDataset, read_pairs_cs
 from vqfuse.data.registry import dataset_entries, make_dataset
 from vqfuse.errors import VqfuseError
 
+# After pairs:PATH, so the first three specs keep their order.
+from vqfuse.data.paired.av_moving import AVMovingDigitsDataset  # isort: skip
+
 
 def paired_specs() -> list[str]:
-    """The known paired dataset specs: ``["av-digits", "av-emoji", "pairs:PATH"]``."""
+    """The known paired dataset specs: ``["av-digits", "av-emoji", "pairs:PATH", "av-moving-digits"]``."""
     return [e.usage for e in dataset_entries(MODALITY)]
 
 
@@ -56,6 +61,7 @@ __all__ = [
     "PairedDataset",
     "AVDigitsDataset",
     "AVEmojiDataset",
+    "AVMovingDigitsDataset",
     "PairsCSVDataset",
     "PairRow",
     "emoji_spoken_name",
