@@ -126,6 +126,10 @@ def repair(
         Optional[str],
         typer.Option("--mask", metavar="MASK", help="Image of the missing region: white = missing, black = kept."),
     ] = None,
+    missing: Annotated[
+        Optional[str],
+        typer.Option("--missing", metavar="A-B", help="Missing frames (1-based, inclusive), e.g. 9-12 or 9-12,15."),
+    ] = None,
     condition: Annotated[
         Optional[List[str]],
         typer.Option(
@@ -148,7 +152,8 @@ def repair(
     """Repair a damaged input through a fusion model's tokens, optionally helped by the other modalities.
 
     vqfuse repair RUN damaged.png fixed.png --mask hole.png [--condition digit.wav] inpaints the white region
-    of the mask; vqfuse repair RUN noisy.wav clean.wav [--condition digit.png] denoises speech of any length.
+    of the mask; vqfuse repair RUN noisy.wav clean.wav [--condition digit.png] denoises speech of any length;
+    vqfuse repair RUN clip.mp4 fixed.mp4 --missing 9-12 [--mask hole.png] fills missing frames (and a hole).
     """
     from vqfuse.fusion.model import FusionModel
     from vqfuse.fusion.repair_files import repair_file
@@ -159,6 +164,7 @@ def repair(
         src,
         out,
         mask=mask,
+        missing=missing,
         condition=condition or None,
         target=target,
         steps=steps,

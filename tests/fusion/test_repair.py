@@ -126,6 +126,11 @@ def test_token_mask_from_elements_in_1d_and_3d():
     assert got.shape == (2, 4, 4, 4) and not got[0].any() and got[1].nonzero().tolist() == [[2, 0, 3]]
     with pytest.raises(ValueError, match="expected a mask"):
         token_mask_from_elements(clip[:, 0], (4, 4, 4), 0)
+    # a video tokenizer coding its first frame alone: 21 frames -> 6 latent frames at factor 4 (0 | 1-4 | ...)
+    video = torch.zeros(1, 1, 21, 8, 8, dtype=torch.bool)
+    video[0, 0, 8:12] = True  # frames 9-12 (1-based) missing
+    cells = token_mask_from_elements(video, (6, 1, 1), 0, factors=(4, 8, 8), lead=3)[0, :, 0, 0]
+    assert cells.tolist() == [False, False, True, True, False, False]  # latent 2: frames 6-9, latent 3: 10-13
 
 
 def test_random_box_mask_is_one_box_within_area_range():

@@ -71,7 +71,7 @@ def test_cli_enhances_speech_of_any_length_in_windows(run_dir, tmp_path, capsys)
         (["{src}/zero.png", "{tmp}/o.png"], "error: inpainting needs --mask MASK"),
         (
             ["{src}/zero.wav", "{tmp}/o.wav", "--mask", "{tmp}/hole.png"],
-            "error: --mask is for inpainting; speech is enhanced without one",
+            "error: --mask / --missing are for inpainting; speech is enhanced without them",
         ),
         (["{src}/zero.wav", "{tmp}/o.png"], "error: {tmp}/o.png: the repaired audio should end with one of"),
         (["{src}/notes.txt", "{tmp}/o.png"], "error: {src}/notes.txt: the input must be an image or audio file"),

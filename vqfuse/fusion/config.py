@@ -6,7 +6,7 @@
     prior: {kind: maskgit, dim: 128, tasks: {image: 1, audio: 1, joint: 1}, ...}
     data: {train: av-digits, ...}
 
-Each entry's name is the modality its tokenizer is for; any number of modalities (two or more) works, and
+Each entry's name is the modality its tokenizer is for; any number of modalities works (one: a token prior over that modality alone, e.g. for frame prediction), and
 the prior's training tasks are derived from them: each modality as the target given the others, plus
 `joint` (all of them generated together).
 """
@@ -146,8 +146,8 @@ def tokenizer_specs(config: RunConfig) -> dict[str, TokenizerSpec]:
     from vqfuse.modalities.base import get_modality
 
     raw = config.tokenizers or {}
-    if len(raw) < 2:
-        raise ConfigError(f"a fusion config needs tokenizers for two or more modalities, got {sorted(raw) or 'none'}")
+    if not raw:
+        raise ConfigError("a fusion config needs tokenizers for one or more modalities, got none")
     for name in raw:
         get_modality(name)  # a registered modality, or a ConfigError naming the known ones
     return {name: TokenizerSpec.parse(name, entry) for name, entry in raw.items()}

@@ -109,18 +109,33 @@ def masked_psnr(
     return per_item.nanmean()
 
 
-def token_mask_from_elements(mask: Tensor, grid: tuple[int, ...], dilation: int = 1) -> Tensor:
-    """mask (B, 1, *item) bool (True = missing) -> (B, *grid) bool: the tokens whose cell (item / grid
-    elements per axis) holds a missing element, dilated by `dilation` cells (the encoder's and decoder's
-    receptive fields spread past one cell). 1D, 2D and 3D items."""
+def token_mask_from_elements(mask: Tensor, grid: tuple[int, ...], dilation: int = 1,
+                             factors: tuple[int, ...] | None = None, lead: int = 0) -> Tensor:  # fmt: skip
+    """mask (B, 1, *item) bool (True = missing) -> (B, *grid) bool: the tokens whose cell holds a missing
+    element, dilated by `dilation` cells (the encoder's and decoder's receptive fields spread past one cell).
+    1D, 2D and 3D items.
+
+    A cell is `factors` elements per axis (the tokenizer's downsampling), after `lead` copies of the first
+    step along the first axis (a video tokenizer coding its first frame alone: latent frame 0 is frame 0,
+    latent frame j 0-based frames 4j-3 .. 4j at factor 4) and padding at the end; without `factors`, item / grid.
+    """
     dims = len(grid)
     if mask.dim() != dims + 2 or mask.shape[1] != 1 or dims not in (1, 2, 3):
         raise ValueError(f"expected a mask (B, 1, *item) for a {dims}-axis grid, got {tuple(mask.shape)}")
     if dilation < 0:
         raise ValueError(f"dilation must be >= 0, got {dilation}")
-    adaptive = (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)[dims - 1]
     pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[dims - 1]
-    cells = adaptive(mask.float(), grid)  # (B, 1, *grid)
+    m = mask.float()
+    cells = None
+    if factors is not None:
+        if lead:
+            m = torch.cat([m[:, :, :1].expand(-1, -1, lead, *m.shape[3:]), m], dim=2)
+        pads = [p for f, n in reversed(list(zip(factors, m.shape[2:]))) for p in (0, -n % f)]
+        cells = pool(F.pad(m, pads), tuple(factors), stride=tuple(factors))  # (B, 1, *grid')
+        cells = cells[(slice(None), slice(None), *(slice(0, g) for g in grid))]
+    if cells is None or tuple(cells.shape[2:]) != tuple(grid):
+        adaptive = (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)[dims - 1]
+        cells = adaptive(mask.float(), grid)  # (B, 1, *grid)
     if dilation:
         cells = pool(cells, 2 * dilation + 1, stride=1, padding=dilation)
     return cells[:, 0] > 0

@@ -272,14 +272,14 @@ def repair_section(model: Any, test_set: Any, config: FusionEvalConfig) -> dict[
 
 def load_run_data(run_dir: PathLike) -> tuple[Any, str, Any, Any]:
     """A fusion run's model with its paired dataset: (FusionModel, dataset spec, train split, held-out split)."""
-    from vqfuse.data.paired import make_paired_dataset
+    from vqfuse.data.paired import make_multimodal_dataset
     from vqfuse.fusion.model import FusionModel
 
     model = FusionModel.from_run(run_dir)
     data = dict(model.description.get("data", {}))
     spec = str(data.pop("train", "av-digits"))
     data.pop("test", None)
-    return model, spec, make_paired_dataset(spec, "train", **data), make_paired_dataset(spec, "test", **data)
+    return model, spec, *(make_multimodal_dataset(spec, s, model.names, data) for s in ("train", "test"))
 
 
 def evaluate_fusion(

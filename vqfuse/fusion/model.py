@@ -57,7 +57,8 @@ def is_fusion_run(path: PathLike) -> bool:
 
 def _grid(tok: Tokenizer, n_tokens: int, stages: int, known: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(item shape, latent shape) of a segment of `n_tokens` codes in `stages` stages: the recorded token
-    shape, else the tokenizer's item shape with the time axis (if any) stretched to fill the segment."""
+    shape, else the tokenizer's item shape with the time axis (if any) stretched to fill the segment. The item
+    is what the latent decodes to (latent x factors, less the repeated first frames of a video tokenizer)."""
     factors = tuple(tok.downsample_factors)
     if known:
         latent = tuple(int(n) for n in known)
@@ -66,13 +67,21 @@ def _grid(tok: Tokenizer, n_tokens: int, stages: int, known: Any) -> tuple[tuple
         axis = tok.modality.time_axis
         if item is None and axis is None:
             raise VqfuseError(f"the {tok.config.modality} tokenizer records no item shape; the fusion run must")
-        latent = tuple(math.ceil(n / f) for n, f in zip(item, factors)) if item is not None else (1,) * len(factors)
+        lead = [tok.time_lead if i == axis else 0 for i in range(len(factors))]
+        latent = (
+            tuple(math.ceil((n + d) / f) for n, d, f in zip(item, lead, factors))
+            if item is not None
+            else (1,) * len(factors)
+        )
         if axis is not None:
             others = math.prod(n for i, n in enumerate(latent) if i != axis)
             latent = tuple(n_tokens // stages // others if i == axis else n for i, n in enumerate(latent))
     if math.prod(latent) * stages != n_tokens:
         raise VqfuseError(f"{tok.config.modality}: {n_tokens} tokens are not {stages} stage(s) of {latent}")
-    return tuple(n * f for n, f in zip(latent, factors)), latent
+    item_shape = [n * f for n, f in zip(latent, factors)]
+    if tok.time_lead and tok.modality.time_axis is not None:  # the first step is coded alone: 1 + (n - 1) f
+        item_shape[tok.modality.time_axis] -= tok.time_lead
+    return tuple(item_shape), latent
 
 
 class FusionModel(FusionGeneration):

@@ -105,9 +105,10 @@ def check_tokenizer(name: str, tok: Any, data: dict[str, Any], n_q: int | None) 
         )
     for axis, (n, f) in enumerate(zip(shape, tok.downsample_factors)):
         if axis == modality.time_axis:
-            if n % f:
+            if (n + tok.time_lead) % f:  # a tokenizer coding its first step alone takes 1 + k f steps
+                whole = f"1 + a multiple of {f}" if tok.time_lead else f"a multiple of {f}"
                 raise ConfigError(
-                    f"{name} items of {n} steps are not a multiple of the tokenizer's {f} per token "
+                    f"{name} items of {n} steps do not fill whole tokens: the tokenizer takes {whole} "
                     f"(choose another length)"
                 )
         elif trained is not None and n != trained[axis]:
@@ -127,7 +128,7 @@ def prepare_tokens(
 ) -> dict[str, TokenSet]:
     """`out/tokens/{train,test}.safetensors`: reused when they match the tokenizers, stages and data; else
     encoded."""
-    from vqfuse.data.paired import make_paired_dataset
+    from vqfuse.data.paired import make_multimodal_dataset
     from vqfuse.tokenizer import Tokenizer
 
     out = Path(config.out)
@@ -149,7 +150,7 @@ def prepare_tokens(
             except (ModelMismatchError, VqfuseError):
                 pass
         if _is_main():
-            dataset = make_paired_dataset(spec, split, **options)
+            dataset = make_multimodal_dataset(spec, split, tuple(toks), options)
             log(f"[tokens] encoding {len(dataset)} {split} items of '{spec}' -> {path}")
             device = "cuda" if torch.cuda.is_available() else "cpu"
             tokens = encode_set(

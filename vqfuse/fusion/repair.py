@@ -239,7 +239,9 @@ def inpaint(
     mask = missing.bool().to(items.device)
     damaged = items.masked_fill(mask.expand_as(items), fill)
     tokens = encode_items(tokenizer, damaged, n_q)  # (B, S, *grid)
-    cells = token_mask_from_elements(mask, tuple(tokens.shape[2:]), dilation).to(tokens.device)  # (B, *grid)
+    cells = token_mask_from_elements(
+        mask, tuple(tokens.shape[2:]), dilation, tokenizer.downsample_factors, tokenizer.time_lead
+    ).to(tokens.device)  # (B, *grid)
     unknown = cells[:, None].expand_as(tokens).clone()
     sampling = dict(steps=steps, cfg_scale=cfg_scale, temperature=temperature, noise=noise, generator=generator)
     return _repair(

@@ -101,6 +101,37 @@ def _windows(model: FusionModel, name: str, x: Tensor, path: Path) -> tuple[Tens
     return model.prepare(name, torch.stack(parts)), length
 
 
+def parse_steps(spec: str) -> list[tuple[int, int]]:
+    """ "9-12,15" -> [(9, 12), (15, 15)]: 1-based inclusive ranges of steps (frames) along the time axis."""
+    ranges = []
+    for part in str(spec).replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            raise VqfuseError(f"--missing takes frame ranges such as 9-12 or 9-12,15; got {spec!r}") from None
+        if lo < 1 or hi < lo:
+            raise VqfuseError(f"--missing ranges count from 1 and must not run backwards; got {part!r}")
+        ranges.append((lo, hi))
+    return ranges
+
+
+def _steps_mask(model: FusionModel, name: str, windows: Tensor, length: int, ranges: list[tuple[int, int]]) -> Tensor:
+    """Missing steps along the time axis, 1-based inclusive, of the joined input -> (N, 1, *item) bool."""
+    axis = model.tokenizers[name].modality.time_axis
+    if axis is None:
+        raise VqfuseError(f"--missing is for timed items; {name} has no time axis")
+    if max(hi for _, hi in ranges) > length:
+        raise VqfuseError(f"--missing reaches step {max(hi for _, hi in ranges)}, the input has {length}")
+    count, window = windows.shape[0], windows.shape[2 + axis]
+    steps = torch.zeros(count * window, dtype=torch.bool)
+    for lo, hi in ranges:
+        steps[lo - 1 : hi] = True
+    shape = [count, 1] + [1] * (windows.dim() - 2)
+    shape[2 + axis] = window
+    return steps.reshape(shape).expand(count, 1, *windows.shape[2:])
+
+
 def _join(model: FusionModel, name: str, items: Tensor, length: int) -> Tensor:
     """Inverse of `_windows`: (N, C, *item) -> one item (C, *spatial), cropped to `length` along time."""
     modality = model.tokenizers[name].modality
@@ -117,14 +148,16 @@ def repair_file(
     dst: PathLike,
     *,
     mask: PathLike | None = None,
+    missing: str | None = None,
     condition: PathLike | Sequence[PathLike] | None = None,
     target: str | None = None,
     steps: int = 8,
     cfg_scale: float | None = None,
     seed: int = 0,
 ) -> RepairResult:
-    """Inpaint (with `mask`) or enhance `src` into `dst`, conditioned on the `condition` file(s) of other
-    segments when given. Raises VqfuseError / InputFileError on bad input, before writing."""
+    """Inpaint (with `mask` and / or `missing` steps such as "9-12") or enhance `src` into `dst`, conditioned
+    on the `condition` file(s) of other segments when given. Raises VqfuseError / InputFileError on bad
+    input, before writing."""
     src, dst = Path(src), Path(dst)
     if model.kind != "maskgit":
         raise VqfuseError(f"repair needs a masked (maskgit) prior; this run's prior is {model.kind}")
@@ -134,13 +167,14 @@ def repair_file(
     tok = model.tokenizers[name]
     modality, meta = tok.modality, model.meta(name)
     _check_output(model, dst, name)
-    if mask is None and modality.repair_mode != "enhance":
+    ranges = parse_steps(missing) if missing else []
+    if mask is None and not ranges and modality.repair_mode != "enhance":
         if modality.repair_mode == "inpaint":
             raise VqfuseError(f"inpainting needs --mask MASK ({modality.mask_help})")
         raise VqfuseError(f"{modality.name} items cannot be repaired")
-    if mask is not None and modality.repair_mode == "enhance":
-        raise VqfuseError(f"--mask is for inpainting; {modality.noun} is enhanced without one")
-    missing = modality.load_mask(Path(mask), meta) if mask is not None else None  # (1, 1, *item)
+    if (mask is not None or ranges) and modality.repair_mode == "enhance":
+        raise VqfuseError(f"--mask / --missing are for inpainting; {modality.noun} is enhanced without them")
+    spatial = modality.load_mask(Path(mask), meta) if mask is not None else None  # (1, 1, *item) or broadcast
     paths = [] if condition is None else [condition] if isinstance(condition, (str, Path)) else list(condition)
     conditions = _condition_codes(model, paths, name)
     windows, length = _windows(model, name, modality.load_file(src, meta), src)
@@ -153,8 +187,12 @@ def repair_file(
         cfg_scale=cfg_scale,
         generator=torch.Generator(device=model.device).manual_seed(seed),
     )
+    holes = None if spatial is None else spatial.to(model.device).expand(count, 1, *windows.shape[2:])
+    if ranges:
+        gaps = _steps_mask(model, name, windows, length, ranges).to(model.device)
+        holes = gaps if holes is None else holes | gaps
+    missing = holes
     if missing is not None:
-        missing = missing.to(model.device).expand(count, 1, *windows.shape[2:])
         out = inpaint(model.prior, model.layout, tok, name, windows, missing, given, **common)
     else:
         out = enhance(model.prior, model.layout, tok, name, windows, given, **common)

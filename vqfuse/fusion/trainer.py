@@ -324,6 +324,8 @@ def save_fusion_samples(
     written: list[Path] = []
     for i, to in enumerate(model.names):
         source = model.names[(i + 1) % len(model.names)]
+        if source == to:  # a prior over one modality: joint samples only
+            continue
         generated = model.decode(to, model.generate_tokens(flat[source], to, source=source, generator=g))
         written += model.tokenizers[to].modality.save_samples(
             model.decode(to, flat[to]).cpu(), generated.cpu(), out / f"{to}-from-{source}", model.meta(to)

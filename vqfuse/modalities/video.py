@@ -71,6 +71,9 @@ class VideoModality(Modality):
     dims = 3
     time_axis = 0
     rate_unit, rate_scale, rate_key = "bits/pixel", 1.0, "bits_per_pixel"
+    repair_mode = "inpaint"
+    element = "pixels"
+    mask_help = "an image file, white = missing in every frame, and/or --missing A-B for missing frames"
 
     @property
     def extensions(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -167,6 +170,43 @@ class VideoModality(Modality):
             )
             x = frames.unflatten(0, (b, t)).transpose(1, 2)  # (B, C, T, *target)
         return x.clamp(-1, 1)
+
+    # ---- repair ---------------------------------------------------------------------------------------
+
+    def load_mask(self, path: Path, meta: dict[str, Any]) -> Tensor:
+        """An image file of any size, fitted like the frames (centre crop + resize): its bright pixels are
+        missing in every frame. -> (1, 1, 1, H, W) bool."""
+        from vqfuse.data.image_files import load_image_file
+        from vqfuse.errors import InputFileError
+
+        grey = load_image_file(path).mean(0)[None, None, None]  # (1, 1, 1, h, w)
+        fitted = self.fit(grey.expand(-1, int(meta.get("channels", 3)), -1, -1, -1), meta)[:, :1, :1]
+        mask = fitted > 0.0
+        if not bool(mask.any()):
+            raise InputFileError(path, "the mask marks no pixel as missing (white = missing, black = kept)")
+        return mask
+
+    def damage(self, items: Tensor, generator: Any, settings: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """Missing frames ``missing_frames`` (1-based, inclusive; default 9-12 as in the Moving MNIST repair
+        protocol) and, with ``hole`` N, an N x N square missing at the centre of every frame; set to -1."""
+        b, _, t, h, w = items.shape
+        mask = torch.zeros(b, 1, t, h, w, dtype=torch.bool, device=items.device)
+        first, last = settings.get("missing_frames", (9, 12)) or (0, -1)
+        mask[:, :, max(0, int(first) - 1) : int(last)] = True
+        if settings.get("hole"):
+            n = int(settings["hole"])
+            top, left = (h - n) // 2, (w - n) // 2
+            mask[..., top : top + n, left : left + n] = True
+        return items.masked_fill(mask.expand_as(items), -1.0), mask
+
+    def repair_scores(self, repaired: Tensor, clean: Tensor, damaged: Tensor,
+                      mask: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+        """PSNR over the missing pixels (peak-to-peak 2 in [-1, 1]), per clip."""
+        from vqfuse.fusion.damage import masked_psnr
+
+        if mask is None:
+            raise ValueError("video repair is scored over a mask of missing pixels")
+        return {"masked_psnr": masked_psnr(repaired, clean, mask, reduction="none")}
 
     # ---- files ----------------------------------------------------------------------------------------
 

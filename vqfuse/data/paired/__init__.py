@@ -45,6 +45,16 @@ def paired_specs() -> list[str]:
     return [e.usage for e in dataset_entries(MODALITY)]
 
 
+def make_multimodal_dataset(spec: str, split: str, names: tuple[str, ...], options: dict[str, Any]) -> Any:
+    """The dataset a token prior over the modalities `names` trains on: a paired spec, or for a single
+    modality that modality's own dataset spec (`SingleModalityDataset`)."""
+    if len(names) == 1 and spec.partition(":")[0].lower() not in {e.name for e in dataset_entries(MODALITY)}:
+        from vqfuse.data.paired.single import single_modality_dataset
+
+        return single_modality_dataset(names[0], spec, split, options)
+    return make_paired_dataset(spec, split, **options)
+
+
 def make_paired_dataset(spec: str, split: str = "train", **options: Any) -> PairedDataset:
     """A paired dataset from a spec: ``av-digits``, ``av-emoji`` or ``pairs:PATH`` (a CSV).
 
@@ -58,6 +68,7 @@ def make_paired_dataset(spec: str, split: str = "train", **options: Any) -> Pair
 
 
 __all__ = [
+    "make_multimodal_dataset",
     "PairedDataset",
     "AVDigitsDataset",
     "AVEmojiDataset",
