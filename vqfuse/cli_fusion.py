@@ -27,6 +27,10 @@ def generate(
         Optional[str],
         typer.Option("--to", metavar="MODALITY", help="What to generate from IN (one of the model's modalities)."),
     ] = None,
+    frames: Annotated[
+        Optional[int],
+        typer.Option("--frames", metavar="N", min=1, help="Continue IN by N steps of its own modality (frames)."),
+    ] = None,
     joint: Annotated[
         Optional[int], typer.Option("--joint", metavar="N", min=1, help="Sample N image + audio pairs instead.")
     ] = None,
@@ -61,7 +65,7 @@ def generate(
     (sample-000.png + sample-000.wav, ...). Images are fitted to the model's size (centre crop), audio
     centred and cut or padded to its clip length.
     """
-    from vqfuse.fusion.files import generate_path, sample_joint_path, source_of
+    from vqfuse.fusion.files import continue_path, generate_path, sample_joint_path, source_of
     from vqfuse.fusion.model import FusionModel
 
     if (src is None) == (joint is None):
@@ -91,6 +95,11 @@ def generate(
         written = sample_joint_path(fm, joint, out, batch_size=batch_size, seed=seed, **sampling)
         kind = " + ".join(fm.names) + (" pair" if len(fm.names) == 2 else " set")
         typer.echo(f"sampled {len(written)} {kind}{'s' if len(written) != 1 else ''} -> {out}")
+        return
+    if frames is not None:
+        sampling = {k: v for k, v in sampling.items() if k in ("steps", "temperature")}
+        done = continue_path(fm, src, out, frames, to=to, seed=seed, **sampling)
+        typer.echo(f"continued {src} by {frames} steps -> {out}" + (f"\nnote: {done.note}" if done.note else ""))
         return
     if to not in fm.names:
         raise VqfuseError(f"--to must be one of this model's modalities: {', '.join(fm.names)}")

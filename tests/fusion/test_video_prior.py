@@ -75,3 +75,24 @@ def test_repair_fills_missing_frames_and_a_hole_keeping_known_pixels(video_run, 
         code, _, err = run_cli(capsys, "repair", video_run, src, tmp_path / "o.gif", *args)
         assert code == 1 and message in err.strip().splitlines()[-1]
     assert not (tmp_path / "o.gif").exists()
+
+
+def test_generate_frames_continues_a_clip_keeping_its_frames(video_run, tmp_path, capsys):
+    clip = MovingDigitsDataset("test", length=5, size=SIZE)[1]  # 5 frames = 1 + 4: two latent frames known
+    src = tmp_path / "start.gif"
+    write_video(clip, src, 8.0)
+    args = ["generate", video_run, "--from", src, "--to", "video", tmp_path / "more.gif", "--frames", "4"]
+    code, out, err = run_cli(capsys, *args, "--temperature", "0")
+    assert code == 0, err and out.startswith(f"continued {src} by 4 steps")
+    before = read_video(src, channels=1)[0]
+    after = read_video(tmp_path / "more.gif", channels=1)[0]
+    assert after.shape == (1, 9, SIZE, SIZE)
+    assert float((after[:, :5] - before).abs().max()) <= 1 / 127.5 + 1e-6  # the given frames kept
+    model = FusionModel.from_run(video_run)
+    x = before[None]
+    a = model.continue_items("video", x, 4, temperature=0.0, generator=torch.Generator().manual_seed(0))
+    b = model.continue_items("video", x, 4, temperature=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and torch.equal(a[:, :, :5], x)  # reproducible; the given frames kept exactly
+    for frames, message in ((5, "ask for 1 to 4 more"),):
+        code, _, err = run_cli(capsys, *args[:-1], str(frames))
+        assert code == 1 and message in err

@@ -127,6 +127,35 @@ def generate_path(
     return result
 
 
+def continue_path(
+    model: FusionModel,
+    src: PathLike,
+    dst: PathLike,
+    steps_after: int,
+    *,
+    to: str | None = None,
+    seed: int | None = 0,
+    **sampling: Any,
+) -> FileResult:
+    """`vqfuse generate --from clip.mp4 --to video out.mp4 --frames N`: the input file continued by `steps_after`
+    steps of its own modality (frames of a clip), written to `dst` in that modality's format."""
+    from vqfuse.fusion.repair_files import segment_of
+
+    src, dst = Path(src), Path(dst)
+    name = segment_of(model, src, "the input")
+    if to is not None and to != name:
+        raise VqfuseError(f"--frames continues {src} in its own modality: use --to {name}")
+    modality, meta = model.tokenizers[name].modality, model.meta(name)
+    if dst.suffix.lower() not in modality.extensions:
+        raise VqfuseError(f"{dst}: the continued {name} should end with one of {', '.join(modality.extensions)}")
+    x = modality.load_file(src, meta)
+    generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    y = model.continue_items(name, x[None], steps_after, generator=generator, **sampling)[0].cpu()
+    note = modality.save_output(y.clamp(-1, 1), dst, meta, source=src)
+    size = list(y.shape[1:])
+    return FileResult(src, dst, 0, 0.0, modality.extent(size, meta), modality.duration(size, meta) or 0.0, note)
+
+
 def sample_joint_path(
     model: FusionModel, n: int, out_dir: PathLike, *, batch_size: int = 32, seed: int | None = 0, **sampling: Any
 ) -> list[tuple[Path, ...]]:

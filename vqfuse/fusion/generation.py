@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from vqfuse.errors import VqfuseError
+from vqfuse.fusion.tokens import flatten_codes
 from vqfuse.prior.maskgit import maskgit_decode, maskgit_sample_joint
 from vqfuse.prior.sampling import generate as ar_generate
 from vqfuse.prior.sampling import sample_joint as ar_sample_joint
@@ -242,6 +243,61 @@ class FusionGeneration:
             for name in self.names:
                 parts[name].append(self.decode(name, codes[name]))
         return {name: torch.cat(p) for name, p in parts.items()}
+
+    @torch.no_grad()
+    def continue_items(
+        self,
+        name: str,
+        x: Tensor,
+        steps_after: int,
+        *,
+        steps: int | None = _UNSET,
+        temperature: float = _UNSET,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue timed items x (B, C, T0, ...) of segment `name` by `steps_after` steps along the time axis
+        (frame prediction): (B, C, T0 + steps_after, ...), the given steps kept as they are.
+
+        The tokens whose input steps all lie in the given ones are known (a causal tokenizer's codes of a
+        prefix do not depend on what follows it); the prior infills the rest of the segment given them and the
+        others' NULL, and the decoded steps after T0 are appended. T0 + steps_after must fit in the segment."""
+        from vqfuse.fusion.repair import encode_items, infill
+
+        if self.kind != "maskgit":
+            raise VqfuseError(f"continuing {name} needs a masked (maskgit) prior; this run's prior is {self.kind}")
+        tok = self.tokenizers[name]  # type: ignore[attr-defined]
+        axis = tok.modality.time_axis
+        if axis is None:
+            raise VqfuseError(f"{name} items have no time axis to continue along")
+        item = self.item_shapes[name]  # type: ignore[attr-defined]
+        t0, total = x.shape[2 + axis], item[axis]
+        if steps_after < 1 or t0 < 1 or t0 + steps_after > total:
+            raise VqfuseError(
+                f"this prior's {name} items hold {total} steps: give 1 or more steps and ask for 1 to "
+                f"{max(total - t0, 0)} more (got {t0} + {steps_after})"
+            )
+        pad = [0, 0] * (x.dim() - 3 - axis) + [0, total - t0]
+        full = self.prepare(name, torch.nn.functional.pad(x.float(), pad)).to(self.device)  # type: ignore[attr-defined]
+        codes = encode_items(tok, full, self.stages[name])  # type: ignore[attr-defined]  (B, S, *grid)
+        known_steps = (t0 + tok.time_lead) // tok.downsample_factors[axis]
+        if known_steps < 1:
+            raise VqfuseError(f"give at least {tok.downsample_factors[axis] - tok.time_lead} steps to continue from")
+        known = torch.zeros_like(codes, dtype=torch.bool)
+        known.narrow(2 + axis, 0, known_steps).fill_(True)
+        flat = infill(
+            self.prior,
+            self.layout,
+            name,
+            flatten_codes(codes),
+            flatten_codes(known),
+            {},
+            steps=self._opt("steps", steps),
+            temperature=self._opt("temperature", temperature),
+            generator=generator,
+        )
+        decoded = self.decode(name, flat)  # type: ignore[attr-defined]  (B, C, *item)
+        new = decoded.narrow(2 + axis, t0, steps_after).to(x.device)
+        return torch.cat([x.float(), new], dim=2 + axis)
 
 
 __all__ = ["FusionGeneration"]
