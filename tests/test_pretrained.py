@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 def test_builtin_models_are_model_directories_with_a_model_card():
     models = builtin_models()
-    assert "speech16k" in models
+    assert {"speech16k", "moving-digits"} <= set(models)
     for path in models.values():
         assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
         assert (path / "README.md").is_file()
@@ -32,3 +32,16 @@ def test_a_builtin_model_loads_by_name_and_reconstructs(tmp_path, capsys):
 def test_an_unknown_name_lists_the_builtin_models():
     with pytest.raises(InputFileError, match="built-in models: .*speech16k"):
         Tokenizer.from_pretrained("no-such-model")
+
+
+def test_the_video_model_reconstructs_a_clip_right_after_install(tmp_path, capsys):
+    from vqfuse.data.moving import MovingDigitsDataset
+    from vqfuse.data.video_files import read_video
+    from vqfuse.data.video_write import write_video
+
+    clip = MovingDigitsDataset("test", length=5)[0]  # (1, 5, 64, 64)
+    write_video(clip, tmp_path / "clip.mp4", 8.0)
+    code, out, err = run_cli(capsys, "reconstruct", "moving-digits", tmp_path / "clip.mp4", tmp_path / "out.mp4")
+    assert code == 0, err
+    y, info = read_video(tmp_path / "out.mp4", channels=1)
+    assert y.shape == (1, 5, 64, 64) and info.fps == 8
