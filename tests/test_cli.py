@@ -136,7 +136,9 @@ def test_input_errors(model_dir, tmp_path, capsys):
     code, _, err = run(capsys, "reconstruct", model_dir, tmp_path / "missing.png", tmp_path / "o.png")
     assert code == 1 and error_line(err) == f"error: {tmp_path / 'missing.png'}: does not exist"
     code, _, err = run(capsys, "info", tmp_path / "nomodel")
-    assert code == 1 and error_line(err).startswith(f"error: {tmp_path / 'nomodel'}: model directory does not exist (built-in models: ")
+    assert code == 1 and error_line(err).startswith(
+        f"error: {tmp_path / 'nomodel'}: model directory does not exist (built-in models: "
+    )
     code, _, err = run(capsys, "--debug", "info", tmp_path / "nomodel")
     assert code == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
     code, _, err = run(capsys, "encode", model_dir)

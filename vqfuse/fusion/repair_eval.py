@@ -77,10 +77,11 @@ def evaluate_repair(
         "temperature": temperature,
         "settings": settings,
     }
+    targets = repairable(tokenizers, layout)
     for index, name in enumerate(layout.names):
         tok, clean = tokenizers[name], items[name]
         modality = tok.modality
-        if name not in repairable(tokenizers, layout):
+        if name not in targets:
             continue
         damaged, mask = modality.damage(clean, g, settings)
         runs = {"conditioned": {k: v for k, v in clean_codes.items() if k != name}, "unconditioned": None}
