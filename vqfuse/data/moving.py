@@ -198,15 +198,15 @@ class MovingDigitsDataset(_ClipDataset):
         self.digits, self.digit_labels = digits, labels[self.pool]
         self.num_digits, self.colour, self.stochastic_bounce = num_digits, colour, stochastic_bounce
 
-    def _choose(self, rng: np.random.Generator) -> np.ndarray:
+    def choose(self, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, len(self.pool), self.num_digits)  # drawn first, so labels() is cheap
 
     def labels(self, i: int) -> list[int]:
         """The classes (0-9) of item ``i``'s digits, in compositing order."""
-        return [int(self.digit_labels[k]) for k in self._choose(self.rng(i))]
+        return [int(self.digit_labels[k]) for k in self.choose(self.rng(i))]
 
     def clip(self, rng: np.random.Generator) -> np.ndarray:
-        which = self._choose(rng)
+        which = self.choose(rng)
         d, s = self.digit, self.size
         pos = bouncing_positions(rng, self.length, self.num_digits, s - d, 0.1, self.stochastic_bounce)
         c = 3 if self.colour else 1
@@ -280,7 +280,7 @@ class MovingEmojiDataset(_ClipDataset):
         self.base = max(4, size // 2)
         self.px = math.ceil(self.base * 1.3)  # rendered once at the largest scale, then only shrunk
 
-    def _choose(self, rng: np.random.Generator) -> list[str]:
+    def choose(self, rng: np.random.Generator) -> list[str]:
         n = int(rng.integers(1, self.max_sprites + 1))
         chosen: list[str] = []
         while len(chosen) < n:
@@ -291,10 +291,10 @@ class MovingEmojiDataset(_ClipDataset):
 
     def emoji(self, i: int) -> list[str]:
         """The codepoint names of item ``i``'s sprites, back to front."""
-        return self._choose(self.rng(i))
+        return self.choose(self.rng(i))
 
     def clip(self, rng: np.random.Generator) -> np.ndarray:
-        names, s, T = self._choose(rng), self.size, self.length
+        names, s, T = self.choose(rng), self.size, self.length
         out = np.repeat(_background(rng, s)[None], T, 0)  # (T, S, S, 3)
         t = np.arange(T)
         for name in names:

@@ -147,7 +147,7 @@ class AVMovingDigitsDataset(PairedDataset):
     def digit_images(self, i: int) -> list[int]:
         """Indices into :func:`~vqfuse.data.moving.mnist5k` of the digit images in item ``i``'s clip."""
         c = self.pairs[i][0]
-        return [int(self.clips.pool[k]) for k in self.clips._choose(self.clips.rng(c))]
+        return [int(self.clips.pool[k]) for k in self.clips.choose(self.clips.rng(c))]
 
     def video(self, c: int) -> torch.Tensor:
         """Clip ``c``: ``(1, T, S, S)`` float32 in [-1, 1]."""
