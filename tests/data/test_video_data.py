@@ -47,7 +47,7 @@ def test_two_digits_are_composited_by_max() -> None:
     d = MovingDigitsDataset("test", length=10)
     for i in range(5):
         rng = d.rng(i)
-        which = d._choose(rng)
+        which = d.choose(rng)
         pos = bouncing_positions(rng, 10, 2, 36)
         layers = np.zeros((2, 10, 64, 64), np.float32)
         for j, k in enumerate(which):
@@ -84,8 +84,8 @@ def test_determinism_and_labels() -> None:
     _, all_labels = mnist5k()
     test_pool = set(digit_split(all_labels, "test").tolist())
     rng = a.rng(7)
-    assert {int(a.pool[k]) for k in a._choose(rng)} <= test_pool  # test clips draw only test digits
-    assert [int(all_labels[a.pool[k]]) for k in a._choose(a.rng(7))] == labels
+    assert {int(a.pool[k]) for k in a.choose(rng)} <= test_pool  # test clips draw only test digits
+    assert [int(all_labels[a.pool[k]]) for k in a.choose(a.rng(7))] == labels
 
 
 def test_moving_emoji() -> None:
