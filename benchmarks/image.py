@@ -2,7 +2,8 @@
 
 Trains (or reuses) three runs: VQ-GAN and VQ-VAE on 32x32 emoji (8x8 tokens, K=1024) and VQ-GAN on
 64x64 emoji (16x16 tokens, K=1024); both are 0.625 bits per pixel. For each held-out image, WebP and
-JPEG are encoded with Pillow at the highest quality whose file fits the same bit budget.
+JPEG are encoded with Pillow at the highest quality whose file fits the same bit budget
+(`vqfuse.baselines.image`).
 
     python benchmarks/image.py                    # full: trains the three runs, then measures
     python benchmarks/image.py --reuse            # measure existing runs under --runs
@@ -11,7 +12,6 @@ JPEG are encoded with Pillow at the highest quality whose file fits the same bit
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import shlex
 import shutil
@@ -21,54 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, environment, environment_line, markdown_table, verdict, write_results  # noqa: E402
 
+from vqfuse.baselines.image import WEBP_RIFF_OVERHEAD, classic_at_budget, psnr_uint8  # noqa: E402
 from vqfuse.data.emoji import OPENMOJI_ATTRIBUTION  # noqa: E402
 from vqfuse.data.image_files import tensor_to_uint8  # noqa: E402
 from vqfuse.modalities import get_modality  # noqa: E402
 from vqfuse.tokenizer import Tokenizer  # noqa: E402
 from vqfuse.train.config import load_config  # noqa: E402
-
-WEBP_RIFF_OVERHEAD = 20  # 'RIFF' size 'WEBP' + 'VP8 ' chunk header: container bytes, not payload
-
-
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def _encode(img: Image.Image, codec: str, quality: int) -> bytes:
-    buf = io.BytesIO()
-    if codec == "webp":
-        img.save(buf, format="WEBP", quality=quality, method=6)
-    else:
-        img.save(buf, format="JPEG", quality=quality, optimize=True)
-    return buf.getvalue()
-
-
-def classic_codec_at_budget(image: np.ndarray, codec: str, max_bytes: float, overhead: int = 0) -> tuple[float, float]:
-    """Highest quality whose (file size - overhead) fits `max_bytes`; returns (psnr, bits per pixel).
-
-    When even quality 0/1 does not fit, the smallest file is used and its (higher) bpp is reported.
-    """
-    img = Image.fromarray(image)
-    lo, hi = (0, 100) if codec == "webp" else (1, 95)
-    best = None
-    while lo <= hi:  # file size grows with quality (close enough to monotone for a search)
-        q = (lo + hi) // 2
-        data = _encode(img, codec, q)
-        if len(data) - overhead <= max_bytes:
-            best, lo = (q, data), q + 1
-        else:
-            hi = q - 1
-    if best is None:
-        best = (0, _encode(img, codec, 0 if codec == "webp" else 1))
-    data = best[1]
-    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    return psnr_uint8(decoded, image), (len(data) - overhead) * 8 / (image.shape[0] * image.shape[1])
 
 
 def laplacian_energy(image: np.ndarray) -> float:
@@ -106,7 +68,8 @@ def evaluate_run(run: Path, size: int) -> dict:
     budget_bytes = bpp * size * size / 8
     classic = {}
     for codec, overhead in (("webp", 0), ("webp_payload", WEBP_RIFF_OVERHEAD), ("jpeg", 0)):
-        results = [classic_codec_at_budget(a, codec.split("_")[0], budget_bytes, overhead) for a in originals]
+        coded = [classic_at_budget(a, codec.split("_")[0], budget_bytes, overhead) for a in originals]
+        results = [(psnr_uint8(decoded, a), bpp) for (decoded, bpp), a in zip(coded, originals)]
         classic[codec] = {
             "psnr": float(np.mean([r[0] for r in results])),
             "bpp": float(np.mean([r[1] for r in results])),
