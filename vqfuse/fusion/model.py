@@ -52,7 +52,19 @@ DEFAULT_SAMPLING: dict[str, Any] = {
 
 
 def is_fusion_run(path: PathLike) -> bool:
-    return (Path(path) / FUSION_FILE).is_file()
+    """Whether `path` (or the shipped model of that name) is a fusion run."""
+    from vqfuse.pretrained import resolve_run_dir
+
+    return (resolve_run_dir(path) / FUSION_FILE).is_file()
+
+
+def _tokenizer_dir(run_dir: Path, path: str) -> Path:
+    """A fusion run's tokenizer: `path` relative to the run, or the name of a shipped model (a shipped fusion
+    model names the shipped codec it was trained on instead of carrying a second copy)."""
+    from vqfuse.pretrained import builtin_model
+
+    local = run_dir / path
+    return local if local.exists() or builtin_model(path) is None else builtin_model(path)  # type: ignore[return-value]
 
 
 def _grid(tok: Tokenizer, n_tokens: int, stages: int, known: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -147,7 +159,9 @@ class FusionModel(FusionGeneration):
     def from_run(cls, run_dir: PathLike, device: str | torch.device = "cpu") -> "FusionModel":
         """Load `run_dir/fusion.json`, the prior it names and its tokenizers (paths relative to the run dir).
         Tokenizers whose weights differ from the ones the prior was trained on are an error."""
-        run_dir = Path(run_dir)
+        from vqfuse.pretrained import resolve_run_dir
+
+        run_dir = resolve_run_dir(run_dir)
         path = run_dir / FUSION_FILE
         if not path.is_file():
             if not run_dir.exists():
@@ -171,7 +185,7 @@ class FusionModel(FusionGeneration):
         for name in layout.names:
             if name not in toks:
                 raise InputFileError(path, f"invalid fusion description: no tokenizer for {name!r}")
-            tok = Tokenizer.from_pretrained(run_dir / toks[name]["path"], device)
+            tok = Tokenizer.from_pretrained(_tokenizer_dir(run_dir, str(toks[name]["path"])), device)
             want = toks[name].get("model_id")
             if want and tok.model_id != want:
                 raise ModelMismatchError(

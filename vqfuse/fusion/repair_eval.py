@@ -50,6 +50,7 @@ def evaluate_repair(
     cfg_scale: float | None = None,
     temperature: float = 0.0,
     seed: int = 0,
+    keep: dict[str, dict[str, Tensor]] | None = None,
 ) -> dict[str, Any]:
     """Repair paired items {segment: (B, C, *item)}, each repairable segment with the others' clean tokens as
     condition and without. Damage and sampling seeds are shared by both runs.
@@ -60,7 +61,8 @@ def evaluate_repair(
     decoded without the modality's output step), of the "damaged" input, of its tokens decoded unchanged
     ("reencoded") and of the clean tokens through the same output step ("tokenizer", the ceiling), the share of
     re-infilled tokens, and token accuracy against the clean tokens (at the re-infilled positions for
-    inpainting, everywhere for enhancement).
+    inpainting, everywhere for enhancement). `keep`, when given, receives {segment: {"clean": ..., variant:
+    (B, C, *item)}} to show the repairs.
     """
     stages = dict(stages or {})
     settings = dict(settings or {})
@@ -117,6 +119,8 @@ def evaluate_repair(
             "reencoded": first.reencoded,
             "tokenizer": ceiling,
         }
+        if keep is not None:
+            keep[name] = {"clean": clean, **variants}
         scores: dict[str, dict[str, float | None]] = {}
         for variant, x in variants.items():
             for figure, values in modality.repair_scores(x.to(clean.device), clean, damaged, mask).items():

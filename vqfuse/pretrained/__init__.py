@@ -11,7 +11,7 @@ from pathlib import Path
 def builtin_models() -> dict[str, Path]:
     """{name: model directory} of the models shipped in this package."""
     root = Path(str(resources.files(__name__)))
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file() or (p / "fusion.json").is_file()}
 
 
 def builtin_model(name: str) -> Path | None:
@@ -19,4 +19,21 @@ def builtin_model(name: str) -> Path | None:
     return builtin_models().get(str(name))
 
 
-__all__ = ["builtin_models", "builtin_model"]
+def model_card(directory: Path) -> dict:
+    """A shipped model's `card.json` ({kind, summary, metrics, command}); {} where it has none."""
+    from vqfuse.io.weights import load_json
+
+    path = Path(directory) / "card.json"
+    card = load_json(path) if path.is_file() else {}
+    return card if isinstance(card, dict) else {}
+
+
+def resolve_run_dir(path: str | Path) -> Path:
+    """`path` itself, or the shipped model of that name where no such path exists (fusion runs: "av-digits")."""
+    path = Path(path)
+    if not path.exists() and builtin_model(str(path)) is not None:
+        return builtin_model(str(path))  # type: ignore[return-value]
+    return path
+
+
+__all__ = ["builtin_models", "builtin_model", "resolve_run_dir", "model_card"]
