@@ -4,9 +4,11 @@ The clips are the `speech` dataset's test split (voices never heard in training)
 16 kHz mono. The model is measured through the public codec API (Tokenizer.encode_item -> .vqf bytes ->
 Tokenizer.decode_item) at each number of residual stages; Opus is encoded and decoded by libsndfile through
 soundfile (Ogg Opus, ``compression_level`` calibrated on these clips to payload bitrates near the
-targets). Both are scored by the package's own metrics: SI-SNR, log-mel L1 and MR-STFT per clip, STOI per
-voice (its clips joined, as pystoi needs ~0.4 s of speech). Also: codebook usage per residual stage, the
-real-time factor of encode + decode on `--threads` torch threads, and example WAVs.
+targets), and by libopus through PyAV with the bit rate set to exactly 3, 6 and 12 kbit/s (libsndfile cannot
+go below about 6.4); both anchors come from `vqfuse.baselines.audio`. All are scored by the package's own
+metrics: SI-SNR, log-mel L1 and MR-STFT per clip, STOI per voice (its clips joined, as pystoi needs ~0.4 s
+of speech). Also: codebook usage per residual stage, the real-time factor of encode + decode on `--threads`
+torch threads, and example WAVs.
 
     python benchmarks/audio.py --steps 3000                         # trains the preset into --runs, then measures
     python benchmarks/audio.py --model runs/gpu/audio --note "..."  # measure an existing run or model directory
@@ -15,7 +17,6 @@ real-time factor of encode + decode on `--threads` torch threads, and example WA
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import shlex
 import statistics
@@ -40,6 +41,16 @@ from common import (  # noqa: E402
     write_results,
 )
 
+from vqfuse.baselines.audio import (  # noqa: E402
+    OPUS_RATES,
+    align,
+    calibrate_sndfile_opus,
+    opus_at_kbps,
+    opus_settings,
+    sndfile_opus_decode,
+    sndfile_opus_encode,
+    sndfile_opus_rates,
+)
 from vqfuse.codec import load_model  # noqa: E402
 from vqfuse.io.tokenfile import decode_tokens, encode_tokens  # noqa: E402
 from vqfuse.metrics.audio import log_mel_l1, mr_stft_distance, si_snr, stoi  # noqa: E402
@@ -62,102 +73,6 @@ def held_out_clips(sample_rate: int, n: int) -> tuple[list[torch.Tensor], list[d
     clips = [ds[i] for i in idx]
     info = [{"index": i, "voice": ds.voices[i], "kind": ds.kinds[i], "text": ds.texts[i]} for i in idx]
     return clips, info
-
-
-# ---- Opus through libsndfile ---------------------------------------------------------------------------
-
-
-def ogg_packets(data: bytes) -> list[int]:
-    """Sizes of the packets of an Ogg stream (a packet spans segments until one shorter than 255 bytes)."""
-    sizes, pos, current = [], 0, 0
-    while pos + 27 <= len(data):
-        if data[pos : pos + 4] != b"OggS":
-            raise ValueError(f"no Ogg page at byte {pos}")
-        nseg = data[pos + 26]
-        lacing = data[pos + 27 : pos + 27 + nseg]
-        pos += 27 + nseg
-        for s in lacing:
-            current += s
-            if s < 255:
-                sizes.append(current)
-                current = 0
-        pos += sum(lacing)
-    return sizes
-
-
-def opus_encode(x: np.ndarray, sample_rate: int, level: float) -> tuple[bytes, int]:
-    """Ogg Opus file bytes of mono float32 `x` at libsndfile compression `level`, and the audio payload in
-    bytes (all packets but the OpusHead and OpusTags headers; no Ogg page headers)."""
-    buf = io.BytesIO()
-    sf.write(buf, x, sample_rate, format="OGG", subtype="OPUS", compression_level=level)
-    data = buf.getvalue()
-    return data, sum(ogg_packets(data)[2:])
-
-
-def opus_decode(data: bytes, sample_rate: int) -> np.ndarray:
-    y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    y = y.mean(axis=1)
-    if sr != sample_rate:
-        import soxr
-
-        y = soxr.resample(y, sr, sample_rate, quality="HQ").astype(np.float32)
-    return y
-
-
-def best_lag(est: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
-    """Delay (samples) of `est` relative to `ref` maximising their cross-correlation within +-max_lag."""
-    n = len(ref) + len(est)
-    size = 1 << (n - 1).bit_length()
-    xc = np.fft.irfft(np.fft.rfft(est, size) * np.conj(np.fft.rfft(ref, size)), size)
-    lags = np.r_[0 : max_lag + 1, -max_lag:0]
-    return int(lags[int(np.argmax(xc[lags]))])
-
-
-def align(est: np.ndarray, ref: np.ndarray, max_lag: int) -> tuple[np.ndarray, int]:
-    """`est` shifted by its best lag and cut or zero-padded to the length of `ref`."""
-    lag = best_lag(est, ref, max_lag)
-    if lag > 0:
-        est = est[lag:]
-    elif lag < 0:
-        est = np.concatenate([np.zeros(-lag, est.dtype), est])
-    out = np.zeros(len(ref), np.float32)
-    out[: min(len(ref), len(est))] = est[: len(ref)]
-    return out, lag
-
-
-def opus_rates(clips: list[np.ndarray], sample_rate: int, level: float) -> tuple[float, float]:
-    """(whole-file kbps, payload kbps) of encoding every clip as its own file at `level`."""
-    seconds = sum(len(c) for c in clips) / sample_rate
-    files = [opus_encode(c, sample_rate, level) for c in clips]
-    return sum(len(d) for d, _ in files) * 8 / seconds / 1000, sum(p for _, p in files) * 8 / seconds / 1000
-
-
-def calibrate_opus(clips: list[np.ndarray], sample_rate: int, target_kbps: float, iters: int = 12) -> dict:
-    """The compression level whose payload bitrate on these clips is closest to `target_kbps` (bisection:
-    the bitrate falls as the level rises; libsndfile maps level 0..1 linearly to 256..6 kbit/s per channel).
-    When even level 1.0 is above the target, level 1.0 (the lowest bitrate libsndfile offers)."""
-    tried: dict[float, float] = {}
-
-    def payload(level: float) -> float:
-        if level not in tried:
-            tried[level] = opus_rates(clips, sample_rate, level)[1]
-        return tried[level]
-
-    lo, hi = 0.0, 1.0  # payload(lo) > target >= payload(hi)
-    if payload(hi) < target_kbps:
-        for _ in range(iters):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if payload(mid) > target_kbps else (lo, mid)
-        level = min((lo, hi), key=lambda lv: abs(payload(lv) - target_kbps))
-    else:
-        level = hi
-    return {
-        "target_kbps": target_kbps,
-        "compression_level": round(level, 6),
-        "payload_kbps": payload(level),
-        "lowest_payload_kbps": payload(1.0),
-        "reachable": payload(1.0) <= target_kbps * 1.05,
-    }
 
 
 # ---- scoring --------------------------------------------------------------------------------------------
@@ -326,6 +241,32 @@ def save_wav(x: np.ndarray, path: Path, sample_rate: int) -> None:
     sf.write(str(path), np.clip(x, -1, 1), sample_rate, subtype="PCM_16")
 
 
+def measure_pyav_opus(
+    np_clips: list[np.ndarray], clips: list[torch.Tensor], groups: list[list[int]], sr: int, kbps: float, max_lag: int
+) -> dict:
+    """Every clip through `opus_at_kbps` on its own, aligned by the same lag search as libsndfile's output and
+    scored like it; the payload rate over all clips."""
+    start = time.perf_counter()
+    coded = [opus_at_kbps(x, sr, kbps) for x in np_clips]
+    codec_s = time.perf_counter() - start
+    audio_s = sum(len(x) for x in np_clips) / sr
+    payload_bits = sum(rate * 1000 * len(x) / sr for (_, rate), x in zip(coded, np_clips))
+    aligned = [align(y, x, max_lag) for (y, _), x in zip(coded, np_clips)]
+    lags = [lag for _, lag in aligned]
+    scores = score_all([torch.from_numpy(y)[None] for y, _ in aligned], clips, groups, sr)
+    vbr, frame_ms = opus_settings(kbps)
+    return {
+        "kbps": kbps,
+        "vbr": vbr,
+        "frame_ms": frame_ms,
+        "payload_kbps": payload_bits / audio_s / 1000,
+        "rtf_per_file": audio_s / codec_s,
+        "high_band_ratio": high_band_ratio([y for y, _ in aligned], np_clips, sr),
+        "lags_samples": {str(v): lags.count(v) for v in sorted(set(lags))},
+        "metrics": summarise(scores),
+    }
+
+
 # ---- main -----------------------------------------------------------------------------------------------
 
 
@@ -347,6 +288,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-q", type=int, nargs="*", default=None, help="residual stages to measure (default: 1..max)")
     parser.add_argument(
         "--opus-kbps", type=float, nargs="*", default=[3.0, 6.0, 12.0], help="Opus payload bitrates to aim for"
+    )
+    parser.add_argument(
+        "--pyav-opus-kbps",
+        type=float,
+        nargs="*",
+        default=list(OPUS_RATES),
+        help="bit rates of the PyAV libopus anchor (set exactly, on the same clips)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--timing-repeats", type=int, default=2, help="extra timed full-rate passes (real-time factor)")
@@ -443,7 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
 
     # ---- Opus, calibrated on the same clips
-    calib = [calibrate_opus(np_clips, sr, k) for k in args.opus_kbps]
+    calib = [calibrate_sndfile_opus(np_clips, sr, k) for k in args.opus_kbps]
     opus: dict[str, dict] = {}
     per_clip_opus: dict[str, list] = {}
     opus_examples: dict[str, list] = {}
@@ -458,8 +406,8 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         decoded = []
         for x in np_clips:
-            data, pay = opus_encode(x, sr, c["compression_level"])
-            decoded.append(opus_decode(data, sr))
+            data, pay = sndfile_opus_encode(x, sr, c["compression_level"])
+            decoded.append(sndfile_opus_decode(data, sr))
             nfile, npay = nfile + len(data), npay + pay
         codec_s = time.perf_counter() - start
         for y, x in zip(decoded, np_clips):
@@ -485,6 +433,16 @@ def main(argv: list[str] | None = None) -> dict:
             f"Opus level {c['compression_level']:.4f}: payload {opus[key]['payload_kbps']:.2f} kbps, file "
             f"{opus[key]['file_kbps']:.2f}: STOI {s['stoi']['mean']:.3f} log-mel {s['log_mel_l1']['mean']:.3f} "
             f"lags {opus[key]['lags_samples']}",
+            flush=True,
+        )
+
+    # ---- Opus through PyAV's libopus at exactly the bit rates asked, on the same clips
+    pyav_opus = {str(k): measure_pyav_opus(np_clips, clips, groups, sr, k, max_lag) for k in args.pyav_opus_kbps}
+    for k, o in pyav_opus.items():
+        s = o["metrics"]
+        print(
+            f"Opus (PyAV) {float(k):g} kbps: payload {o['payload_kbps']:.2f} kbps: STOI {s['stoi']['mean']:.3f} "
+            f"log-mel {s['log_mel_l1']['mean']:.3f} lags {o['lags_samples']}",
             flush=True,
         )
 
@@ -616,6 +574,17 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{o['rtf_per_file']:.0f}x",
             ]
         )
+    for k, o in pyav_opus.items():
+        rows.append(
+            [
+                f"Opus PyAV {float(k):g} kbps ({'VBR' if o['vbr'] else 'CBR'}, {o['frame_ms']} ms)",
+                f"{o['payload_kbps']:.2f}",
+                "–",
+                *[fmt_metric(o["metrics"], m) for m in METRICS],
+                f"{o['high_band_ratio']:.2f}",
+                f"{o['rtf_per_file']:.0f}x",
+            ]
+        )
     table = markdown_table(
         [
             "codec",
@@ -673,11 +642,17 @@ def main(argv: list[str] | None = None) -> dict:
         "cross-correlation: "
         + "; ".join(f"level {o['compression_level']:.4f}: {o['lags_samples']}" for o in opus.values())
         + " (lag in samples: clips).",
+        "Opus PyAV: `vqfuse.baselines.audio.opus_at_kbps`, libopus through PyAV (CodecContext, no container, so no "
+        "whole-file rate) with the bit rate set to exactly the aim: VBR from 6 kbit/s up, CBR below (libopus's VBR does "
+        "not go below about 5 kbit/s on speech), 40 ms frames; the pre-skip is removed from the decoded 48 kHz signal, "
+        f"which is resampled to {sr} Hz. Delays found by the same search: "
+        + "; ".join(f"{float(k):g} kbps: {o['lags_samples']}" for k, o in pyav_opus.items())
+        + ".",
     ]
     if unreachable:
         lines.append(
             f"Not reachable through libsndfile: Opus at {', '.join(f'{t:g}' for t in unreachable)} kbps (its lowest "
-            f"setting, compression_level 1.0, gives {opus_rates(np_clips, sr, 1.0)[1]:.2f} kbps payload here); "
+            f"setting, compression_level 1.0, gives {sndfile_opus_rates(np_clips, sr, 1.0)[1]:.2f} kbps payload here); "
             "those aims use the lowest setting."
         )
     lines += [
@@ -717,6 +692,7 @@ def main(argv: list[str] | None = None) -> dict:
         "usage": usage,
         "timing": timing,
         "opus": {"calibration": calib, "settings": opus},
+        "opus_pyav": pyav_opus,
         "targets": [{"target": t[0], "measured": t[1], "verdict": t[2]} for t in targets],
         "target_data": target_data,
         "examples": {"clips": [clip_info[i] for i in chosen], "files": example_files},
