@@ -95,7 +95,7 @@ def opus_encode_packets(
     enc.bit_rate = round(kbps * 1000)
     enc.time_base = Fraction(1, sample_rate)
     enc.options = {"vbr": "on" if vbr else "off", "frame_duration": f"{frame_ms:g}"}
-    frame = av.AudioFrame.from_ndarray(x[None], format="flt", layout="mono")  # (1, T)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x)[None], format="flt", layout="mono")  # (1, T)
     frame.sample_rate, frame.pts = sample_rate, 0
     packets = [bytes(p) for p in enc.encode(frame)] + [bytes(p) for p in enc.encode(None)]
     return packets, bytes(enc.extradata)
