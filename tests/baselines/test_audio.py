@@ -57,10 +57,12 @@ def test_rates_and_quality_rise_from_3_to_6_to_12_kbps() -> None:
     assert snrs[0] < snrs[1] < snrs[2]
 
 
-def test_odd_lengths_come_back_at_their_length() -> None:
+def test_odd_lengths_and_strided_arrays_come_back_at_their_length() -> None:
     x = _vowel(16000, 0.2)[:3001]
     y, kbps = opus_at_kbps(x, 16000, 12.0)
     assert y.shape == (3001,) and kbps > 0
+    strided = _vowel(16000, 0.4)[::2]  # a view, not contiguous
+    assert opus_at_kbps(strided, 16000, 6.0)[0].shape == strided.shape
 
 
 @pytest.mark.parametrize(
