@@ -195,7 +195,12 @@ def train_fusion(config: RunConfig, resume: bool = False, progress: bool = True,
     trainer = FusionTrainer(
         config, tokens["train"], tokens["test"], dirs, resume=resume and has_ckpt, progress=progress
     )
-    return trainer.run()
+    run_dir = trainer.run()
+    if _is_main():
+        from vqfuse.report.runs import leave_report
+
+        leave_report(run_dir, say)  # index.html + report.json; a failure is one warning line, never an error
+    return run_dir
 
 
 __all__ = ["train_fusion", "prepare_tokenizer", "prepare_tokens", "check_tokenizer"]

@@ -377,6 +377,9 @@ class Trainer(TokenizerCheckpoints, LoopTrainer):
             if writer is not None:
                 self._write_logs(writer, self.step, heldout, prefix="eval")
                 writer.close()
+            from vqfuse.report.runs import leave_report
+
+            leave_report(self.run_dir, log.warning)  # index.html + report.json; a failure is one warning
         acc.wait_for_everyone()
 
 
