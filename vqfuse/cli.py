@@ -287,6 +287,7 @@ def demo(
 
 
 from vqfuse import cli_fusion  # noqa: E402, F401  (registers `generate` and `repair` on `app`)
+from vqfuse import cli_report  # noqa: E402, F401  (registers `report` on `app`)
 
 # ------------------------------------------------------------------------------------------------- main
 
