@@ -26,6 +26,7 @@ from vqfuse.prior.transformer import PriorConfig
 from vqfuse.train.config import RunConfig, load_config
 
 KINDS = ("maskgit", "causal")
+SPEC_KEYS = ("preset", "overrides", "steps", "model", "n_q", "max_steps")
 JOINT = "joint"  # the task that generates every segment together
 
 
@@ -45,6 +46,7 @@ class PriorSettings:
     shared_codebook: bool = False
     eval_batches: int = 0  # held-out batches to score (0: the whole test split)
     samples: int = 8  # held-out items (and joint samples) generated into samples/ at the end (0: none)
+    max_items: int | None = None  # items encoded per split, spread evenly (None: all; `steps=N`: N x batch / 4)
     sampling: dict[str, Any] = field(default_factory=dict)  # defaults of FusionModel.generate / sample_joint
 
     @classmethod
@@ -56,6 +58,8 @@ class PriorSettings:
             raise ConfigError(f"prior: {exc} (keys: {known})") from None
         if s.kind not in KINDS:
             raise ConfigError(f"prior.kind must be one of {', '.join(KINDS)}, got {s.kind!r}")
+        if s.max_items is not None and (not isinstance(s.max_items, int) or s.max_items < 1):
+            raise ConfigError(f"prior.max_items must be an integer >= 1 or null, got {s.max_items!r}")
         if not 0.0 <= float(s.condition_dropout) <= 1.0:
             raise ConfigError(f"prior.condition_dropout must be in [0, 1], got {s.condition_dropout}")
         try:
@@ -91,7 +95,8 @@ class PriorSettings:
 @dataclass
 class TokenizerSpec:
     """One entry of `tokenizers:`: a preset to train (with overrides) or a trained model to reuse; `n_q`
-    keeps that many stages of a residual tokenizer."""
+    keeps that many stages of a residual tokenizer. `max_steps` bounds the steps it trains (the `steps=N`
+    override of a fusion run sets it on every entry whose steps the command line leaves alone)."""
 
     name: str
     preset: str | None = None
@@ -99,6 +104,7 @@ class TokenizerSpec:
     steps: int | None = None
     model: str | None = None
     n_q: int | None = None
+    max_steps: int | None = None
 
     @classmethod
     def parse(cls, name: str, raw: Any) -> "TokenizerSpec":
@@ -112,8 +118,7 @@ class TokenizerSpec:
             spec = cls(name=name, **raw)
         except TypeError:
             raise ConfigError(
-                f"tokenizers.{name}: unknown keys {sorted(set(raw) - {'preset', 'overrides', 'steps', 'model', 'n_q'})}; "
-                "use preset, overrides, steps, model, n_q"
+                f"tokenizers.{name}: unknown keys {sorted(set(raw) - set(SPEC_KEYS))}; use {', '.join(SPEC_KEYS)}"
             ) from None
         if (spec.preset is None) == (spec.model is None):
             raise ConfigError(
@@ -123,16 +128,20 @@ class TokenizerSpec:
             spec.overrides = [spec.overrides]
         if not isinstance(spec.overrides, list) or not all(isinstance(o, str) for o in spec.overrides):
             raise ConfigError(f"tokenizers.{name}.overrides must be a list of key=value strings")
-        if spec.steps is not None and (not isinstance(spec.steps, int) or spec.steps < 0):
-            raise ConfigError(f"tokenizers.{name}.steps must be an integer >= 0, got {spec.steps!r}")
+        for key in ("steps", "max_steps"):
+            value = getattr(spec, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ConfigError(f"tokenizers.{name}.{key} must be an integer >= 0, got {value!r}")
         if spec.n_q is not None and (not isinstance(spec.n_q, int) or spec.n_q < 1):
             raise ConfigError(f"tokenizers.{name}.n_q must be an integer >= 1, got {spec.n_q!r}")
         return spec
 
     def run_config(self, out: Path) -> RunConfig:
-        """The tokenizer's own RunConfig, training into `out/tokenizers/<name>`."""
+        """The tokenizer's own RunConfig, training into `out/tokenizers/<name>` for min(steps, max_steps)."""
         extra = [f"steps={self.steps}"] if self.steps is not None else []
         cfg = load_config(str(self.preset), [*self.overrides, *extra, f"out={out / 'tokenizers' / self.name}"])
+        if self.max_steps is not None:
+            cfg.train.steps = min(cfg.train.steps, self.max_steps)
         if cfg.task != "tokenizer" or cfg.modality != self.name:
             raise ConfigError(
                 f"tokenizers.{self.name}: preset {self.preset!r} is a {cfg.modality} {cfg.task} config, "

@@ -3,7 +3,9 @@
 A preset is a nested mapping; overrides use dotted paths (`train.lr=1e-4`, `model.quantizer.codebook_size=512`)
 and a few shortcuts every preset accepts: `steps=N` (train.steps), `out=DIR`, `batch_size=N`, `data=SPEC`
 (data.train), `seed=N`. `task: fusion` presets train a token prior (see `vqfuse.fusion.pipeline`); there the
-shortcuts set the prior's training, and each tokenizer's own steps are `tokenizers.<name>.steps`.
+shortcuts set the prior's training, and each tokenizer's own steps are `tokenizers.<name>.steps`; a `steps=N`
+given as an override also caps every tokenizer the run trains at N steps (`apply_steps_cap`), so
+`vqfuse train <fusion preset> steps=10` is a short run throughout.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class TrainConfig:
             "eval_every": self.eval_every >= 0,
             "grad_clip": self.grad_clip >= 0,
             "num_workers": self.num_workers >= 0,
+            "quantizer_bypass_steps": self.quantizer_bypass_steps >= 0,
+            "quantizer_init_batches": self.quantizer_init_batches >= 1,
+            "max_minutes": self.max_minutes is None or self.max_minutes >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -183,6 +188,53 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _override_path(key: str) -> list[str]:
+    return SHORTCUTS.get(key, key).split(".")
+
+
+def apply_steps_cap(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """What a `steps=N` (or `train.steps=N`) override bounds in a fusion config besides the prior's steps, so a
+    `steps=10` smoke run is short throughout instead of training tokenizers for thousands of steps:
+
+    - every tokenizer entry it trains (`preset:`) gets `max_steps: N` (it trains min(its steps, N)), unless
+      the overrides set that entry's steps themselves (`tokenizers.<name>.steps=M`, or a whole entry with
+      `steps`): theirs wins;
+    - `prior.max_items` becomes a quarter of the items the prior draws in N steps (N x train.batch_size / 4,
+      at least one batch: it sees each about 4 times), so each split encodes no more than that (unless the
+      overrides set `prior.max_items`, or the preset's is lower). A full run is untouched: no preset sets it,
+      and a steps=N above 4 x items / batch_size keeps every item (fusion-av-digits: N >= 1,002).
+    """
+    if raw.get("task") != "fusion" or not isinstance(raw.get("tokenizers"), dict):
+        return raw
+    pairs = [(_override_path(k), parse_value(v)) for k, v in (o.split("=", 1) for o in overrides if "=" in o)]
+    caps = [v for path, v in pairs if path == ["train", "steps"]]
+    if not caps or not isinstance(caps[-1], int):
+        return raw  # no cap (or a bad value, which TrainConfig.validate reports)
+    explicit: set[str] = set()
+    for path, value in pairs:
+        if path[0] != "tokenizers":
+            continue
+        if len(path) >= 3 and path[2] == "steps":
+            explicit.add(path[1])
+        elif len(path) == 2 and isinstance(value, dict) and "steps" in value:
+            explicit.add(path[1])
+        elif len(path) == 1 and isinstance(value, dict):
+            explicit |= {n for n, e in value.items() if isinstance(e, dict) and "steps" in e}
+    raw = copy.deepcopy(raw)
+    for name, entry in raw["tokenizers"].items():
+        if isinstance(entry, str):
+            entry = raw["tokenizers"][name] = {"preset": entry}
+        if name not in explicit and isinstance(entry, dict) and entry.get("preset") is not None:
+            entry["max_steps"] = caps[-1]
+    prior = raw.setdefault("prior", {})
+    if isinstance(prior, dict) and ["prior", "max_items"] not in [path for path, _ in pairs]:
+        batch = (raw.get("train") or {}).get("batch_size", TrainConfig.batch_size)
+        if isinstance(batch, int):
+            items = max(batch, caps[-1] * batch // 4, 1)
+            prior["max_items"] = min(items, prior.get("max_items") or items)
+    return raw
+
+
 def resolve_preset(name_or_path: str) -> Path:
     """A YAML path, or a preset name such as `image-emoji32` looked up in the package's presets."""
     path = Path(name_or_path)
@@ -205,6 +257,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> RunCon
         raise InputFileError(path, "a config must be a YAML mapping")
     raw.setdefault("name", path.stem)
     raw.setdefault("out", f"runs/{path.stem}")
-    config = RunConfig.from_dict(apply_overrides(raw, overrides or []))
+    overrides = list(overrides or [])
+    config = RunConfig.from_dict(apply_steps_cap(apply_overrides(raw, overrides), overrides))
     config.source = str(path)
     return config

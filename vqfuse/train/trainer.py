@@ -43,6 +43,7 @@ from vqfuse.train.ema import EMA
 from vqfuse.train.loop import LoopTrainer, StepCallback, _jsonable
 from vqfuse.train.objectives import TokenizerObjective
 from vqfuse.train.schedule import build_scheduler
+from vqfuse.train.short_runs import bypass_steps, initialize_if_bypassed, limit_heldout
 from vqfuse.train.tokenizer_checkpoint import TokenizerCheckpoints
 
 log = logging.getLogger("vqfuse.train")
@@ -188,8 +189,8 @@ class Trainer(TokenizerCheckpoints, LoopTrainer):
 
     def _quantizer_phase(self) -> dict[str, bool]:
         """Forward kwargs for this step: bypass the residual VQ during train.quantizer_bypass_steps; at the
-        first step after, k-means-initialise its stages on encoder outputs of fresh batches."""
-        if self.step < self.tc.quantizer_bypass_steps:
+        first step after (by half of the run: `bypass_steps`), k-means-initialise it on fresh encoder outputs."""
+        if self.step < bypass_steps(self.tc):
             return {"bypass_quantizer": True}
         q = self.model.quantizer
         if self.tc.quantizer_bypass_steps > 0 and hasattr(q, "initialize") and not q.initialized:
@@ -336,13 +337,14 @@ class Trainer(TokenizerCheckpoints, LoopTrainer):
                 self.sample_batch.cpu(), out.float().cpu(), self.run_dir / "samples" / name, self.meta
             )
 
-    def evaluate(self) -> dict[str, float]:
-        """Held-out metrics of the eval model over the whole test split (all processes take part)."""
+    def evaluate(self, final: bool = False) -> dict[str, float]:
+        """Held-out metrics of the eval model (all processes take part), on at most the items trained on."""
+        steps, batch = self.step if final else self.tc.steps, self.tc.batch_size * self.accelerator.num_processes
         with self._fork_rng():
             return evaluate_tokenizer(
                 self.eval_model(),
                 self.modality,
-                self.test_set,
+                limit_heldout(self.test_set, steps, batch),
                 self.tc.batch_size,
                 self.meta,
                 accelerator=self.accelerator,
@@ -350,11 +352,13 @@ class Trainer(TokenizerCheckpoints, LoopTrainer):
 
     def _finish(self, writer: Any) -> None:
         acc = self.accelerator
+        with self._fork_rng():
+            initialize_if_bypassed(self.model, self.ema, self.tc, self.next_batch)  # stopped in the bypass
         if self.is_main:
             with self._fork_rng():
                 self.eval_model().save_pretrained(self.run_dir / "model")
         self.save_samples("final")
-        heldout = self.evaluate()
+        heldout = self.evaluate(final=True)
         if self.is_main:
             metrics = {
                 "name": self.config.name,
