@@ -19,9 +19,11 @@ A run directory is a self-contained fusion model: `FusionModel.from_run(run_dir)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from vqfuse.errors import ConfigError, ModelMismatchError, VqfuseError
-from vqfuse.fusion.config import TokenizerSpec, check_fusion_config, data_options
+from vqfuse.fusion.budget import MIN_TEST_ITEMS, RunBudget, cap_minutes, encode_limit, fit_items, subset
+from vqfuse.fusion.config import PriorSettings, TokenizerSpec, check_fusion_config, data_options
 from vqfuse.fusion.tokens import TokenSet, encode_set
 from vqfuse.train.checkpoint import latest_checkpoint
 from vqfuse.train.config import RunConfig
@@ -54,9 +57,23 @@ def _wait() -> None:
     PartialState().wait_for_everyone()
 
 
-def prepare_tokenizer(spec: TokenizerSpec, out: Path, progress: bool = True, log: Log = default_log) -> Path:
+def _processes() -> int:
+    from accelerate import PartialState
+
+    return PartialState().num_processes
+
+
+def trains(spec: TokenizerSpec, out: Path) -> bool:
+    """Whether `prepare_tokenizer` will train this tokenizer (a preset entry without a finished model)."""
+    return spec.model is None and not (out / "tokenizers" / spec.name / "model" / "config.json").is_file()
+
+
+def prepare_tokenizer(
+    spec: TokenizerSpec, out: Path, progress: bool = True, log: Log = default_log, max_minutes: float | None = None
+) -> Path:
     """Make `out/tokenizers/<name>/model` exist: reuse it, copy a given model there, resume an interrupted
-    run or train the preset. Returns the model directory."""
+    run or train the preset (within `max_minutes`, this stage's share of the run's budget, if given). Returns
+    the model directory."""
     from vqfuse.tokenizer import Tokenizer
     from vqfuse.train.trainer import train as train_tokenizer
 
@@ -77,6 +94,7 @@ def prepare_tokenizer(spec: TokenizerSpec, out: Path, progress: bool = True, log
         _wait()
         return model_dir
     cfg = spec.run_config(out)
+    cfg.train.max_minutes = cap_minutes(cfg.train.max_minutes, max_minutes)
     resume = latest_checkpoint(run_dir / "checkpoints") is not None
     log(
         f"{tag} {'resuming' if resume else 'training'} {cfg.source} for {cfg.train.steps} steps on "
@@ -123,11 +141,56 @@ def check_tokenizer(name: str, tok: Any, data: dict[str, Any], n_q: int | None) 
     return n_q if n_q is not None and tok.quantizer.variable_rate else tok.n_stages
 
 
+def _limit(config: RunConfig, n_items: int, test: bool) -> tuple[int, int]:
+    """(items to encode of a split of `n_items`, the fewest it may be cut to)."""
+    floor = min(MIN_TEST_ITEMS, n_items) if test else config.train.batch_size * _processes()
+    return encode_limit(n_items, PriorSettings.from_config(config.prior).max_items, floor), floor
+
+
+def _reusable(tokens: TokenSet, info: dict[str, Any], config: RunConfig, test: bool) -> bool:
+    """A stored token set serves this run: the same data, and all of it, or at least the items this run would
+    encode, or the items a prior checkpoint of this run was trained on."""
+    stored = dict(tokens.info)
+    items, of = stored.pop("items", None), stored.pop("of", None)
+    if stored != json.loads(json.dumps(info)):
+        return False
+    if items is None or latest_checkpoint(Path(config.out) / "checkpoints") is not None:
+        return True
+    return int(items) >= _limit(config, int(of or 0), test)[0]
+
+
+def _encode_split(
+    config: RunConfig, dataset: Any, toks: dict[str, Any], stages: dict[str, int], seconds: float | None, **kw: Any
+) -> TokenSet:
+    """The split's tokens: all its items, or `prior.max_items` of them, or as many as fit in `seconds`."""
+    limit, floor = _limit(config, len(dataset), kw["info"]["split"] == "test")
+
+    def encode(items: Any, progress: bool) -> TokenSet:
+        return encode_set(items, toks, stages, batch_size=64, **{**kw, "progress": progress})
+
+    def probe(k: int) -> float:
+        t0 = time.monotonic()
+        encode(subset(subset(dataset, limit), k), False)
+        return time.monotonic() - t0
+
+    n = fit_items(limit, floor, seconds, probe)
+    if n >= len(dataset):
+        return encode(dataset, kw["progress"])
+    kw["info"] = {**kw["info"], "items": n, "of": len(dataset)}
+    return encode(subset(dataset, n), kw["progress"])
+
+
 def prepare_tokens(
-    config: RunConfig, dirs: dict[str, Path], n_q: dict[str, int | None], progress: bool = True, log: Log = default_log
+    config: RunConfig,
+    dirs: dict[str, Path],
+    n_q: dict[str, int | None],
+    progress: bool = True,
+    log: Log = default_log,
+    max_minutes: float | None = None,
 ) -> dict[str, TokenSet]:
     """`out/tokens/{train,test}.safetensors`: reused when they match the tokenizers, stages and data; else
-    encoded."""
+    encoded: each split whole, or cut to `prior.max_items` and, with `max_minutes` (the encoding's share of
+    the run's budget), to what fits in that time (`vqfuse.fusion.budget`)."""
     from vqfuse.data.paired import make_multimodal_dataset
     from vqfuse.tokenizer import Tokenizer
 
@@ -136,6 +199,7 @@ def prepare_tokens(
     toks = {name: Tokenizer.from_pretrained(d) for name, d in dirs.items()}
     stages = {name: check_tokenizer(name, tok, config.data, n_q.get(name)) for name, tok in toks.items()}
     ids = {name: tok.model_id for name, tok in toks.items()}
+    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     result: dict[str, TokenSet] = {}
     for split in ("train", "test"):
         path = out / "tokens" / f"{split}.safetensors"
@@ -143,7 +207,7 @@ def prepare_tokens(
         if path.is_file():
             try:
                 tokens = TokenSet.load(path, ids, stages)
-                if tokens.info == json.loads(json.dumps(info)) and tokens.names == tuple(toks):
+                if _reusable(tokens, info, config, split == "test") and tokens.names == tuple(toks):
                     log(f"[tokens] reusing {path} ({len(tokens)} items)")
                     result[split] = tokens
                     continue
@@ -151,17 +215,23 @@ def prepare_tokens(
                 pass
         if _is_main():
             dataset = make_multimodal_dataset(spec, split, tuple(toks), options)
-            log(f"[tokens] encoding {len(dataset)} {split} items of '{spec}' -> {path}")
+            seconds = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if seconds is not None and split == "train":
+                seconds *= 0.75  # the rest for the test split
+            log(f"[tokens] encoding {split} items of '{spec}' ({len(dataset)} in all) -> {path}")
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            tokens = encode_set(
+            tokens = _encode_split(
+                config,
                 dataset,
                 {name: tok.to(device) for name, tok in toks.items()},
                 stages,
-                batch_size=64,
+                seconds,
                 model_dirs={name: os.path.relpath(d, out) for name, d in dirs.items()},
                 progress=progress,
                 info=info,
             )
+            if len(tokens) < len(dataset):
+                log(f"[tokens] {split}: {len(tokens)} of {len(dataset)} items (prior.max_items, train.max_minutes)")
             tokens.save(path)
         _wait()
         result[split] = TokenSet.load(path, ids, stages)
@@ -185,8 +255,17 @@ def train_fusion(config: RunConfig, resume: bool = False, progress: bool = True,
             f"{out} already holds a fusion run ({latest_checkpoint(out / 'checkpoints')}); resume it "
             "(--resume), or choose another output directory (out=...)"
         )
-    dirs = {name: prepare_tokenizer(spec, out, progress, say) for name, spec in specs.items()}
-    tokens = prepare_tokens(config, dirs, {name: spec.n_q for name, spec in specs.items()}, progress, say)
+    budget = RunBudget(config.train.max_minutes)  # the whole run's: each stage gets a share of what is left
+    stages_left = sum(trains(spec, out) for spec in specs.values()) + 2  # + encoding + prior
+    dirs: dict[str, Path] = {}
+    for name, spec in specs.items():
+        share = budget.share(stages_left) if trains(spec, out) else None
+        stages_left -= trains(spec, out)
+        dirs[name] = prepare_tokenizer(spec, out, progress, say, max_minutes=share)
+    n_q = {name: spec.n_q for name, spec in specs.items()}
+    tokens = prepare_tokens(config, dirs, n_q, progress, say, max_minutes=budget.share(2))
+    if budget.minutes is not None:  # the prior gets what is left (its config.yaml records it)
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_minutes=budget.remaining()))
     has_ckpt = latest_checkpoint(out / "checkpoints") is not None
     say(
         f"[prior] {'resuming' if resume and has_ckpt else 'training'} a {settings.kind} prior for {config.train.steps} "

@@ -30,6 +30,7 @@ from torch.optim import AdamW
 from torch.utils.data import DataLoader, TensorDataset
 
 from vqfuse.errors import ConfigError, VqfuseError
+from vqfuse.fusion.budget import sample_plan
 from vqfuse.fusion.config import check_fusion_config, data_options
 from vqfuse.fusion.model import DEFAULT_SAMPLING, FUSION_FILE, FUSION_FORMAT
 from vqfuse.fusion.tokens import TokenSet
@@ -237,16 +238,25 @@ class FusionTrainer(LoopTrainer):
             "name": self.config.name,
         }
 
+    def sample_plan(self) -> tuple[int, int]:
+        """(items, rerank) of the end-of-run samples: `prior.samples` and the sampling's rerank, fewer when they
+        would cost more prior passes than the training did (`budget.sample_plan`)."""
+        sampling = {**DEFAULT_SAMPLING, **dict(self.settings.sampling or {})}
+        lengths = {s.name: s.n_tokens for s in self.layout.segments}
+        passes = 3 * self.step * self.tc.batch_size * self.accelerator.num_processes
+        return sample_plan(self.settings.samples, sampling["rerank"], sampling, lengths, self.settings.kind, passes)
+
     def _finish(self, writer: Any) -> None:
         acc = self.accelerator
         heldout = self.evaluate()
         if self.is_main:
             save_prior(self.eval_model(), self.run_dir / "prior", self.layout)
             save_json(_jsonable(self.fusion_description()), self.run_dir / FUSION_FILE)
-            if self.settings.samples > 0:
+            n, rerank = self.sample_plan()
+            if n > 0:
                 with torch.random.fork_rng(devices=[]):
                     save_fusion_samples(
-                        self.run_dir, self.test_pairs, self.settings.samples, self.tc.seed, device=acc.device
+                        self.run_dir, self.test_pairs, n, self.tc.seed, device=acc.device, rerank=rerank
                     )
             metrics = {
                 "name": self.config.name,
@@ -266,6 +276,7 @@ class FusionTrainer(LoopTrainer):
                 "processes": acc.num_processes,
                 "ema": self.ema is not None,
                 "heldout": heldout,
+                "samples": {"items": n, "rerank": rerank},
             }
             save_json(_jsonable(metrics), self.run_dir / "metrics.json")
             atomic_write_text(self.run_dir / "metrics.md", fusion_metrics_markdown(metrics))
@@ -304,13 +315,20 @@ class FusionTrainer(LoopTrainer):
 
 @torch.no_grad()
 def save_fusion_samples(
-    run_dir: Path, tokens: TokenSet, n: int = 8, seed: int = 0, device: str | torch.device = "cpu"
+    run_dir: Path,
+    tokens: TokenSet,
+    n: int = 8,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    rerank: int | None = None,
 ) -> list[Path]:
     """Generate from `n` held-out items (spread over the split) with the saved fusion model, into samples/:
 
     <to>-from-<source>.*   each modality generated from the next one in the sequence, as its modality's
                            preview (e.g. held-out images above the generated ones; input / output clips)
     joint/sample-NN.*      `n` joint samples, one file per modality
+
+    `rerank`: candidates per output (None: the run's sampling setting).
     """
     from vqfuse.fusion.files import sample_joint_path
     from vqfuse.fusion.model import FusionModel
@@ -321,16 +339,18 @@ def save_fusion_samples(
     flat = {name: tokens.flat(name)[idx] for name in model.names}
     g = torch.Generator(device=model.device).manual_seed(seed)
     out = run_dir / "samples"
+    options = {} if rerank is None else {"rerank": rerank}
     written: list[Path] = []
     for i, to in enumerate(model.names):
         source = model.names[(i + 1) % len(model.names)]
         if source == to:  # a prior over one modality: joint samples only
             continue
-        generated = model.decode(to, model.generate_tokens(flat[source], to, source=source, generator=g))
+        tokens_to = model.generate_tokens(flat[source], to, source=source, generator=g, **options)
+        generated = model.decode(to, tokens_to)
         written += model.tokenizers[to].modality.save_samples(
             model.decode(to, flat[to]).cpu(), generated.cpu(), out / f"{to}-from-{source}", model.meta(to)
         )
-    for files in sample_joint_path(model, n, out / "joint", seed=seed):
+    for files in sample_joint_path(model, n, out / "joint", seed=seed, **options):
         written += list(files)
     return written
 
