@@ -80,6 +80,8 @@ def train(
     A fusion config (e.g. configs/fusion-av-digits.yaml) trains or reuses the two tokenizers it names (under
     OUT/tokenizers/), encodes the paired data, then trains the token prior; there steps=N, batch_size=N and
     seed=N set the prior's training, tokenizers.image.steps=N and tokenizers.audio.steps=N the tokenizers'.
+    steps=N also caps every tokenizer it trains at N steps (an explicit tokenizers.<name>.steps wins) and the
+    items it encodes (prior.max_items), so steps=10 is a smoke run; train.max_minutes=M bounds the whole run.
     """
     from vqfuse.errors import ConfigError
     from vqfuse.train.config import load_config
