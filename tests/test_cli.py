@@ -48,12 +48,6 @@ def error_line(err: str) -> str:
 
 
 @pytest.fixture
-def fast_evaluation(monkeypatch) -> None:
-    """A stand-in that looks at one batch only (the demo test is about orchestration, not metrics)."""
-    monkeypatch.setattr("vqfuse.evaluate.evaluate_tokenizer", fake_evaluate_tokenizer)
-
-
-@pytest.fixture
 def fake_trainer(monkeypatch) -> list:
     """Replace vqfuse.train.trainer.train with one that writes what the real one leaves in config.out:
     model/ (a tiny untrained model), samples/final.png, metrics.md and metrics.json."""
@@ -208,83 +202,6 @@ def test_evaluate(model_dir, tmp_path, capsys, monkeypatch):
     assert report["dataset"] == "digits" and report["split"] == "test" and report["items"] > 100
     code, _, err = run(capsys, "evaluate", model_dir, "--data", "nope")
     assert code == 1 and error_line(err).startswith("error: unknown dataset 'nope'")
-
-
-def test_demo(fake_trainer, tmp_path, capsys, monkeypatch):
-    code, out, err = run(
-        capsys, "demo", "--out", tmp_path / "demo", "--steps", "3", "--no-progress", "--stage", "image-emoji32"
-    )
-    assert code == 0, err
-    ((config, resume, progress),) = fake_trainer
-    run_dir = tmp_path / "demo" / "image-emoji32"
-    assert config.out == str(run_dir) and config.train.steps == 3 and not resume and not progress
-    assert config.data["train"] == "emoji"
-    assert f"model:   {run_dir / 'model'}" in out
-    assert f"samples: {run_dir / 'samples' / 'final.png'}" in out
-    assert f"metrics: {run_dir / 'metrics.md'}, {run_dir / 'metrics.json'}" in out and "| psnr | 12.5 |" in out
-    assert out.strip().splitlines()[-1].startswith("Data: OpenMoji emoji.") and "CC BY-SA 4.0" in out
-    # a finished demo is reused, not retrained
-    code, out, _ = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress", "--stage", "image-emoji32")
-    assert code == 0 and len(fake_trainer) == 1 and "using the model already trained" in out
-
-
-def test_demo_speech_stage_writes_every_bitrate(fake_trainer, tmp_path, capsys):
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress", "--stage", "audio-speech16k")
-    assert code == 0, err
-    ((config, _, _),) = fake_trainer
-    assert config.modality == "audio" and config.train.steps == 600 and config.data["segment_seconds"] == 0.5
-    listen = tmp_path / "demo" / "audio-speech16k" / "listen"
-    names = sorted(p.name for p in listen.iterdir())
-    assert names == sorted(
-        [f"clip{i}-{kind}.wav" for i in range(3) for kind in ("original", "0.5kbps", "1kbps", "1.5kbps", "2kbps")]
-    )
-    assert wav_samples(listen / "clip0-2kbps.wav").shape == wav_samples(listen / "clip0-original.wav").shape
-    assert str(listen / "clip0-original.wav") in out
-
-
-def test_demo_unknown_stage(tmp_path, capsys):
-    code, _, err = run(capsys, "demo", "--out", tmp_path / "demo", "--stage", "video")
-    assert (
-        code == 1
-        and error_line(err)
-        == "error: unknown demo stage 'video'; choose from image-emoji32, audio-speech16k, fusion-av-digits"
-    )
-
-
-def test_demo_resumes_an_interrupted_run(fake_trainer, tmp_path, capsys, monkeypatch):
-    import vqfuse.demo
-
-    monkeypatch.setattr(vqfuse.demo, "_complete_checkpoint", lambda run_dir: True)
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--no-progress", "--stage", "image-emoji32")
-    assert code == 0, err
-    assert fake_trainer[0][1] is True and "resuming" in out
-
-
-def test_demo_evaluates_a_model_without_metrics(tmp_path, capsys, fast_evaluation):
-    make_model(tmp_path / "demo" / "image-emoji32" / "model")  # trained elsewhere: no metrics.md
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--stage", "image-emoji32")
-    assert code == 0, err
-    assert (tmp_path / "demo" / "image-emoji32" / "evaluation.md").is_file() and "| psnr |" in out
-
-
-@pytest.mark.slow
-def test_demo_with_the_real_trainer(tmp_path, capsys):
-    """End to end: every demo stage with two training steps (about three minutes on 2 CPU cores)."""
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "2", "--no-progress")
-    assert code == 0, err
-    run_dir = tmp_path / "demo" / "image-emoji32"
-    assert (run_dir / "model" / "config.json").is_file() and (run_dir / "samples" / "final.png").is_file()
-    assert "bits_per_pixel | 0.625" in out and "CC BY-SA 4.0" in out
-    src = write_png(tmp_path / "odd.png", 37, 23)
-    assert run(capsys, "encode", run_dir, src, tmp_path / "odd.png.vqf")[0] == 0
-    assert run(capsys, "decode", run_dir, tmp_path / "odd.png.vqf", tmp_path / "dec.png")[0] == 0
-    assert pixels(tmp_path / "dec.png").shape == (23, 37, 3)
-    listen = tmp_path / "demo" / "audio-speech16k" / "listen"
-    assert (listen / "clip0-original.wav").is_file() and (listen / "clip0-6kbps.wav").is_file()
-    evaluation = tmp_path / "demo" / "fusion-av-digits" / "evaluation"
-    for name in ("speech-to-image.png", "joint-images.png", "evaluation.md"):
-        assert (evaluation / name).is_file(), name
-    assert "speech_to_image" in out and list(evaluation.glob("image-to-speech-*.wav"))
 
 
 def test_subprocess_exit_codes_and_stderr(tmp_path):

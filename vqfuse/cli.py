@@ -267,29 +267,8 @@ def info(model: ModelArg) -> None:
     typer.echo(json.dumps(d["config"], indent=2))
 
 
-# ------------------------------------------------------------------------------------------------- demo
-
-
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path("runs/demo"),
-    steps: Annotated[
-        Optional[int], typer.Option("--steps", min=1, help="Training steps (default: the preset's).")
-    ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
-    stage: Annotated[Optional[List[str]], typer.Option("--stage", help="Run only this stage (repeatable).")] = None,
-) -> None:
-    """Train small tokenizers on built-in data (emoji images, then speech) and show models, samples and metrics.
-
-    A finished demo run is reused and an interrupted one resumes; delete it (or pass --out) to train again.
-    """
-    from vqfuse.demo import run_demo, select_stages
-
-    run_demo(out, steps=steps, progress=not no_progress, stages=select_stages(stage), log=typer.echo)
-
-
-from vqfuse import cli_fusion  # noqa: E402, F401  (registers `generate` and `repair` on `app`)
-from vqfuse import cli_report  # noqa: E402, F401  (registers `report` on `app`)
+# register their commands on `app`: generate, repair (fusion); report; demo, models
+from vqfuse import cli_demo, cli_fusion, cli_report  # noqa: E402, F401
 
 # ------------------------------------------------------------------------------------------------- main
 
