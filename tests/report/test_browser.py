@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.report.conftest import write_media
 from vqfuse.report import Media, Report, Table, write_report
-
-
-@pytest.fixture(scope="session")
-def chromium() -> None:
-    """Chromium and chromedriver, installed with apt-get when missing (skipped, with the reason, only if
-    that install fails)."""
-    pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
-    from vqfuse.report.browser import CHROMEDRIVER, CHROMIUM
-
-    if CHROMIUM.is_file() and CHROMEDRIVER.is_file():
-        return
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
-    try:
-        done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"chromium is missing and `{' '.join(cmd)}` could not run: {exc}")
-    if done.returncode != 0 or not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-2:])
-        pytest.skip(f"chromium is missing and `{' '.join(cmd)}` failed (exit {done.returncode}): {tail}")
 
 
 def _report(folder: Path) -> Path:
