@@ -276,3 +276,14 @@ def test_audio_option_and_file_errors(audio_dir, model_dir, tmp_path, capsys):
     assert (
         code == 1 and error_line(err) == f"error: {tmp_path / 'p.vqf'} holds image tokens, but the model is for audio"
     )
+
+
+def test_evaluate_a_shipped_model_writes_into_the_working_directory(tmp_path, capsys, monkeypatch):
+    from vqfuse.pretrained import builtin_model
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("vqfuse.evaluate.evaluate_tokenizer", fake_evaluate_tokenizer)
+    code, out, err = run(capsys, "evaluate", "emoji32")
+    assert code == 0, err
+    assert (tmp_path / "evaluation-emoji32" / "evaluation.md").is_file()
+    assert not [p for p in builtin_model("emoji32").iterdir() if p.name.startswith("evaluation")]

@@ -192,7 +192,11 @@ def evaluate(
     ] = None,
     split: Annotated[str, typer.Option("--split", help="train, test or all.")] = "test",
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Where evaluation.json/.md go; default: the run directory.")
+        Optional[Path],
+        typer.Option(
+            "--out",
+            help="Where evaluation.json/.md go; default: the run directory (./evaluation-NAME for a shipped model).",
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
 ) -> None:
@@ -200,7 +204,10 @@ def evaluate(
     classification and robustness, repair) on held-out data; writes evaluation.json and evaluation.md."""
     from vqfuse.evaluate import evaluate_model, evaluation_markdown
     from vqfuse.fusion.model import is_fusion_run
+    from vqfuse.pretrained import builtin_model
 
+    if out is None and not Path(model).exists() and builtin_model(str(model)) is not None:
+        out = Path(f"evaluation-{model}")  # a shipped model: never write into the installed package
     if is_fusion_run(model):
         from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion
 
