@@ -287,3 +287,11 @@ def test_evaluate_a_shipped_model_writes_into_the_working_directory(tmp_path, ca
     assert code == 0, err
     assert (tmp_path / "evaluation-emoji32" / "evaluation.md").is_file()
     assert not [p for p in builtin_model("emoji32").iterdir() if p.name.startswith("evaluation")]
+
+
+def test_evaluate_fusion_sections_are_checked(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "fusion.json").write_text("{}")
+    code, _, err = run(capsys, "evaluate", tmp_path / "run", "--sections", "coherence,bogus")
+    assert code == 1
+    assert error_line(err) == "error: --sections: unknown bogus; choose from coherence, classification, repair"

@@ -199,6 +199,13 @@ def evaluate(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    sections: Annotated[
+        Optional[str],
+        typer.Option("--sections", help="Fusion runs: comma-separated coherence,classification,repair (default: all)."),
+    ] = None,
+    items: Annotated[
+        Optional[int], typer.Option("--items", min=1, help="Fusion runs: held-out pairs generated (default 200).")
+    ] = None,
 ) -> None:
     """Evaluate a tokenizer (reconstruction quality, codebook use) or a fusion run (cross-modal coherence, fused
     classification and robustness, repair) on held-out data; writes evaluation.json and evaluation.md."""
@@ -211,7 +218,16 @@ def evaluate(
     if is_fusion_run(model):
         from vqfuse.fusion.evaluate import FusionEvalConfig, evaluate_fusion
 
-        report, paths = evaluate_fusion(model, FusionEvalConfig(batch_size=batch_size), out=out, log=typer.echo)
+        config = FusionEvalConfig(batch_size=batch_size)
+        if sections:
+            chosen = tuple(x.strip() for x in sections.split(",") if x.strip())
+            unknown = sorted(set(chosen) - set(config.sections))
+            if unknown:
+                raise VqfuseError(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(config.sections)}")
+            config.sections = chosen
+        if items is not None:
+            config.items = items
+        report, paths = evaluate_fusion(model, config, out=out, log=typer.echo)
         typer.echo(paths[1].read_text().rstrip())
         typer.echo(f"wrote {paths[0]} and {paths[1]}")
         return
