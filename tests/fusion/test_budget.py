@@ -108,11 +108,12 @@ def test_fit_items_measures_a_probe_and_keeps_the_floor():
     assert fit_items(1000, 8, 0.0, lambda k: k * 0.01) == 8
 
 
-def test_samples_cost_no_more_than_the_training_did():
+def test_samples_cost_at_most_a_quarter_of_the_training():
     sampling = {"steps": 12, "joint_steps": 24, "cfg_scale": 2.0}
     lengths = {"image": 64, "audio": 100}
     assert sample_plan(8, 8, sampling, lengths, "maskgit", 3 * 1500 * 32) == (8, 8)  # fusion-av-digits, full run
-    assert sample_plan(8, 8, sampling, lengths, "maskgit", 3 * 10 * 32) == (8, 1)  # steps=10: no reranking
+    assert sample_plan(8, 8, sampling, lengths, "maskgit", 3 * 40 * 32) == (8, 1)  # steps=40: no reranking
+    assert sample_plan(8, 8, sampling, lengths, "maskgit", 3 * 10 * 32) == (3, 1)  # steps=10: and 3 items
     assert sample_plan(8, 8, sampling, lengths, "maskgit", 3 * 1 * 32) == (1, 1)  # steps=1: one item
     assert sample_plan(0, 8, sampling, lengths, "maskgit", 0) == (0, 8)
     video = {"steps": 12, "joint_steps": 24, "cfg_scale": None}

@@ -240,7 +240,7 @@ class FusionTrainer(LoopTrainer):
 
     def sample_plan(self) -> tuple[int, int]:
         """(items, rerank) of the end-of-run samples: `prior.samples` and the sampling's rerank, fewer when they
-        would cost more prior passes than the training did (`budget.sample_plan`)."""
+        would cost more than a quarter of the training's prior passes (`budget.sample_plan`)."""
         sampling = {**DEFAULT_SAMPLING, **dict(self.settings.sampling or {})}
         lengths = {s.name: s.n_tokens for s in self.layout.segments}
         passes = 3 * self.step * self.tc.batch_size * self.accelerator.num_processes
