@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.helpers.configs import fusion_config, reuse
-from vqfuse.fusion.budget import ItemSubset, RunBudget, cap_minutes, fit_items, sample_plan
+from vqfuse.fusion.budget import ItemSubset, RunBudget, cap_minutes, fit_items, sample_plan, subset
 from vqfuse.fusion.pipeline import train_fusion
 from vqfuse.fusion.tokens import TokenSet
 from vqfuse.train.config import RunConfig, load_config
@@ -100,6 +101,8 @@ def test_item_subset_keeps_shared_items_and_labels(run_dir):
     part = ItemSubset(data, [0, 1, 5])
     assert part.item_rows == [data.pairs[i] for i in (0, 1, 5)] and part.labels == [data.labels[i] for i in (0, 1, 5)]
     assert part.item("image", data.pairs[5][0]).equal(data.image(data.pairs[5][0])) and len(part) == 3
+    plain = subset([{"image": torch.zeros(1), "label": i} for i in range(10)], 4)  # items without rows
+    assert [plain[i]["label"] for i in range(len(plain))] == [0, 3, 6, 9]
 
 
 def test_fit_items_measures_a_probe_and_keeps_the_floor():

@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 import torch
+from torch.utils.data import Subset
 
 from vqfuse.train.short_runs import spread_indices
 
@@ -64,27 +65,19 @@ def encode_limit(n_items: int, max_items: int | None, floor: int) -> int:
 
 
 class ItemSubset:
-    """Items `indices` of a multimodal dataset, keeping what `encode_set` reads (`modalities`, `item_rows`,
-    `item`, `labels`), so items shared between rows are still encoded once."""
+    """Items `indices` of a multimodal dataset with rows (`modalities`, `item_rows`, `item`), keeping what
+    `encode_set` reads, so items shared between rows are still encoded once."""
 
     def __init__(self, dataset: Any, indices: list[int]) -> None:
         self.dataset, self.indices = dataset, list(indices)
-        self.modalities = tuple(getattr(dataset, "modalities", ()))
+        self.modalities = tuple(dataset.modalities)
         self.num_classes = getattr(dataset, "num_classes", None)
         labels = getattr(dataset, "labels", None)
         self.labels = [int(labels[i]) for i in self.indices] if labels is not None else None
-
-    @property
-    def item_rows(self) -> list[tuple[int, ...]]:
-        rows = getattr(self.dataset, "item_rows", None)
-        if rows is None:  # a plain dataset: row i is item i of every modality
-            return [(i,) * len(self.modalities) for i in self.indices]
-        return [tuple(rows[i]) for i in self.indices]
+        self.item_rows = [tuple(dataset.item_rows[i]) for i in self.indices]
 
     def item(self, modality: str, index: int) -> torch.Tensor:
-        if callable(getattr(self.dataset, "item", None)) and hasattr(self.dataset, "item_rows"):
-            return self.dataset.item(modality, index)
-        return self.dataset[index][modality]
+        return self.dataset.item(modality, index)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -94,10 +87,14 @@ class ItemSubset:
 
 
 def subset(dataset: Any, n: int) -> Any:
-    """`dataset` itself when `n` covers it, else `n` of its items spread evenly (`ItemSubset`)."""
+    """`dataset` itself when `n` covers it, else `n` of its items spread evenly (`ItemSubset` for a dataset with
+    rows, else a plain `Subset`, whose items carry their labels)."""
     if n >= len(dataset):
         return dataset
-    return ItemSubset(dataset, spread_indices(len(dataset), n))
+    indices = spread_indices(len(dataset), n)
+    if hasattr(dataset, "item_rows") and callable(getattr(dataset, "item", None)):
+        return ItemSubset(dataset, indices)
+    return Subset(dataset, indices)
 
 
 def sample_plan(

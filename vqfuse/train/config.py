@@ -208,7 +208,7 @@ def apply_steps_cap(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         return raw
     pairs = [(_override_path(k), parse_value(v)) for k, v in (o.split("=", 1) for o in overrides if "=" in o)]
     caps = [v for path, v in pairs if path == ["train", "steps"]]
-    if not caps or not isinstance(caps[-1], int):
+    if not caps or not isinstance(caps[-1], int) or isinstance(caps[-1], bool):
         return raw  # no cap (or a bad value, which TrainConfig.validate reports)
     explicit: set[str] = set()
     for path, value in pairs:
