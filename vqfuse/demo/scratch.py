@@ -46,7 +46,7 @@ SCRATCH_RUNS: tuple[ScratchRun, ...] = (
         "fusion",
         "fusion-av-digits",
         "a fusion prior over the pretrained tokenizers' codes of digit images and spoken digits",
-        ("tokenizers.image={model: av-digits/tokenizers/image}", "train.warmup_steps=20"),
+        ("tokenizers.image={{model: av-digits/tokenizers/image}}", "train.warmup_steps=20"),
     ),
 )
 
@@ -60,7 +60,7 @@ def _overrides(ctx: DemoContext, run: ScratchRun, out: Path) -> list[str]:
 
         image = resolve_run_dir("av-digits") / "tokenizers" / "image"
         extra = [o.replace("av-digits/tokenizers/image", str(image)) for o in extra]
-        extra.append(f"data.items={ctx.size.fusion_items}")
+        extra.append(f"prior.max_items={ctx.size.fusion_items}")
     log_every = max(1, min(20, steps // 25))  # enough points for a curve even when the budget stops it early
     return [*extra, f"steps={steps}", f"train.log_every={log_every}", f"train.max_minutes={ctx.size.train_minutes}",
             f"out={out}"]  # fmt: skip

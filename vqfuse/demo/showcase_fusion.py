@@ -191,11 +191,18 @@ def robustness_part(ctx: DemoContext, model: Any, train_set: Any, test_set: Any,
 
         sec.add_table(
             Table(
-                caption="clean held-out accuracy of each token classifier",
-                header=["classifier", "accuracy"],
-                rows=[[k, f"{100 * float(v):.1f}%"] for k, v in clean.items()],
+                caption="clean held-out accuracy of each token classifier, and with one modality missing",
+                header=["classifier", "accuracy", *[k.replace("_", " ") for k in _missing_keys(clean)]],
+                rows=[
+                    [k, *[f"{100 * float(v[key]):.1f}%" if key in v else "-" for key in ["all", *_missing_keys(clean)]]]
+                    for k, v in clean.items()
+                ],
             )
         )
+
+
+def _missing_keys(accuracy: dict[str, dict[str, float]]) -> list[str]:
+    return sorted({k for v in accuracy.values() for k in v if k.endswith("_missing")})
 
 
 __all__ = ["fusion_part", "repair_part", "robustness_part"]

@@ -287,8 +287,10 @@ def evaluate_fusion(
 ) -> tuple[dict[str, Any], list[Path]]:
     """Evaluate a fusion run; writes `<out>/evaluation.json`, `evaluation.md`, pictures and clips (out defaults
     to `<run>/evaluation`). Returns (report, written files)."""
+    from vqfuse.pretrained import resolve_run_dir
+
     config = config or FusionEvalConfig()
-    run_dir = Path(run_dir)
+    run_dir = resolve_run_dir(run_dir)  # a shipped model by name: its judges ship with it
     out_dir = Path(out) if out is not None else run_dir / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
