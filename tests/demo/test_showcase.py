@@ -76,3 +76,11 @@ def test_image_part_with_webp_and_jpeg(ctx, tmp_path, monkeypatch):
     grid = np.asarray(PILImage.open(ctx.out / images[0].path))
     assert grid.shape[0] > 4 * 16  # four rows: input, vqfuse, WebP, JPEG
     _written(ctx)
+
+
+def test_heldout_items_are_what_the_model_was_trained_on():
+    from vqfuse.demo.showcase import heldout_items
+    from vqfuse.tokenizer import Tokenizer
+
+    assert tuple(heldout_items(Tokenizer.from_pretrained("emoji64"), 2).shape) == (2, 3, 64, 64)
+    assert tuple(heldout_items(Tokenizer.from_pretrained("emoji32"), 2).shape) == (2, 3, 32, 32)

@@ -30,7 +30,7 @@ FULL = DemoSize(
     clips=6,
     videos=6,
     pairs=32,
-    train_minutes=2.0,
+    train_minutes=1.5,
     train_steps={"image": 400, "audio": 300, "video": 120, "fusion": 600},
     fusion_items=4000,
 )

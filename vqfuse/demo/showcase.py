@@ -23,8 +23,9 @@ Part = Callable[[DemoContext, str], None]
 
 def heldout_items(tok: Any, n: int, **data: Any) -> Tensor:
     """(n, C, *item) held-out items from the data the model was trained on (its own test split)."""
-    meta = {**tok.meta, **data}
-    test = tok.modality.dataset(str(meta.get("dataset") or meta.get("train")), "test", meta)
+    spec = str(tok.meta.get("dataset") or "")
+    meta = {**tok.modality.data_section(tok.meta, spec), **data}  # the data as the model saw it (size, rate)
+    test = tok.modality.dataset(spec, "test", meta)
     step = max(1, len(test) // n)  # spread over the split: many emoji, voices, digit images
     return torch.stack([_item(test[i * step]) for i in range(min(n, len(test)))])
 
@@ -32,8 +33,10 @@ def heldout_items(tok: Any, n: int, **data: Any) -> Tensor:
 def longest_utterances(tok: Any, n: int, seconds: float, scan: int = 64) -> Tensor:
     """(n, 1, T) the longest of `scan` held-out utterances spread over the split (different voices), each
     centred in `seconds`: a demo of single digits would be mostly silence."""
-    whole = tok.modality.dataset(str(tok.meta.get("dataset")), "test", {**tok.meta, "segment_seconds": None})
-    fixed = tok.modality.dataset(str(tok.meta.get("dataset")), "test", {**tok.meta, "segment_seconds": seconds})
+    spec = str(tok.meta.get("dataset") or "")
+    data = tok.modality.data_section(tok.meta, spec)
+    whole = tok.modality.dataset(spec, "test", {**data, "segment_seconds": None})
+    fixed = tok.modality.dataset(spec, "test", {**data, "segment_seconds": seconds})
     step = max(1, len(whole) // scan)
     index = sorted(range(0, len(whole), step), key=lambda i: -int(whole[i].shape[-1]))[:n]
     return torch.stack([fixed[i] for i in sorted(index)])
