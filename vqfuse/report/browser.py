@@ -19,7 +19,7 @@ from vqfuse.errors import PathLike
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WIDTH = 1280
-MAX_HEIGHT = 20000  # a screenshot taller than this is cut (very long pages)
+MAX_HEIGHT = 40000  # a screenshot taller than this is cut (very long pages)
 
 _MEDIA_STATE = """
 return [...document.querySelectorAll('audio, video')].map(e => ({
