@@ -15,8 +15,22 @@ def test_builtin_models_are_model_directories_with_a_model_card():
     models = builtin_models()
     assert {"speech16k", "moving-digits"} <= set(models)
     for path in models.values():
-        assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-        assert (path / "README.md").is_file()
+        if (path / "fusion.json").is_file():  # a fusion model: prior + tokenizers (or the names of shipped ones)
+            assert (path / "prior" / "model.safetensors").is_file()
+        else:
+            assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+        assert (path / "README.md").is_file() and (path / "card.json").is_file()
+
+
+def test_the_fusion_model_generates_by_name():
+    from vqfuse.fusion.model import FusionModel
+
+    model = FusionModel.from_run("av-digits")
+    assert set(model.names) == {"image", "audio"}
+    speech = torch.zeros(1, 1, 16000)
+    g = torch.Generator().manual_seed(0)
+    image = model.generate(speech, to="image", source="audio", generator=g, rerank=1)
+    assert image.shape[-2:] == (32, 32)
 
 
 def test_a_builtin_model_loads_by_name_and_reconstructs(tmp_path, capsys):
