@@ -46,11 +46,18 @@ def _save(ctx: DemoContext, model: Any, name: str, x: Tensor, stem: str) -> list
 
 
 def _suffix(modality: Any) -> str:
-    return {"image": ".png", "audio": ".wav", "video": ".webm"}.get(modality.name, modality.default_output_suffix)
+    """The modality's own output format, except that videos are WebM, the format every browser plays."""
+    from vqfuse.report.media import REPORT_VIDEO_SUFFIX, media_kind
+
+    suffix = modality.default_output_suffix()
+    return REPORT_VIDEO_SUFFIX if media_kind(f"x{suffix}") == "video" else suffix
 
 
 def _kind(modality: Any) -> str:
-    return {"image": "image", "audio": "audio", "video": "video"}[modality.name]
+    """The report's media kind of this modality's files."""
+    from vqfuse.report.media import media_kind
+
+    return str(media_kind(f"x{_suffix(modality)}"))
 
 
 def fusion_part(ctx: DemoContext, model_name: str) -> None:
