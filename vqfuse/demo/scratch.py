@@ -16,7 +16,8 @@ from vqfuse.errors import VqfuseError
 @dataclass(frozen=True)
 class ScratchRun:
     """One kind trained from scratch: `preset` plus demo-sized `overrides`; `{steps}` / `{quarter}` in them
-    are filled with the demo's step count (and a quarter of it)."""
+    are filled with the demo's step count (and a quarter of it), `{av_digits_image}` with the shipped
+    av-digits image tokenizer, `{fusion_items}` with the demo's cap on encoded pairs."""
 
     kind: str
     preset: str
@@ -46,21 +47,22 @@ SCRATCH_RUNS: tuple[ScratchRun, ...] = (
         "fusion",
         "fusion-av-digits",
         "a fusion prior over the pretrained tokenizers' codes of digit images and spoken digits",
-        ("tokenizers.image={{model: av-digits/tokenizers/image}}", "train.warmup_steps=20"),
+        ("tokenizers.image={{model: {av_digits_image}}}", "prior.max_items={fusion_items}", "train.warmup_steps=20"),
     ),
 )
 
 
 def _overrides(ctx: DemoContext, run: ScratchRun, out: Path) -> list[str]:
-    steps = ctx.size.train_steps[run.kind]
-    fill = {"steps": steps, "quarter": max(1, steps // 4)}
-    extra = [o.format(**fill) for o in run.overrides]
-    if run.kind == "fusion":
-        from vqfuse.pretrained import resolve_run_dir
+    from vqfuse.pretrained import resolve_run_dir
 
-        image = resolve_run_dir("av-digits") / "tokenizers" / "image"
-        extra = [o.replace("av-digits/tokenizers/image", str(image)) for o in extra]
-        extra.append(f"prior.max_items={ctx.size.fusion_items}")
+    steps = ctx.size.train_steps[run.kind]
+    fill = {
+        "steps": steps,
+        "quarter": max(1, steps // 4),
+        "av_digits_image": resolve_run_dir("av-digits") / "tokenizers" / "image",  # the shipped image tokenizer
+        "fusion_items": ctx.size.fusion_items,
+    }
+    extra = [o.format(**fill) for o in run.overrides]
     log_every = max(1, min(20, steps // 25))  # enough points for a curve even when the budget stops it early
     return [*extra, f"steps={steps}", f"train.log_every={log_every}", f"train.max_minutes={ctx.size.train_minutes}",
             f"out={out}"]  # fmt: skip

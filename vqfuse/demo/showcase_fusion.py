@@ -12,26 +12,7 @@ import torch
 from torch import Tensor
 
 from vqfuse.demo.context import DemoContext
-
-
-class _Subset:
-    """The first `n` items of a paired dataset, spread over it, keeping `num_classes`."""
-
-    def __init__(self, dataset: Any, n: int, offset: int = 0) -> None:
-        self.dataset, self.num_classes = dataset, int(dataset.num_classes)
-        step = max(1, len(dataset) // max(1, n))
-        self.index = [(offset + i * step) % len(dataset) for i in range(min(n, len(dataset)))]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.dataset[self.index[i]]
-
-
-def _stack(dataset: Any, names: tuple[str, ...]) -> tuple[dict[str, Tensor], Tensor]:
-    items = [dataset[i] for i in range(len(dataset))]
-    return {n: torch.stack([it[n] for it in items]) for n in names}, torch.tensor([int(it["label"]) for it in items])
+from vqfuse.train.short_runs import spread_indices
 
 
 def _save(ctx: DemoContext, model: Any, name: str, x: Tensor, stem: str) -> list[str]:
@@ -61,7 +42,7 @@ def _kind(modality: Any) -> str:
 
 
 def fusion_part(ctx: DemoContext, model_name: str) -> None:
-    from vqfuse.fusion.evaluate import FusionEvalConfig, load_or_fit_judges, load_run_data
+    from vqfuse.fusion.evaluate import FusionEvalConfig, load_or_fit_judges, load_run_data, stack_items
     from vqfuse.metrics.generation import coherence
     from vqfuse.pretrained import resolve_run_dir
     from vqfuse.report import Media, Table
@@ -71,7 +52,7 @@ def fusion_part(ctx: DemoContext, model_name: str) -> None:
     names = tuple(model.names)
     nouns = {n: model.tokenizers[n].modality.noun for n in names}
     n = ctx.size.pairs
-    items, labels = _stack(_Subset(test_set, n), names)
+    items, labels = stack_items(test_set, spread_indices(len(test_set), n), names)
     config = FusionEvalConfig(items=n, seed=ctx.seed)
     judges = load_or_fit_judges(Path(run_dir), model, train_set, config, ctx.log)
     sec = ctx.report.add_section(
@@ -174,6 +155,7 @@ def _num(v: Any) -> str:
 
 def robustness_part(ctx: DemoContext, model: Any, train_set: Any, test_set: Any, sec: Any) -> None:
     """Token classifiers on one modality and on both (early / late fusion) as the image is degraded."""
+    from vqfuse.fusion.budget import subset
     from vqfuse.fusion.evaluate import FusionEvalConfig, classification_section
 
     full = ctx.size.pairs >= 16
@@ -184,8 +166,7 @@ def robustness_part(ctx: DemoContext, model: Any, train_set: Any, test_set: Any,
         augment_levels=(),
     )
     out_dir = ctx.path("pretrained", "fusion", "robustness", "x").parent
-    train = _Subset(train_set, 1500 if full else 200)
-    test = _Subset(test_set, 300 if full else 60, offset=1)
+    train, test = subset(train_set, 1500 if full else 200), subset(test_set, 300 if full else 60)
     report = classification_section(model, train, test, config, out_dir)
     sec.add_image(
         ctx.rel(out_dir / "robustness.png"),

@@ -58,7 +58,7 @@ class FusionEvalConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _stack(dataset: Any, index: Sequence[int], names: Sequence[str]) -> tuple[dict[str, Tensor], Tensor]:
+def stack_items(dataset: Any, index: Sequence[int], names: Sequence[str]) -> tuple[dict[str, Tensor], Tensor]:
     """({segment: (N, C, *item)}, labels (N,)) of dataset items `index`."""
     items = [dataset[i] for i in index]
     return ({n: torch.stack([it[n] for it in items]) for n in names}, torch.tensor([int(it["label"]) for it in items]))
@@ -94,7 +94,7 @@ def load_or_fit_judges(run_dir: Path, model: Any, train_set: Any, config: Fusion
         if judge is None:
             continue
         log(f"[evaluate] fitting the {name} judge on real items of the train split")
-        items, labels = _stack(train_set, _unique_items(train_set, name), [name])
+        items, labels = stack_items(train_set, _unique_items(train_set, name), [name])
         judge.fit(items[name], labels, steps=config.judge_steps, seed=config.seed)
         judge.save(directory)
         judges[name] = judge
@@ -125,7 +125,7 @@ def coherence_section(
     data, coherence with the condition's label, Frechet distances; previews of each direction."""
     from vqfuse.metrics.generation import coherence, judge_frechet_distance
 
-    items, labels = _stack(test_set, _spread(len(test_set), config.items), model.names)
+    items, labels = stack_items(test_set, _spread(len(test_set), config.items), model.names)
     directions = [(s, t) for t in model.names if t in judges for s in model.names if s != t]
     g = torch.Generator().manual_seed(config.seed)
     generated = {
@@ -194,8 +194,8 @@ def classification_inputs(model: Any, train_set: Any, test_set: Any, config: Fus
     modality has a robustness sweep with a function that tokenizes degraded copies of them (None without
     one), and the codebook sizes."""
     names = model.names
-    train_items, train_labels = _stack(train_set, range(len(train_set)), names)
-    test_items, test_labels = _stack(test_set, range(len(test_set)), names)
+    train_items, train_labels = stack_items(train_set, range(len(train_set)), names)
+    test_items, test_labels = stack_items(test_set, range(len(test_set)), names)
     snr = study_noise(model, config)
     with torch.no_grad():
         train = {n: _tokens(model, n, train_items[n], snr[n], config.seed, 256) for n in names}
@@ -257,7 +257,7 @@ def repair_section(model: Any, test_set: Any, config: FusionEvalConfig) -> dict[
 
     if model.kind != "maskgit":
         return {"skipped": "repair needs a masked (maskgit) prior"}
-    items, _ = _stack(test_set, _spread(len(test_set), config.repair_items), model.names)
+    items, _ = stack_items(test_set, _spread(len(test_set), config.repair_items), model.names)
     items = {n: model.prepare(n, x).to(model.device) for n, x in items.items()}
     return evaluate_repair(
         model.prior,
@@ -380,6 +380,7 @@ def fusion_markdown(report: dict[str, Any]) -> str:
 
 __all__ = [
     "FusionEvalConfig",
+    "stack_items",
     "evaluate_fusion",
     "load_run_data",
     "classification_inputs",
