@@ -25,7 +25,7 @@ def _inputs(batch: Any) -> Tensor:
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-def _stage_counts(codes: Tensor, codebook_size: int) -> Tensor:
+def stage_counts(codes: Tensor, codebook_size: int) -> Tensor:
     """codes (B, S, *latent) -> code counts per stage, (S, K)."""
     return torch.stack([torch.bincount(s.reshape(-1), minlength=codebook_size) for s in codes.transpose(0, 1)])
 
@@ -75,7 +75,7 @@ def evaluate_tokenizer(
         values["mse"] = float((x_hat.clamp(-1, 1) - x).pow(2).mean())
         for k, v in values.items():
             sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64, device=device)) + float(v) * b
-        c = _stage_counts(model.quantizer.to_stages(out.quant.indices), K).double() * weight
+        c = stage_counts(model.quantizer.to_stages(out.quant.indices), K).double() * weight
         counts = c if counts.numel() == 0 else counts + c
         n_items += b
         tokens_per_item, item_shape = out.quant.indices[0].numel(), tuple(x.shape[1:])
@@ -247,6 +247,7 @@ def evaluate_model(
 
 
 __all__ = [
+    "stage_counts",
     "evaluate_tokenizer",
     "model_info",
     "evaluate_model",

@@ -47,13 +47,10 @@ def _item(item: Any) -> Tensor:
 
 
 def code_counts(tok: Any, codes: Tensor) -> list[np.ndarray]:
-    """Per-code use counts of each quantizer stage; codes (B, [stages,] *grid)."""
-    if tok.n_stages > 1:  # residual codes (B, stages kept, T)
-        sizes = tok.stage_sizes(codes.shape[1])
-        codes = codes.reshape(codes.shape[0], len(sizes), -1)
-    else:
-        sizes, codes = [tok.codebook_size], codes.reshape(1, 1, -1)
-    return [np.bincount(codes[:, s].reshape(-1).numpy(), minlength=k) for s, k in enumerate(sizes)]
+    """Per-code use counts of each quantizer stage; codes (B, stages kept, *latent) as `encode_codes` gives."""
+    from vqfuse.evaluate import stage_counts
+
+    return [c.numpy() for c in stage_counts(codes, tok.codebook_size)]
 
 
 def usage_plot(ctx: DemoContext, tok: Any, codes: Tensor, name: str) -> str:

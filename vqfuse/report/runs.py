@@ -24,7 +24,6 @@ from vqfuse.report.html import INDEX_HTML, REPORT_JSON, write_report
 from vqfuse.report.media import media_kind
 from vqfuse.report.model import Media, Report, Table
 from vqfuse.report.parts import (
-    ASSETS,
     add_curves,
     add_gallery,
     add_markdown,
@@ -36,11 +35,10 @@ from vqfuse.report.parts import (
     rel,
     report_media,
 )
+from vqfuse.report.usage import code_counts, usage_section
 
 log = logging.getLogger("vqfuse.report")
 
-MAX_USAGE_ITEMS = 64  # held-out items encoded for the codebook-usage histogram
-USAGE_ELEMENTS = 4_000_000  # ... fewer for large items (video): about this many input values in all
 
 _PREVIEW_CAPTIONS = {
     "image": "held-out inputs (odd rows) above their reconstructions (even rows)",
@@ -121,56 +119,6 @@ def _load_tokenizer(run: Path) -> Any:
     return Tokenizer.from_pretrained(run, device="cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
-def code_counts(tok: Any, data: dict[str, Any] | None = None, max_items: int = MAX_USAGE_ITEMS) -> tuple[list, int]:
-    """Per-stage code counts [(K_s,) int64] over up to `max_items` items of the model's held-out split
-    (`data`: the run's data section; default: what the model records). Returns (counts, items encoded)."""
-    import torch
-
-    from vqfuse.train.batches import first_tensor
-
-    modality, meta = tok.modality, tok.meta
-    if data and data.get("train"):
-        spec, data = str(data["train"]), dict(data)
-    else:
-        spec = meta.get("dataset")
-        if not spec:
-            raise ValueError("the model records no dataset")
-        data = modality.data_section(meta, spec)
-    dataset = modality.dataset(spec, "test", data)
-    first = first_tensor(dataset[0])
-    n = min(len(dataset), max_items, max(4, USAGE_ELEMENTS // max(1, first.numel())))  # type: ignore[arg-type]
-    sizes = [int(k) for k in tok.stage_sizes()]
-    counts = [np.zeros(k, dtype=np.int64) for k in sizes]
-    device = next(tok.parameters()).device
-    with torch.no_grad():
-        for start in range(0, n, 16):
-            x = torch.stack([first_tensor(dataset[i]) for i in range(start, min(n, start + 16))]).float()
-            codes = tok.encode_codes(x.to(device)).cpu()  # (B, S, *latent)
-            for s in range(codes.shape[1]):
-                counts[s] += np.bincount(codes[:, s].reshape(-1).numpy(), minlength=sizes[s])[: sizes[s]]
-    return counts, n
-
-
-def _usage_section(rep: Report, tok: Any, cfg: dict[str, Any], out: Path) -> None:
-    from vqfuse.report.plots import plot_code_usage
-
-    sec = rep.add_section("Codebook usage")
-    try:
-        counts, n = code_counts(tok, cfg.get("data"))
-    except Exception as exc:  # e.g. a folder dataset that has moved: the rest of the report still stands
-        sec.add_text(f"The held-out items could not be encoded, so code usage is not shown: {exc}")
-        return
-    png = plot_code_usage(counts, out / ASSETS / "code-usage.png", title=f"{n} held-out items")
-    used = [int((c > 0).sum()) for c in counts]
-    text = ", ".join(f"{u} of {len(c)}" for u, c in zip(used, counts))
-    sec.add_text(
-        f"Codes of {n} items of the held-out split, encoded by the final model: {text} codes used"
-        + (" (per residual stage)." if len(counts) > 1 else ".")
-        + " A code that is never used is wasted rate; the held-out metrics give the usage over the whole split."
-    )
-    sec.add_image(rel(png, out), caption="code usage per quantizer stage")
-
-
 def tokenizer_report(run: Path, out: Path) -> Report:
     """The report of a tokenizer run (see the module docstring)."""
     cfg, metrics = read_yaml(run / "config.yaml"), read_json(run / "metrics.json") or {}
@@ -240,7 +188,7 @@ def tokenizer_report(run: Path, out: Path) -> Report:
     if (run / "evaluation.md").is_file():
         add_markdown(rep.add_section("Evaluation (vqfuse evaluate)"), run / "evaluation.md")
     if tok is not None:
-        _usage_section(rep, tok, cfg, out)
+        usage_section(rep, tok, cfg, out)
     return rep
 
 
