@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqfuse.demo.context import DemoContext
-from vqfuse.errors import VqfuseError
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def add_run_section(ctx: DemoContext, run: ScratchRun, out: Path, seconds: float
     """Curves, the trainer's held-out samples and metrics of one scratch run."""
     from vqfuse.io.weights import load_json
     from vqfuse.report import Table
-    from vqfuse.report.plots import plot_training_curves
+    from vqfuse.report.parts import add_curves
 
     metrics = load_json(out / "metrics.json") if (out / "metrics.json").is_file() else {}
     steps = metrics.get("steps", "?")
@@ -106,19 +105,12 @@ def add_run_section(ctx: DemoContext, run: ScratchRun, out: Path, seconds: float
         f"train.max_minutes={ctx.size.train_minutes:g}`: {steps} steps, {when}. A model this short is "
         "rough; the pretrained sections above show the same recipe trained to the end.",
     )
-    history = out / "logs" / "train.jsonl"
-    png = ctx.path("scratch", run.kind, "report", "curves.png")
-    try:
-        plot_training_curves(history, png)
-        sec.add_image(ctx.rel(png), caption="training curves")
-    except VqfuseError as exc:  # e.g. stopped before its first logged step: say so, keep the rest
-        sec.add_text(f"No training curve: {exc}")
+    add_curves(sec, out, ctx.out, name=f"scratch-{run.kind}-curves.png")
     for sample in sorted((out / "samples").glob("final.*")) + sorted((out / "evaluation").glob("*.png"))[:2]:
         if sample.suffix in (".png", ".gif"):
             sec.add_image(ctx.rel(sample), caption="held-out inputs above their reconstructions")
-    md = out / "metrics.md"
-    if md.is_file():
-        sec.add_table(Table.from_markdown(md.read_text()))
+    if (out / "metrics.md").is_file():
+        sec.add_table(Table.from_markdown((out / "metrics.md").read_text()))
 
 
 __all__ = ["ScratchRun", "SCRATCH_RUNS", "train_scratch"]
